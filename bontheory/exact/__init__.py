@@ -1,0 +1,3 @@
+"""Exact BoN theory on finite outcome spaces."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""bontheory.mc"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""bontheory.policies"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""bontheory.rewards"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""bontheory.vbon"""
+
+__all__: list[str] = []

@@ -1,0 +1,20 @@
+"""bontheory experiments: one thin module per experiment.
+
+Each module ``experiments/<name>.py`` defines
+
+* ``NAME: str`` and ``SUMMARY: str`` (one line: what the experiment shows);
+* ``Config``: a frozen dataclass with documented defaults (the defaults are the ``--full`` settings), with a
+  ``seed: int`` field;
+* ``QUICK: Config``: the quick settings used by ``bontheory reproduce --quick`` and ``make reproduce``;
+* ``run(config: Config, run: bontheory.runs.Run) -> dict``: computes and returns the metrics (JSON-able),
+  storing each finished sweep cell with ``run.cell(name, compute)`` so an interrupted run resumes;
+* ``plot(metrics: dict, out_dir: pathlib.Path) -> list[pathlib.Path]``: writes figures (PNG and PDF) from
+  the saved metrics alone;
+* optionally ``summary(metrics: dict) -> list[dict]``: rows of a short table printed at the end.
+
+Add an experiment by writing such a module and adding its name to ``EXPERIMENTS`` below.
+"""
+
+EXPERIMENTS: tuple[str, ...] = (
+    "kl_bound",
+)
