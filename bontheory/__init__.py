@@ -5,12 +5,13 @@ This module only re-exports the public API of the subpackages (each lists its na
 
 __version__ = "0.1.0"
 
-from bontheory import exact, mc, policies, rewards, vbon  # noqa: E402
+from bontheory import alternatives, exact, mc, policies, rewards, vbon  # noqa: E402
 from bontheory.exact import *  # noqa: E402,F401,F403
 from bontheory.mc import *  # noqa: E402,F401,F403
 from bontheory.policies import *  # noqa: E402,F401,F403
 from bontheory.rewards import *  # noqa: E402,F401,F403
 from bontheory.vbon import *  # noqa: E402,F401,F403
+from bontheory.alternatives import *  # noqa: E402,F401,F403
 
 __all__ = [
     "__version__",
@@ -19,4 +20,5 @@ __all__ = [
     *rewards.__all__,
     *mc.__all__,
     *vbon.__all__,
+    *alternatives.__all__,
 ]
