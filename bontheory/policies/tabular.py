@@ -1,0 +1,246 @@
+"""Tabular autoregressive policies: memoryless, Markov of order k, and full history.
+
+A tabular policy of order k keeps one logits row per (position t, context c), where the context is
+the last k tokens, with the missing tokens before the sequence start read as token 0:
+
+    c_t = Σ_{j=1}^{k} y_{t-j} V^{j-1}        (y_s := 0 for s < 0; the most recent token is the
+                                              least significant digit)
+    π(y_t | y_{<t}) = softmax(table[t, c_t])[y_t],     table: float[L, V**k, V].
+
+Because the table is per position, the padding is unambiguous (at position t < k the padded
+digits are always 0), so order k is the general position-dependent Markov chain of order k.
+Order 0 is memoryless (a product distribution), and ``order=None`` (full history) is order L-1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bontheory.policies.policy import Policy
+
+__all__ = [
+    "TabularPolicy",
+    "random_tabular_policy",
+    "tabular_policy_from_logits",
+    "tabular_log_probs_table",
+    "MAX_TABLE_SIZE",
+]
+
+#: Largest number of logits entries L * V**k * V a tabular policy may hold (64 Mi floats).
+MAX_TABLE_SIZE = 2**26
+
+
+def effective_order(order: int | None, length: int) -> int:
+    """Context length actually used: ``L - 1`` for full history, else ``min(order, L - 1)``."""
+    if order is None:
+        return max(length - 1, 0)
+    return min(int(order), max(length - 1, 0))
+
+
+def _check_sizes(vocab_size: int, length: int, order: int | None) -> int:
+    if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be an integer >= 1, got {vocab_size!r}")
+    if not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"length must be an integer >= 1, got {length!r}")
+    if order is not None and (not isinstance(order, (int, np.integer)) or order < 0):
+        raise ValueError(f"order must be None (full history) or an integer >= 0, got {order!r}")
+    k = effective_order(order, int(length))
+    size = int(length) * int(vocab_size) ** k * int(vocab_size)
+    if size > MAX_TABLE_SIZE:
+        raise ValueError(
+            f"tabular policy with V={vocab_size}, L={length}, order={order} needs a logits table of "
+            f"L*V**k*V = {size} entries (> {MAX_TABLE_SIZE}); use a smaller order or a TransformerPolicy"
+        )
+    return k
+
+
+def context_index(tokens: jax.Array, vocab_size: int, k: int) -> jax.Array:
+    """Context index ``c_t = Σ_{j=1}^{k} y_{t-j} V^{j-1}`` (zero-padded before the start).
+
+    Args:
+        tokens: ``int[B, L]``.
+        vocab_size: V.
+        k: context length.
+
+    Returns:
+        ``int32[B, L]``.
+    """
+    batch, length = tokens.shape
+    ctx = jnp.zeros((batch, length), jnp.int32)
+    for j in range(1, k + 1):
+        shifted = jnp.pad(tokens[:, : length - j], ((0, 0), (j, 0)))
+        ctx = ctx + shifted.astype(jnp.int32) * (vocab_size ** (j - 1))
+    return ctx
+
+
+class TabularPolicy(nn.Module):
+    """Tabular autoregressive policy (Flax module) ``int32[B, L] -> float[B, L, V]``.
+
+    Parameter ``"logits"`` has shape ``(L, V**k, V)`` with ``k = effective_order(order, L)``;
+    see the module docstring for the context encoding.
+
+    Attributes:
+        vocab_size: V >= 1.
+        length: L >= 1.
+        order: 0 memoryless, k Markov of order k, None full history.
+        init_scale: standard deviation of the Gaussian initial logits.
+    """
+
+    vocab_size: int
+    length: int
+    order: int | None = 0
+    init_scale: float = 1.0
+
+    @property
+    def context_order(self) -> int:
+        return effective_order(self.order, self.length)
+
+    @property
+    def num_contexts(self) -> int:
+        return self.vocab_size**self.context_order
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        k = _check_sizes(self.vocab_size, self.length, self.order)
+        table = self.param(
+            "logits",
+            nn.initializers.normal(self.init_scale),
+            (self.length, self.vocab_size**k, self.vocab_size),
+        )
+        ctx = context_index(tokens, self.vocab_size, k)
+        return table[jnp.arange(self.length)[None, :], ctx]
+
+
+def tabular_log_probs_table(policy: Policy) -> jax.Array:
+    """Normalised log-probability table ``float[L, V**k, V]`` of a tabular policy."""
+    if not isinstance(policy.module, TabularPolicy):
+        raise TypeError(f"expected a Policy with a TabularPolicy module, got {type(policy.module).__name__}")
+    return jax.nn.log_softmax(policy.params["logits"], axis=-1)
+
+
+def tabular_token_log_probs(module: TabularPolicy, params: Any, tokens: jax.Array) -> jax.Array:
+    """``log π(y_t | y_{<t})`` by direct gather, ``int[B, L] -> float[B, L]`` (no ``B×L×V`` array)."""
+    logp = jax.nn.log_softmax(params["logits"], axis=-1)
+    ctx = context_index(tokens, module.vocab_size, module.context_order)
+    return logp[jnp.arange(module.length)[None, :], ctx, tokens]
+
+
+def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int) -> jax.Array:
+    """Sample ``int32[num, L]`` from a tabular policy.
+
+    Order 0: one ``categorical`` call over the ``(L, V)`` table. Order k > 0: a ``lax.scan`` over
+    positions carrying the context index, ``c_{t+1} = y_t + V (c_t mod V^{k-1})``.
+    """
+    table = params["logits"]
+    length, vocab, k = module.length, module.vocab_size, module.context_order
+    if k == 0:
+        logits = table[:, 0, :]  # (L, V)
+        return jax.random.categorical(key, logits, axis=-1, shape=(num, length)).astype(jnp.int32)
+    keys = jax.random.split(key, length)
+    low = vocab ** (k - 1)
+
+    def step(ctx, xs):
+        t, kt = xs
+        rows = table[t][ctx]  # (num, V)
+        tok = jax.random.categorical(kt, rows, axis=-1).astype(jnp.int32)
+        return tok + vocab * (ctx % low), tok
+
+    _, toks = jax.lax.scan(step, jnp.zeros((num,), jnp.int32), (jnp.arange(length), keys))
+    return toks.T
+
+
+def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> Policy:
+    """Build a tabular ``Policy`` from an explicit logits table.
+
+    Args:
+        logits: ``float[L, V**k, V]`` with ``k = effective_order(order, L)``; for order 0 also
+            ``float[L, V]``. Rows need not be normalised (a softmax is applied).
+        order: 0, k, or None (full history).
+
+    Returns:
+        ``Policy(TabularPolicy(V, L, order), {"logits": logits})``.
+    """
+    logits = jnp.asarray(logits)
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise TypeError(f"logits must be a floating array, got dtype {logits.dtype}")
+    if logits.ndim == 2:
+        logits = logits[:, None, :]
+    if logits.ndim != 3:
+        raise ValueError(f"logits must have shape (L, V**k, V) (or (L, V) for order 0), got {logits.shape}")
+    length, contexts, vocab = logits.shape
+    k = _check_sizes(vocab, length, order)
+    if contexts != vocab**k:
+        raise ValueError(
+            f"logits of shape {logits.shape} do not match order={order}: expected "
+            f"({length}, {vocab}**{k} = {vocab**k}, {vocab})"
+        )
+    if not isinstance(logits, jax.core.Tracer) and bool(jnp.any(jnp.isnan(logits))):
+        raise ValueError("logits contain NaN")
+    module = TabularPolicy(vocab_size=int(vocab), length=int(length), order=order)
+    return Policy(module=module, params={"logits": logits})
+
+
+_KINDS = ("gaussian", "dirichlet", "zipf")
+
+
+def random_tabular_policy(
+    key: jax.Array,
+    vocab_size: int,
+    length: int,
+    order: int | None = 0,
+    kind: str = "gaussian",
+    temperature: float = 1.0,
+    concentration: float = 1.0,
+    zipf_exponent: float = 1.0,
+    dtype: Any = None,
+) -> Policy:
+    """Draw a random tabular policy; every (position, context) row is drawn independently.
+
+    Kinds (then all logits are divided by ``temperature``; smaller = more peaked):
+      * ``"gaussian"``: logits ~ N(0, 1).
+      * ``"dirichlet"``: next-token probabilities ~ Dirichlet(concentration · 1_V), drawn in log
+        space as log-Gamma variates (stable for tiny concentrations); small concentration = peaked.
+      * ``"zipf"``: probabilities ∝ rank^(-zipf_exponent) over a random permutation of the tokens;
+        larger exponent = more peaked, 0 = uniform.
+
+    Args:
+        key: PRNG key.
+        vocab_size: V >= 1.
+        length: L >= 1.
+        order: 0 memoryless, k Markov, None full history.
+        kind: ``"gaussian"``, ``"dirichlet"`` or ``"zipf"``.
+        temperature: > 0.
+        concentration: Dirichlet concentration > 0.
+        zipf_exponent: Zipf exponent >= 0.
+        dtype: float dtype of the table (default: JAX's default float).
+
+    Returns:
+        A ``Policy`` with a ``TabularPolicy`` module and logits ``float[L, V**k, V]``.
+    """
+    k = _check_sizes(vocab_size, length, order)
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    shape = (int(length), int(vocab_size) ** k, int(vocab_size))
+    if kind == "gaussian":
+        logits = jax.random.normal(key, shape, dtype)
+    elif kind == "dirichlet":
+        if not concentration > 0:
+            raise ValueError(f"concentration must be > 0, got {concentration}")
+        logits = jax.random.loggamma(key, jnp.asarray(concentration, dtype), shape, dtype)
+    else:
+        if not zipf_exponent >= 0:
+            raise ValueError(f"zipf_exponent must be >= 0, got {zipf_exponent}")
+        ranks = jnp.argsort(jax.random.uniform(key, shape), axis=-1).astype(dtype) + 1.0
+        logits = -zipf_exponent * jnp.log(ranks)
+    logits = logits / jnp.asarray(temperature, dtype)
+    logits = jax.nn.log_softmax(logits, axis=-1)
+    return tabular_policy_from_logits(logits, order)
