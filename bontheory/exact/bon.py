@@ -1,0 +1,249 @@
+r"""The exact Best-of-n policy on a finite outcome space (THEORY §1).
+
+BoN draws :math:`Y_1..Y_n \sim p` i.i.d. and returns a draw of maximal reward, ties broken uniformly at
+random among the tied draws. With :math:`F(y) = P_p(r(Y) \le r(y))`, :math:`F^-(y) = P_p(r(Y) < r(y))` and
+:math:`m(y) = F(y) - F^-(y)` (the mass of y's reward level),
+
+.. math:: \pi_n(y) = \frac{p(y)}{m(y)} \big(F(y)^n - F^-(y)^n\big).
+
+Every function here evaluates on :class:`~bontheory.exact.levels.RewardLevels` (one sort), so an array
+``n`` or ``jax.vmap`` over ``n`` does not re-sort. ``n`` may be a Python int, an array whose shape
+broadcasts with the batch shape of the distributions, or a tracer. Results have shape
+``broadcast(batch, n.shape)`` (scalars per distribution) or that plus ``(K,)`` (pmfs).
+
+References:
+  Beirami et al., "Theoretical guarantees on the best-of-n alignment policy", arXiv 2401.01879 (tie-free
+  form :math:`F^n - F^{-n}`); the tie-splitting form is derived in THEORY.md §1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from bontheory import _checks
+from bontheory.exact.levels import (
+    RewardLevels,
+    _bcast,
+    _broadcast_levels_n,
+    level_log_mass_of_max,
+    reward_levels,
+)
+
+__all__ = [
+    "bon_expected_reward",
+    "bon_expected_reward_from_levels",
+    "bon_kl",
+    "bon_kl_from_levels",
+    "bon_log_pmf",
+    "bon_log_pmf_from_levels",
+    "bon_pmf",
+    "bon_sample_exact",
+    "bon_win_rate",
+    "bon_win_rate_from_levels",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# On precomputed levels (no checks; n may be traced)
+
+
+def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r""":math:`\log \pi_n(y) = \log p(y) - \log m(y) + \log(F(y)^n - F^-(y)^n)` on precomputed levels.
+
+    Returns:
+      ``broadcast(B, n.shape) + (K,)``, ``-inf`` where :math:`p(y) = 0`.
+    """
+    log_q = level_log_mass_of_max(levels, n)
+    shape = log_q.shape[:-1]
+    level_of = _bcast(levels.level_of, shape)
+    log_q_y = jnp.take_along_axis(log_q, level_of, axis=-1)
+    log_m_y = jnp.take_along_axis(_bcast(levels.log_mass, shape), level_of, axis=-1)
+    log_p = _bcast(levels.log_probs, shape)
+    return jnp.where(log_p > -jnp.inf, log_p - jnp.where(log_p > -jnp.inf, log_m_y, 0) + log_q_y, -jnp.inf)
+
+
+def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
+
+    Rounding can make the sum a few ulps negative (at n = 1); it is clipped at 0.
+
+    Returns:
+      ``broadcast(B, n.shape)``.
+    """
+    log_q = level_log_mass_of_max(levels, n)
+    log_m = _bcast(levels.log_mass, log_q.shape[:-1])
+    pos = log_q > -jnp.inf
+    q = jnp.exp(log_q)
+    terms = jnp.where(pos, q * (log_q - jnp.where(pos, log_m, 0)), 0)
+    return jnp.maximum(jnp.sum(terms, axis=-1), 0)
+
+
+def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
+    q = jnp.exp(level_log_mass_of_max(levels, n))
+    return jnp.sum(q * _bcast(levels.reward, q.shape[:-1]), axis=-1)
+
+
+def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r"""Win rate of :math:`\pi_n` against p, ties counted ½:
+    :math:`W_n = \tfrac12 \sum_\ell q_\ell (F_\ell + F^-_\ell) = 1 - \sum_\ell q_\ell (1 - F_\ell + m_\ell/2)`
+    (the second form, used here, is accurate when :math:`W_n \approx 1`). Returns ``broadcast(B, n.shape)``.
+    """
+    q = jnp.exp(level_log_mass_of_max(levels, n))
+    shape = q.shape[:-1]
+    loss = _bcast(levels.tail, shape) + 0.5 * _bcast(levels.mass, shape)
+    return 1 - jnp.sum(q * loss, axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Public API on (ref_probs, rewards)
+
+
+def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
+    n = _checks.check_n(n)
+    levels = reward_levels(ref_probs, rewards)
+    return levels, n
+
+
+def bon_log_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+    r"""Exact log-pmf of the best-of-n policy (ties split ∝ p), computed in log space.
+
+    .. math:: \log \pi_n(y) = \log p(y) - \log m(y) + n \log F(y)
+              + \log\!\big(-\mathrm{expm1}(n \log(F^-(y)/F(y)))\big)
+
+    Args:
+      ref_probs: ``(..., K)`` reference pmf p.
+      rewards: ``(..., K)`` rewards (batch shape broadcasts with ``ref_probs``).
+      n: integer ≥ 1, scalar or array broadcasting with the batch shape; may be traced.
+
+    Returns:
+      ``broadcast(batch, n.shape) + (K,)``; ``-inf`` where p(y) = 0. Accurate for n up to 1e6 and
+      probabilities down to 1e-30 in float32 and float64.
+    """
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    return bon_log_pmf_from_levels(levels, n)
+
+
+def bon_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+    r"""Exact pmf of the best-of-n policy: :math:`\pi_n(y) = \frac{p(y)}{m(y)}(F(y)^n - F^-(y)^n)`.
+
+    Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (THEORY §1). Shapes as
+    :func:`bon_log_pmf`.
+    """
+    return jnp.exp(bon_log_pmf(ref_probs, rewards, n))
+
+
+def bon_kl(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+    r"""Exact :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
+
+    (Within a level :math:`\pi_n/p` is constant, so the KL is a sum over levels.) Always
+    ≤ :func:`~bontheory.exact.bounds.bon_kl_bound` ``(n)``.
+
+    Returns:
+      ``broadcast(batch, n.shape)``.
+    """
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    return bon_kl_from_levels(levels, n)
+
+
+def bon_expected_reward(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+    r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(batch, n.shape)``."""
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    return bon_expected_reward_from_levels(levels, n)
+
+
+def bon_win_rate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+    r"""Win rate of BoN against a fresh reference draw, ties ½: :math:`\tfrac12\sum_\ell q_\ell (F_\ell + F^-_\ell)`.
+
+    Equals ``win_rate(bon_pmf(p, r, n), p, r)``; ≤ n/(n+1). Returns ``broadcast(batch, n.shape)``.
+    """
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    return bon_win_rate_from_levels(levels, n)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exact sampling
+
+
+def _segmented_cumsum(values: jax.Array, starts: jax.Array) -> jax.Array:
+    """Inclusive cumulative sum restarting at each ``starts`` flag (exact within a segment, no cancellation)."""
+
+    def op(a, b):
+        av, af = a
+        bv, bf = b
+        return jnp.where(bf, bv, av + bv), af | bf
+
+    out, _ = jax.lax.associative_scan(op, (values, starts))
+    return out
+
+
+def _sample_1d(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    k = levels.mass.shape[-1]
+    dtype = levels.log_cdf.dtype
+    k_level, k_within = jax.random.split(key)
+    # Max of n uniforms is U^{1/n}; in log space log V = log(U)/n, U in (0, 1].
+    u = jax.random.uniform(k_level, shape, dtype)
+    log_v = jnp.log1p(-u) / n.astype(dtype)
+    log_cdf = jax.lax.cummax(levels.log_cdf)  # guard against ulp-level non-monotonicity at F = 1/2
+    lvl = jnp.searchsorted(log_cdf, log_v, side="left").astype(jnp.int32)
+    lvl = jnp.minimum(lvl, levels.num_levels - 1)
+    # Within the level, an outcome ∝ p: binary search on a per-level cumulative sum.
+    order = levels.order
+    ps = jnp.exp(levels.log_probs[order])
+    seg = levels.level_of[order]
+    starts_flag = jnp.concatenate([jnp.ones((1,), bool), seg[1:] != seg[:-1]])
+    seg_cum = _segmented_cumsum(ps, starts_flag)
+    start = jnp.cumsum(levels.count) - levels.count
+    lo = start[lvl]
+    hi = lo + levels.count[lvl] - 1
+    total = seg_cum[hi]
+    t = jax.random.uniform(k_within, shape, dtype) * total
+    for _ in range(max(1, math.ceil(math.log2(k))) + 1):
+        mid = (lo + hi) // 2
+        left = seg_cum[mid] > t
+        hi = jnp.where(left, mid, hi)
+        lo = jnp.where(left, lo, jnp.minimum(mid + 1, hi))
+    return order[lo]
+
+
+def bon_sample_exact(
+    key: jax.Array,
+    ref_probs: jax.Array,
+    rewards: jax.Array,
+    n: jax.Array | int,
+    shape: Sequence[int] = (),
+) -> jax.Array:
+    r"""Exact best-of-n samples by the inverse-CDF trick; the cost does not grow with n.
+
+    The maximum of n uniforms is :math:`V = U^{1/n}` (:math:`\log V = \log U / n`); the chosen level is the
+    first whose CDF reaches V (binary search over the sorted level CDF), and the outcome within it is drawn
+    ∝ p (binary search on a per-level cumulative sum). Cost :math:`O(K \log K)` once for the sort plus
+    :math:`O(\log K)` per draw.
+
+    Args:
+      key: a PRNG key.
+      ref_probs: ``(..., K)`` reference pmf.
+      rewards: ``(..., K)`` rewards.
+      n: integer ≥ 1, scalar or broadcasting with the batch shape; may be traced.
+      shape: sample shape.
+
+    Returns:
+      int32 outcome indices of shape ``tuple(shape) + batch``.
+    """
+    shape = tuple(int(s) for s in shape)
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    batch = levels.batch_shape
+    if not batch:
+        return _sample_1d(key, levels, jnp.asarray(n), shape)
+    nb, _ = _broadcast_levels_n(levels, n)
+    nb = jnp.broadcast_to(nb[..., 0], batch)
+    size = math.prod(batch)
+    flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[len(batch):]), levels)
+    keys = jax.random.split(key, size)
+    out = jax.vmap(lambda kk, lv, nn: _sample_1d(kk, lv, nn, shape))(keys, flat, nb.reshape(size))
+    out = jnp.moveaxis(out, 0, -1)  # shape + (size,)
+    return out.reshape(shape + batch)

@@ -1,0 +1,98 @@
+r"""Divergences between pmfs on a finite space, and the win rate of a policy against the reference.
+
+All functions reduce over the last axis ``K`` of ``(..., K)`` arrays whose batch shapes broadcast.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from bontheory import _checks
+from bontheory.exact.levels import _reward_levels
+
+__all__ = [
+    "chi2_divergence",
+    "kl_divergence",
+    "total_variation",
+    "win_rate",
+]
+
+
+def _pair(p, q, name_p: str, name_q: str) -> tuple[jax.Array, jax.Array]:
+    p = _checks.to_array(p, name_p)
+    q = _checks.to_array(q, name_q)
+    _checks.check_probs(p, name_p)
+    _checks.check_probs(q, name_q)
+    batch = _checks.check_same_last_axis(p, q, name_p, name_q)
+    dtype = _checks.float_dtype(p, q)
+    p, q = _checks.broadcast_batch(p.astype(dtype), q.astype(dtype), batch_shape=batch)
+    return p, q
+
+
+def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
+    r""":math:`\mathrm{KL}(p\|q) = \sum_y p(y)\log\frac{p(y)}{q(y)}`, with :math:`0 \log 0 = 0` and
+    :math:`+\infty` if p puts mass where q has none.
+
+    Args:
+      p, q: ``(..., K)`` pmfs (batch shapes broadcast).
+
+    Returns:
+      ``(...)``.
+    """
+    p, q = _pair(p, q, "p", "q")
+    pos = p > 0
+    log_p = jnp.log(jnp.where(pos, p, 1))
+    log_q = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf)
+    return jnp.sum(jnp.where(pos, p * (log_p - log_q), 0), axis=-1)
+
+
+def chi2_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
+    r""":math:`\chi^2(p\|q) = \sum_y \frac{(p(y) - q(y))^2}{q(y)} = \sum_y p^2/q - 1` (:math:`+\infty` off q's support).
+
+    Args:
+      p, q: ``(..., K)`` pmfs.
+
+    Returns:
+      ``(...)``.
+    """
+    p, q = _pair(p, q, "p", "q")
+    qpos = q > 0
+    terms = jnp.where(qpos, (p - q) ** 2 / jnp.where(qpos, q, 1), jnp.where(p > 0, jnp.inf, 0))
+    return jnp.sum(terms, axis=-1)
+
+
+def total_variation(p: jax.Array, q: jax.Array) -> jax.Array:
+    r""":math:`\mathrm{TV}(p, q) = \tfrac12 \sum_y |p(y) - q(y)|`. Returns ``(...)``."""
+    p, q = _pair(p, q, "p", "q")
+    return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
+
+
+def win_rate(policy_probs: jax.Array, ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
+    r"""Win rate of a policy against the reference, ties counted ½:
+
+    .. math:: W(\pi) = P(r(Y) > r(Y')) + \tfrac12 P(r(Y) = r(Y')),\quad Y\sim\pi,\ Y'\sim p,
+              = \sum_y \pi(y)\big(F^-(y) + \tfrac12 m(y)\big) = 1 - \sum_y \pi(y)\big(1 - F(y) + \tfrac12 m(y)\big).
+
+    Args:
+      policy_probs: ``(..., K)`` the policy's pmf.
+      ref_probs: ``(..., K)`` the reference pmf.
+      rewards: ``(..., K)``.
+
+    Returns:
+      ``(...)`` (broadcast batch shape).
+    """
+    pi = _checks.to_array(policy_probs, "policy_probs")
+    p = _checks.to_array(ref_probs, "ref_probs")
+    r = _checks.to_array(rewards, "rewards")
+    _checks.check_probs(pi, "policy_probs")
+    _checks.check_probs(p, "ref_probs")
+    _checks.check_rewards(r, "rewards")
+    b1 = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
+    b2 = _checks.check_same_last_axis(pi, r, "policy_probs", "rewards")
+    batch = tuple(jnp.broadcast_shapes(b1, b2))
+    levels = _reward_levels(*_checks.broadcast_batch(p, r, batch_shape=batch), batch)
+    loss = levels.tail + 0.5 * levels.mass
+    loss_y = jnp.take_along_axis(loss, levels.level_of, axis=-1)
+    (pi,) = _checks.broadcast_batch(pi.astype(loss_y.dtype), batch_shape=batch)
+    return 1 - jnp.sum(pi * loss_y, axis=-1)

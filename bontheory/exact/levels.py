@@ -1,0 +1,194 @@
+r"""Reward levels: the shared mechanism every n-dependent exact quantity is built on.
+
+Outcomes are sorted by reward **once** (a stable argsort) and outcomes of equal reward are grouped into
+*levels* :math:`\ell = 0, 1, \dots` in increasing reward. For each level we keep its p-mass
+:math:`m_\ell`, :math:`\log F_\ell = \log P_p(r(Y) \le r_\ell)` and
+:math:`\log F^-_\ell = \log P_p(r(Y) < r_\ell)`, computed from the head cumulative sum where
+:math:`F < 1/2` and as ``log1p(-tail)`` from the (reverse-cumsum) tail sum where :math:`F \ge 1/2`, so that
+both are accurate for masses down to 1e-30 and levels near the top, in float32 and float64.
+
+Nothing here depends on n. The probability that the maximum of n draws lands on level ℓ,
+
+.. math:: q_\ell(n) = F_\ell^n - (F^-_\ell)^n
+          = \exp\big(n \log F_\ell + \log(-\mathrm{expm1}(n \log(F^-_\ell / F_\ell)))\big),
+
+is :func:`level_log_mass_of_max`; it is elementwise in n, so evaluating many n (e.g. ``jax.vmap`` over n,
+or an array ``n``) reuses one sort. :math:`\log(F^-_\ell/F_\ell) = \mathrm{log1p}(-m_\ell/F_\ell)` is
+stored directly (``log_ratio``) rather than as a difference of two logs, which would cancel for a tiny
+level next to the top.
+
+Shapes are fixed: with K outcomes there are at most K levels, and the level arrays are padded to length K
+(padding levels have zero mass, :math:`F = F^- = 1`, hence :math:`q_\ell(n) = 0`), so everything works under
+``jit`` and ``vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bontheory import _checks
+
+__all__ = [
+    "RewardLevels",
+    "level_log_mass_of_max",
+    "reward_levels",
+]
+
+
+class RewardLevels(NamedTuple):
+    """Reward levels of a reference pmf (a pytree; batch shape ``...``, K outcomes, levels padded to K).
+
+    Attributes:
+      order: int32 ``(..., K)``: the outcome at each sorted position (ascending reward, stable).
+      level_of: int32 ``(..., K)``: the level index of each outcome (original outcome order).
+      num_levels: int32 ``(...)``: number of distinct rewards (real levels); levels ``>= num_levels`` are padding.
+      reward: ``(..., K)``: the reward of each level (padding repeats the top reward).
+      mass: ``(..., K)``: :math:`m_\\ell` (0 for padding).
+      log_mass: ``(..., K)``: :math:`\\log m_\\ell` (``-inf`` for zero mass).
+      log_cdf: ``(..., K)``: :math:`\\log F_\\ell` (0 for padding).
+      log_cdf_lower: ``(..., K)``: :math:`\\log F^-_\\ell` (0 for padding).
+      log_ratio: ``(..., K)``: :math:`\\log(F^-_\\ell/F_\\ell) = \\mathrm{log1p}(-m_\\ell/F_\\ell)`
+        (``-inf`` on the lowest level of positive mass, 0 where the mass is 0).
+      tail: ``(..., K)``: :math:`1 - F_\\ell` (an exact reverse cumulative sum; accurate when small).
+      count: int32 ``(..., K)``: the number of outcomes on each level (0 for padding).
+      log_probs: ``(..., K)``: :math:`\\log p(y)` of the (renormalised) reference, original outcome order.
+    """
+
+    order: jax.Array
+    level_of: jax.Array
+    num_levels: jax.Array
+    reward: jax.Array
+    mass: jax.Array
+    log_mass: jax.Array
+    log_cdf: jax.Array
+    log_cdf_lower: jax.Array
+    log_ratio: jax.Array
+    tail: jax.Array
+    count: jax.Array
+    log_probs: jax.Array
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.num_levels.shape)
+
+    @property
+    def num_outcomes(self) -> int:
+        return int(self.mass.shape[-1])
+
+
+def _log_pos(x: jax.Array) -> jax.Array:
+    """log(x) for x >= 0 with log(0) = -inf and no NaN from the unused branch."""
+    return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1)), -jnp.inf)
+
+
+def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
+    k = p.shape[-1]
+    p = jnp.maximum(p.astype(dtype), 0)
+    p = p / jnp.sum(p)
+    order = jnp.argsort(r, stable=True).astype(jnp.int32)
+    rs = r[order]
+    ps = p[order]
+    new = jnp.concatenate([jnp.ones((1,), bool), rs[1:] != rs[:-1]])
+    lid = (jnp.cumsum(new.astype(jnp.int32)) - 1).astype(jnp.int32)
+    num_levels = lid[-1] + 1
+    mass = jax.ops.segment_sum(ps, lid, num_segments=k, indices_are_sorted=True)
+    count = jax.ops.segment_sum(jnp.ones((k,), jnp.int32), lid, num_segments=k, indices_are_sorted=True)
+    real = jnp.arange(k, dtype=jnp.int32) < num_levels
+    top = rs[-1].astype(dtype)
+    reward = jnp.full((k,), top, dtype).at[lid].set(rs.astype(dtype))
+    reward = jnp.where(real, reward, top)
+
+    head = jnp.cumsum(mass)  # F_ℓ from below
+    head_lower = jnp.concatenate([jnp.zeros((1,), dtype), head[:-1]])  # F⁻_ℓ from below
+    tail_incl = jnp.flip(jnp.cumsum(jnp.flip(mass)))  # 1 − F⁻_ℓ from above
+    tail = jnp.concatenate([tail_incl[1:], jnp.zeros((1,), dtype)])  # 1 − F_ℓ from above
+    use_head = head < 0.5
+    cdf = jnp.where(use_head, head, 1 - tail)
+    log_cdf = jnp.where(use_head, _log_pos(head), jnp.log1p(-tail))
+    log_cdf_lower = jnp.where(head_lower < 0.5, _log_pos(head_lower), jnp.log1p(-tail_incl))
+    ratio = jnp.where(cdf > 0, jnp.minimum(mass / jnp.where(cdf > 0, cdf, 1), 1), 0)
+    log_ratio = jnp.where((head_lower <= 0) & (mass > 0), -jnp.inf, jnp.log1p(-ratio))
+    level_of = jnp.zeros((k,), jnp.int32).at[order].set(lid)
+    return RewardLevels(
+        order=order,
+        level_of=level_of,
+        num_levels=num_levels,
+        reward=reward,
+        mass=mass,
+        log_mass=_log_pos(mass),
+        log_cdf=log_cdf,
+        log_cdf_lower=log_cdf_lower,
+        log_ratio=log_ratio,
+        tail=tail,
+        count=count,
+        log_probs=_log_pos(p),
+    )
+
+
+def reward_levels(ref_probs: jax.Array, rewards: jax.Array) -> RewardLevels:
+    r"""Sorts outcomes by reward once and groups ties into levels.
+
+    Args:
+      ref_probs: ``(..., K)`` reference pmf :math:`p` (renormalised to sum to 1; tiny negative rounding is
+        clipped to 0).
+      rewards: ``(..., K)`` rewards :math:`r`; batch shapes broadcast with ``ref_probs``. Ties are detected
+        by exact equality in ``rewards``' own dtype.
+
+    Returns:
+      A :class:`RewardLevels` with batch shape the broadcast batch shape; floating fields in the promoted
+      floating dtype of the inputs.
+
+    Raises:
+      ValueError / TypeError: on bad input (see :mod:`bontheory._checks`; value checks only when concrete).
+    """
+    p = _checks.to_array(ref_probs, "ref_probs")
+    r = _checks.to_array(rewards, "rewards")
+    _checks.check_probs(p, "ref_probs")
+    _checks.check_rewards(r, "rewards")
+    batch = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
+    return _reward_levels(p, r, batch)
+
+
+def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
+    dtype = _checks.float_dtype(p, r)
+    k = p.shape[-1]
+    p, r = _checks.broadcast_batch(p, r, batch_shape=batch)
+    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)  # noqa: E731
+    for _ in batch:
+        fn = jax.vmap(fn)
+    return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype)
+
+
+def _broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
+    """``n`` as a float array of shape ``S + (1,)`` with ``S = broadcast(batch, n.shape)``."""
+    dtype = levels.log_cdf.dtype
+    shape = tuple(jnp.broadcast_shapes(levels.batch_shape, jnp.shape(n)))
+    nf = jnp.broadcast_to(jnp.asarray(n).astype(dtype), shape)
+    return nf[..., None], shape
+
+
+def _bcast(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jnp.broadcast_to(x, shape + x.shape[-1:])
+
+
+def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r"""Log-probability that the best of n draws lands on each level.
+
+    .. math:: \log q_\ell(n) = \log(F_\ell^n - (F^-_\ell)^n)
+              = n \log F_\ell + \log\!\big(-\mathrm{expm1}(n \log(F^-_\ell/F_\ell))\big)
+
+    Args:
+      levels: from :func:`reward_levels`, batch shape ``B``.
+      n: sample budget, scalar or an array whose shape broadcasts with ``B`` (no checks here; may be traced).
+
+    Returns:
+      ``broadcast(B, n.shape) + (K,)``; ``-inf`` on zero-mass and padding levels.
+    """
+    nn, shape = _broadcast_levels_n(levels, n)
+    log_cdf = _bcast(levels.log_cdf, shape)
+    log_ratio = _bcast(levels.log_ratio, shape)
+    body = -jnp.expm1(nn * log_ratio)
+    return nn * log_cdf + _log_pos(body)
