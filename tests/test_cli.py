@@ -1,0 +1,311 @@
+"""The ``bontheory`` command line, end to end on a tiny experiment in a temporary folder.
+
+The experiment (``tests/_tiny_experiment.py``) is registered by monkeypatching ``experiments.EXPERIMENTS``,
+so these tests do not depend on the real experiments.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import experiments
+from bontheory import cli
+from bontheory.runs import find_runs, load_metrics
+
+TINY_SOURCE = Path(__file__).with_name("_tiny_experiment.py")
+
+
+def _load_fresh(name: str = "tiny"):
+    """The tiny experiment under a new module name (fresh counters)."""
+    spec = importlib.util.spec_from_file_location(f"_tiny_{uuid.uuid4().hex}", TINY_SOURCE)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses and typing.get_type_hints look the module up
+    spec.loader.exec_module(mod)
+    mod.NAME = name
+    return mod
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    mod = _load_fresh()
+    monkeypatch.setattr(experiments, "EXPERIMENTS", ("tiny",))
+    monkeypatch.setitem(sys.modules, "experiments.tiny", mod)
+    monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
+    return mod
+
+
+def _only_run(out: Path) -> Path:
+    runs = find_runs(out, "tiny")
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_list_shows_each_experiment_with_its_summary(tiny, capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and tiny.SUMMARY in out
+    assert cli.main(["list", "tiny"]) == 0
+    out = capsys.readouterr().out
+    for key in ("ns", "scale", "inner.width", "seed"):
+        assert key in out
+
+
+def test_run_end_to_end_writes_config_metrics_csv_and_figures(tiny, tmp_path, capsys):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    root = _only_run(tmp_path)
+    config = json.loads((root / "config.json").read_text())
+    assert config["experiment"] == "tiny" and config["config"]["ns"] == [1, 2, 3, 4]
+    prov = config["provenance"]
+    for key in ("jax_version", "bontheory_version", "devices", "x64", "numpy_version"):
+        assert key in prov
+    assert json.loads((root / "run.json").read_text())["status"] == "complete"
+    metrics = load_metrics(root)
+    assert [r["n"] for r in metrics["table"]] == [1, 2, 3, 4]
+    assert math.isnan(metrics["nan"])
+    assert (root / "table.csv").read_text().splitlines()[0] == "n,value,first_draw"
+    assert len((root / "summary.csv").read_text().splitlines()) == 5
+    assert (root / "values.png").stat().st_size > 0 and (root / "values.pdf").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "value" in out and str(root) in out  # the summary table and the folder are printed
+    assert tiny.CALLS == {"run": 1, "compute": 4, "plot": 1}
+
+
+def test_full_and_quick_and_seed_get_separate_folders(tiny, tmp_path):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "tiny", "--quick", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "tiny", "--full", "--out", str(tmp_path)]) == 0
+    runs = find_runs(tmp_path, "tiny")
+    assert len(runs) == 3
+    seeds = sorted(json.loads((r / "config.json").read_text())["config"]["seed"] for r in runs)
+    assert seeds == [0, 0, 3]
+
+
+def test_set_overrides_fields_with_types(tiny, tmp_path):
+    args = ["run", "tiny", "--quick", "--out", str(tmp_path), "--set", "ns=(2,5)", "--set", "scale=2.5",
+            "--set", "flag=yes", "--set", "limit=none", "--set", "pair=0.5,1e3", "--set", "inner.width=7",
+            "--set", "mode=max"]
+    assert cli.main(args) == 0
+    config = json.loads((_only_run(tmp_path) / "config.json").read_text())["config"]
+    assert config == {"ns": [2, 5], "scale": 2.5, "mode": "max", "flag": True, "limit": None,
+                      "pair": [0.5, 1000.0], "inner": {"width": 7}, "sleep": 0.0, "seed": 0}
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--set", "limit=1e3"]) == 0
+    limits = sorted(str(json.loads((r / "config.json").read_text())["config"]["limit"]) for r in find_runs(tmp_path))
+    assert limits == ["1000", "None"]
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("nope=1", "unknown config key 'nope'"),
+        ("scale=abc", "bad value for scale"),
+        ("ns=1,x", "bad value for ns"),
+        ("ns=1.5", "bad value for ns"),
+        ("flag=maybe", "bad value for flag"),
+        ("pair=1,2,3", "bad value for pair"),
+        ("mode=median", "bad value for mode"),
+        ("inner.depth=2", "unknown config key 'inner.depth'"),
+        ("scale=-1", "the config rejects scale=-1"),
+        ("scale", "expects key=value"),
+    ],
+)
+def test_set_rejects_unknown_keys_and_bad_values(tiny, tmp_path, capsys, assignment, message):
+    rc = cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--set", assignment])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    if "unknown" in message:  # the error lists the valid keys with their types
+        assert "valid keys" in err and "scale: float" in err and "inner.width: int" in err
+    assert tiny.CALLS["run"] == 0 and not find_runs(tmp_path)
+
+
+def test_unknown_experiment_is_a_clear_error(tiny, capsys):
+    assert cli.main(["run", "nonexistent", "--quick"]) == 2
+    assert "unknown experiment 'nonexistent'" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tiny, tmp_path, capsys):
+    interrupted, clean = tmp_path / "a", tmp_path / "b"
+    tiny.INTERRUPT_AFTER = 2  # Ctrl-C after two finished cells
+    assert cli.main(["run", "tiny", "--out", str(interrupted)]) == 130
+    assert "run the same command again" in capsys.readouterr().err
+    root = _only_run(interrupted)
+    assert len(list((root / "cells").glob("*.json"))) == 2
+    assert not (root / "metrics.json").exists()
+    assert json.loads((root / "run.json").read_text())["status"] == "interrupted"
+
+    tiny.INTERRUPT_AFTER = None
+    assert cli.main(["run", "tiny", "--out", str(interrupted)]) == 0
+    assert tiny.CALLS["compute"] == 5  # 2 before the interruption + the 3 missing ones; none recomputed
+    info = json.loads((root / "run.json").read_text())
+    assert info["status"] == "complete" and len(info["sessions"]) == 2
+    assert info["sessions"][-1]["cells_reused"] == 2 and info["sessions"][-1]["cells_computed"] == 3
+
+    assert cli.main(["run", "tiny", "--out", str(clean)]) == 0
+    resumed, uninterrupted = load_metrics(root), load_metrics(_only_run(clean))
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(uninterrupted, sort_keys=True)
+
+
+def test_corrupt_or_truncated_files_are_detected_and_recomputed(tiny, tmp_path, capsys):
+    assert cli.main(["run", "tiny", "--out", str(tmp_path)]) == 0
+    root = _only_run(tmp_path)
+    reference = load_metrics(root)
+    cells = sorted((root / "cells").glob("*.json"))
+    text = cells[0].read_text()
+    cells[0].write_text(text[: len(text) // 2])  # truncated
+    data = json.loads(cells[1].read_text())
+    data["payload"]["value"]["value"] += 1.0  # valid JSON, wrong content
+    cells[1].write_text(json.dumps(data))
+    shutil.copy(cells[3], cells[2])  # another cell's (valid) file in this cell's place
+    (root / "metrics.json").write_text('{"sha256": "0", "payload": {"tab')  # partial metrics
+
+    # plot refuses the corrupt metrics instead of drawing them
+    assert cli.main(["plot", str(root)]) == 2
+    assert "run the experiment again" in capsys.readouterr().err
+
+    before = tiny.CALLS["compute"]
+    assert cli.main(["run", "tiny", "--out", str(tmp_path)]) == 0
+    assert tiny.CALLS["compute"] - before == 3
+    assert "recomputing cell" in capsys.readouterr().err
+    assert json.dumps(load_metrics(root), sort_keys=True) == json.dumps(reference, sort_keys=True)
+
+
+def test_fresh_recomputes_everything(tiny, tmp_path):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--fresh"]) == 0
+    assert tiny.CALLS["compute"] == 8
+
+
+def test_plot_regenerates_figures_from_saved_metrics_alone(tiny, tmp_path, monkeypatch, capsys):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    root = _only_run(tmp_path)
+    shutil.rmtree(root / "cells")  # nothing to recompute from
+    for f in list(root.glob("*.png")) + list(root.glob("*.pdf")):
+        f.unlink()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("plot must not recompute")
+
+    monkeypatch.setattr(tiny, "run", forbidden)
+    assert cli.main(["plot", "tiny", "--out", str(tmp_path)]) == 0
+    assert (root / "values.png").exists() and (root / "values.pdf").exists()
+    (root / "values.png").unlink()
+    assert cli.main(["plot", str(root)]) == 0  # by run folder
+    assert (root / "values.png").exists()
+    assert tiny.CALLS["plot"] == 3
+    assert "values.pdf" in capsys.readouterr().out
+
+
+def test_plot_picks_the_newest_run(tiny, tmp_path, capsys):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    time.sleep(0.02)
+    assert cli.main(["run", "tiny", "--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["plot", "tiny", "--out", str(tmp_path)]) == 0
+    newest = find_runs(tmp_path, "tiny")[-1]
+    assert json.loads((newest / "config.json").read_text())["config"]["seed"] == 1
+    assert str(newest) in capsys.readouterr().out
+    assert cli.main(["plot", "tiny", "--out", str(tmp_path / "empty")]) == 2
+
+
+def test_reproduce_continues_past_a_failure_and_exits_nonzero(tiny, tmp_path, monkeypatch, capsys):
+    broken = _load_fresh("broken")
+
+    def fail(config, run):
+        raise RuntimeError("boom")
+
+    broken.run = fail
+    monkeypatch.setitem(sys.modules, "experiments.broken", broken)
+    monkeypatch.setattr(experiments, "EXPERIMENTS", ("broken", "tiny"))
+    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "broken: FAILED (RuntimeError: boom)" in captured.err
+    assert "FAILED" in captured.out and "ok" in captured.out
+    root = _only_run(tmp_path)
+    assert (root / "values.png").exists() and (root / "values.pdf").exists()
+    assert json.loads((find_runs(tmp_path, "broken")[0] / "run.json").read_text())["status"] == "failed"
+    report = json.loads((tmp_path / "reproduce.json").read_text())
+    assert [e["status"] for e in report["experiments"]] == ["FAILED", "ok"]
+
+    monkeypatch.setattr(experiments, "EXPERIMENTS", ("tiny",))
+    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 0
+
+
+def test_convert_value_covers_the_annotations():
+    from typing import Literal, Optional
+
+    assert cli.convert_value("1_000", int) == 1000 and cli.convert_value("2e6", int) == 2_000_000
+    assert cli.convert_value("3", float) == 3.0 and isinstance(cli.convert_value("3", float), float)
+    assert cli.convert_value("()", tuple[int, ...]) == ()
+    assert cli.convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
+    assert cli.convert_value("7,", tuple[int, ...]) == (7,)
+    assert cli.convert_value("a,b", tuple[str, ...]) == ("a", "b")
+    assert cli.convert_value("None", Optional[float]) is None
+    assert cli.convert_value("0.5", float | None) == 0.5
+    assert cli.convert_value("2", Literal[1, 2]) == 2
+    for text, tp in [("1.5", int), ("x", float), ("2", bool), ("1,2", tuple[int, int, int]), ("inf", int)]:
+        with pytest.raises(ValueError):
+            cli.convert_value(text, tp)
+
+
+def _script() -> str:
+    script = Path(sys.executable).with_name("bontheory")
+    if not script.exists():
+        found = shutil.which("bontheory")
+        if found is None:
+            pytest.skip("the bontheory console script is not installed")
+        script = Path(found)
+    return str(script)
+
+
+def _external_package(tmp_path: Path) -> tuple[dict, str]:
+    """The tiny experiment as an importable package of the user's own: ``<pkg>.tiny``."""
+    pkg = f"bt_user_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "src" / pkg).mkdir(parents=True)
+    (tmp_path / "src" / pkg / "__init__.py").write_text("")
+    shutil.copy(TINY_SOURCE, tmp_path / "src" / pkg / "tiny.py")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "src"), BONTHEORY_PROGRESS="0", JAX_PLATFORMS="cpu")
+    return env, f"{pkg}.tiny"
+
+
+def test_installed_script_runs_a_user_experiment_and_resumes_after_kill(tmp_path):
+    env, module = _external_package(tmp_path)
+    out = tmp_path / "results"
+    cmd = [_script(), "run", module, "--quick", "--set", "sleep=0.25", "--set", "ns=1,2,3,4,5,6,7,8", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        roots = find_runs(out, "tiny")
+        if roots and len(list((roots[0] / "cells").glob("*.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"the run made no progress: {proc.communicate()}")
+    proc.send_signal(signal.SIGTERM)  # `kill`
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again" in err
+    root = find_runs(out, "tiny")[0]
+    stored = len(list((root / "cells").glob("*.json")))
+    assert 2 <= stored < 8
+    assert json.loads((root / "run.json").read_text())["status"] == "interrupted"
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = json.loads((root / "run.json").read_text())
+    assert info["status"] == "complete" and info["sessions"][-1]["cells_reused"] == stored
+    assert [r["n"] for r in load_metrics(root)["table"]] == list(range(1, 9))
+    assert (root / "values.pdf").exists()
+    assert "tiny: done" in done.stdout

@@ -1,0 +1,220 @@
+"""Run folders (``bontheory.runs``) and the progress bar (``bontheory.progress``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bontheory import runs
+from bontheory.progress import format_duration, progress
+from bontheory.runs import CorruptResultError, open_run
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    ns: tuple[int, ...] = (1, 2)
+    beta: float = 0.5
+    seed: int = 0
+
+
+def test_same_config_same_folder_any_change_new_folder(tmp_path):
+    a = open_run("exp", Cfg(), tmp_path)
+    assert open_run("exp", Cfg(), tmp_path).root == a.root
+    others = {
+        open_run("exp", Cfg(seed=1), tmp_path).root,
+        open_run("exp", Cfg(beta=0.25), tmp_path).root,
+        open_run("exp", Cfg(ns=(1, 2, 4)), tmp_path).root,
+        open_run("other", Cfg(), tmp_path).root,
+    }
+    assert a.root not in others and len(others) == 4
+
+
+def test_config_json_is_kept_and_a_mismatching_one_is_refused(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+    first = (run.root / "config.json").read_text()
+    open_run("exp", Cfg(), tmp_path)
+    assert (run.root / "config.json").read_text() == first  # the creator's provenance is kept
+    data = json.loads(first)
+    data["config"]["beta"] = 9.0
+    (run.root / "config.json").write_text(json.dumps(data))
+    with pytest.raises(CorruptResultError, match="different config"):
+        open_run("exp", Cfg(), tmp_path)
+
+
+def test_cells_round_trip_arrays_and_nan_identically_whether_computed_or_read(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+    value = {"x": np.arange(3.0), "nan": float("nan"), "inf": np.float32(np.inf), "t": (1, 2)}
+    computed = run.cell("c", lambda: value)
+    read = open_run("exp", Cfg(), tmp_path).cell("c", lambda: pytest.fail("recomputed a stored cell"))
+    assert json.dumps(computed, sort_keys=True) == json.dumps(read, sort_keys=True)
+    assert read["x"] == [0.0, 1.0, 2.0] and math.isnan(read["nan"]) and read["inf"] == math.inf
+    assert read["t"] == [1, 2]
+
+
+def test_distinct_cell_names_never_share_a_file(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+    names = ["a/b", "a_b", "a b", "a:b", "." * 3, "x" * 400, "x" * 401]
+    paths = {run.cell_path(n) for n in names}
+    assert len(paths) == len(names)
+    for i, n in enumerate(names):
+        run.cell(n, lambda i=i: i)
+    assert [run.cell(n, lambda: pytest.fail("recomputed")) for n in names] == list(range(len(names)))
+    assert all(p.parent == run.cells_dir for p in paths)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "edit", "garbage", "no_checksum", "other_cell"])
+def test_damaged_cell_is_detected_and_recomputed(tmp_path, damage, capsys):
+    run = open_run("exp", Cfg(), tmp_path)
+    run.cell("a", lambda: [1.0, 2.0])
+    run.cell("b", lambda: [3.0])
+    path = run.cell_path("a")
+    text = path.read_text()
+    if damage == "truncate":
+        path.write_text(text[:-10])
+    elif damage == "empty":
+        path.write_text("")
+    elif damage == "edit":
+        path.write_text(text.replace("2.0", "2.5"))
+    elif damage == "garbage":
+        path.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "no_checksum":
+        path.write_text(json.dumps({"cell": "a", "value": [1.0, 2.0]}))
+    else:
+        path.write_text(run.cell_path("b").read_text())
+    assert not run.has_cell("a")
+    calls = []
+    assert run.cell("a", lambda: calls.append(1) or [1.0, 2.0]) == [1.0, 2.0]
+    assert calls == [1] and run.has_cell("a")
+    assert "recomputing cell 'a'" in capsys.readouterr().err
+    assert run.stats["recomputed_corrupt"] == 1
+
+
+def test_interrupted_compute_leaves_no_cell_and_no_temp_file(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.cell("a", interrupted)
+    assert not run.has_cell("a")
+    assert not any(p.name.endswith(".tmp") for p in run.root.rglob("*"))
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "f.json"
+    runs.atomic_write_json(path, {"v": 1}, checksum=True)
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        runs.atomic_write_json(path, {"v": 2}, checksum=True)
+    monkeypatch.undo()
+    assert runs.read_checked_json(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_metrics_tables_become_csv_and_metrics_are_checksummed(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+    metrics = {
+        "rows": [{"n": 1, "kl": 0.0}, {"n": 2, "kl": 0.19, "note": "x"}],
+        "curve": [0.1, 0.2],
+        "nested": [{"a": [1, 2]}],  # not flat: no CSV
+    }
+    run.save_metrics(metrics)
+    assert (run.root / "rows.csv").read_text() == "n,kl,note\n1,0.0,\n2,0.19,x\n"
+    assert not (run.root / "curve.csv").exists() and not (run.root / "nested.csv").exists()
+    assert runs.load_metrics(run.root) == json.loads(json.dumps(metrics))
+    (run.root / "metrics.json").write_text((run.root / "metrics.json").read_text().replace("0.19", "0.2"))
+    with pytest.raises(CorruptResultError):
+        runs.load_metrics(run.root)
+    with pytest.raises(TypeError, match="dict of metrics"):
+        run.save_metrics([1, 2])
+
+
+def test_to_jsonable_rejects_objects_with_no_json_form():
+    with pytest.raises(TypeError, match="cannot store"):
+        runs.to_jsonable({"f": object()})
+
+
+def test_find_runs_and_latest_run(tmp_path):
+    assert runs.find_runs(tmp_path / "missing") == []
+    a = open_run("exp", Cfg(seed=0), tmp_path)
+    b = open_run("exp", Cfg(seed=1), tmp_path)
+    open_run("exp_long", Cfg(), tmp_path)  # a name that starts with the other's must not be confused
+    (tmp_path / "not-a-run").mkdir()
+    assert runs.latest_run(tmp_path, "exp") is None  # no finished run yet
+    b.save_metrics({"x": 1})
+    a.save_metrics({"x": 0})
+    os.utime(b.root / "metrics.json", ns=(2 * 10**18, 2 * 10**18))
+    assert runs.latest_run(tmp_path, "exp") == b.root
+    assert set(runs.find_runs(tmp_path, "exp")) == {a.root, b.root}
+    assert len(runs.find_runs(tmp_path)) == 3
+
+
+def test_run_json_records_sessions_and_status(tmp_path):
+    run = open_run("exp", Cfg(), tmp_path)
+    run.mark_started()
+    run.cell("a", lambda: 1)
+    run.mark_finished("interrupted")
+    run2 = open_run("exp", Cfg(), tmp_path)
+    run2.mark_started()
+    run2.cell("a", lambda: 2)
+    run2.mark_finished("complete")
+    info = json.loads((run.root / "run.json").read_text())
+    assert info["status"] == "complete" and len(info["sessions"]) == 2
+    assert info["sessions"][0]["cells_computed"] == 1 and info["sessions"][1]["cells_reused"] == 1
+    assert "jax_version" in info["sessions"][1]["provenance"]
+    assert runs.read_run_info(run.root)["status"] == "complete"
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_yields_every_item_and_reports(monkeypatch):
+    monkeypatch.delenv("BONTHEORY_PROGRESS", raising=False)
+    log = io.StringIO()
+    assert list(progress(range(50), desc="sweep", stream=log)) == list(range(50))
+    lines = log.getvalue().splitlines()
+    assert 2 <= len(lines) <= 13  # every ~10%, not every item
+    assert lines[-1].startswith("sweep 50/50") and "done" in lines[-1]
+    tty = _Tty()
+    list(progress(iter(range(3)), desc="gen", stream=tty))  # no len(): counts without a bar
+    assert "\r" in tty.getvalue() and "3 done" in tty.getvalue()
+    monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
+    quiet = io.StringIO()
+    assert list(progress([1, 2], stream=quiet)) == [1, 2] and quiet.getvalue() == ""
+
+
+def test_progress_estimates_time_left(monkeypatch):
+    import bontheory.progress as pr
+
+    now = [0.0]
+    monkeypatch.setattr(pr.time, "monotonic", lambda: now[0])
+    monkeypatch.setenv("BONTHEORY_PROGRESS", "1")
+    tty = _Tty()
+    it = progress(range(10), desc="d", stream=tty)
+    next(it)
+    for _ in range(3):  # one second per item
+        now[0] += 1.0
+        next(it)
+    last = tty.getvalue().split("\r")[-1]
+    assert "3/10" in last and "0:03 elapsed" in last and "~0:07 left" in last
+    it.close()
+
+
+def test_format_duration():
+    assert format_duration(5) == "0:05"
+    assert format_duration(3725) == "1:02:05"
+    assert format_duration(float("nan")) == "?" and format_duration(None) == "?"
