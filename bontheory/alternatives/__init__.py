@@ -1,3 +1,61 @@
-"""bontheory.alternatives: alternatives to BoN (soft BoN, quantile truncation, chi2-pessimism, regularised BoN) and proxy-vs-gold metrics."""
+"""bontheory.alternatives: alternatives to BoN (soft BoN, quantile truncation, χ²-pessimism, regularised BoN),
+exact and sampled, and proxy-vs-gold metrics (THEORY §4–§5; issue 3)."""
 
-__all__: list[str] = []
+from bontheory.alternatives.metrics import (
+    ProxyGoldMetrics,
+    chi2_coverage,
+    em_divergence,
+    expected_reward,
+    max_density_ratio,
+    pairwise_error,
+    proxy_gold_metrics,
+    regret,
+    reward_model_error,
+    win_rate_regret,
+)
+from bontheory.alternatives.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.alternatives.regularized import regularized_bon_pmf, regularized_bon_score
+from bontheory.alternatives.samplers import (
+    draw_outcomes,
+    pessimism_num_candidates,
+    pessimism_sample,
+    quantile_truncation_sample,
+    regularized_bon_sample,
+    select_pessimism,
+    select_quantile_truncation,
+    select_regularized_bon,
+    select_soft_bon,
+    soft_bon_sample,
+)
+from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
+from bontheory.alternatives.truncation import quantile_truncated_pmf
+
+__all__ = [
+    "ProxyGoldMetrics",
+    "chi2_coverage",
+    "chi2_pessimism_pmf",
+    "chi2_pessimism_threshold",
+    "draw_outcomes",
+    "em_divergence",
+    "expected_reward",
+    "max_density_ratio",
+    "pairwise_error",
+    "pessimism_num_candidates",
+    "pessimism_sample",
+    "proxy_gold_metrics",
+    "quantile_truncated_pmf",
+    "quantile_truncation_sample",
+    "regret",
+    "regularized_bon_pmf",
+    "regularized_bon_sample",
+    "regularized_bon_score",
+    "reward_model_error",
+    "select_pessimism",
+    "select_quantile_truncation",
+    "select_regularized_bon",
+    "select_soft_bon",
+    "soft_bon_log_pmf",
+    "soft_bon_pmf",
+    "soft_bon_sample",
+    "win_rate_regret",
+]

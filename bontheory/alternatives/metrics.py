@@ -1,0 +1,187 @@
+r"""Proxy-vs-gold metrics on a finite outcome space (THEORY §5).
+
+A method optimises a *proxy* reward ``r̂``; the user cares about a *gold* reward ``r*``. For a policy ``π``
+(a pmf over the outcomes of a reference ``p``) these functions give
+
+* gold expected reward ``J(π) = E_π[r*]`` and gold win rate against ``p`` (ties ½);
+* regret against a stated comparator ``π*``: ``J(π*) − J(π)`` (or in win rate);
+* distances to ``p``: KL, χ², and the coverage of a comparator: ``C = 1 + χ²(π*‖p)``,
+  ``C_∞ = max π*/p`` and ``E_M(π*‖p) = E_p[(π*/p − M)_+]``;
+* proxy error sizes: ``ε²_RM = E_p[(r̂ − r*)²]`` and the pairwise error
+  ``ε_pw = E_{y,y'~p} |φ_{r̂}(y,y') − φ_{r*}(y,y')|``, ``φ_r(y,y') = 1{r(y)>r(y')} + ½·1{r(y)=r(y')}``.
+
+References: Huang et al., arXiv 2503.21878 (ε_RM, χ² coverage); Sriraman & Block, arXiv 2603.05739
+(ε_pw, E_M coverage).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bontheory import _checks
+from bontheory.alternatives import _validate
+from bontheory.exact.divergences import chi2_divergence, kl_divergence, win_rate
+
+__all__ = [
+    "ProxyGoldMetrics",
+    "chi2_coverage",
+    "em_divergence",
+    "expected_reward",
+    "max_density_ratio",
+    "pairwise_error",
+    "proxy_gold_metrics",
+    "regret",
+    "reward_model_error",
+    "win_rate_regret",
+]
+
+
+def _policy_and_rewards(policy_probs, rewards, name="rewards"):
+    pi = _validate.probs(policy_probs, "policy_probs")
+    r = _checks.to_array(rewards, name)
+    _checks.check_rewards(r, name)
+    batch = _checks.check_same_last_axis(pi, r, "policy_probs", name)
+    dtype = _checks.float_dtype(pi, r)
+    pi, r = _checks.broadcast_batch(pi.astype(dtype), r.astype(dtype), batch_shape=batch)
+    return pi, r
+
+
+def expected_reward(policy_probs: Any, rewards: Any) -> jax.Array:
+    r"""``E_π[r] = Σ_y π(y) r(y)``. Inputs ``(..., K)``; returns ``(...)``."""
+    pi, r = _policy_and_rewards(policy_probs, rewards)
+    return jnp.sum(pi * r, axis=-1)
+
+
+def regret(policy_probs: Any, comparator_probs: Any, gold_rewards: Any) -> jax.Array:
+    r"""Gold-reward regret against a comparator: ``E_{π*}[r*] − E_π[r*]``. Inputs ``(..., K)``; returns ``(...)``."""
+    return expected_reward(comparator_probs, gold_rewards) - expected_reward(policy_probs, gold_rewards)
+
+
+def win_rate_regret(policy_probs: Any, comparator_probs: Any, ref_probs: Any, gold_rewards: Any) -> jax.Array:
+    r"""Gold win-rate regret: ``W*(π*) − W*(π)``, ``W*`` the win rate against ``p`` under ``r*`` (ties ½)."""
+    return win_rate(comparator_probs, ref_probs, gold_rewards) - win_rate(policy_probs, ref_probs, gold_rewards)
+
+
+def reward_model_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any) -> jax.Array:
+    r"""``ε²_RM = E_p[(r̂ − r*)²]`` (the squared reward-model error under the reference). Returns ``(...)``."""
+    p, rp, batch = _validate.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
+    rg = _checks.to_array(gold_rewards, "gold_rewards")
+    _checks.check_rewards(rg, "gold_rewards")
+    _checks.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
+    dtype = _checks.float_dtype(p, rp, rg)
+    return jnp.sum(p.astype(dtype) * (rp.astype(dtype) - rg.astype(dtype)) ** 2, axis=-1)
+
+
+def _phi(a: jax.Array, b: jax.Array) -> jax.Array:
+    return (a > b).astype(a.dtype) + 0.5 * (a == b).astype(a.dtype)
+
+
+@partial(jax.jit, static_argnames=("block",))
+def _pairwise_error_1d(p, rp, rg, block):
+    k = p.shape[-1]
+    pad = (-k) % block
+    pp = jnp.pad(p, (0, pad))
+    rpp = jnp.pad(rp, (0, pad))
+    rgp = jnp.pad(rg, (0, pad))
+    nb = (k + pad) // block
+
+    def body(acc, i):
+        sl = lambda x: jax.lax.dynamic_slice(x, (i * block,), (block,))  # noqa: E731
+        pb, rpb, rgb = sl(pp), sl(rpp), sl(rgp)
+        d = jnp.abs(_phi(rpb[:, None], rp[None, :]) - _phi(rgb[:, None], rg[None, :]))
+        return acc + jnp.sum(pb[:, None] * p[None, :] * d), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros((), p.dtype), jnp.arange(nb))
+    return total
+
+
+def pairwise_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any, *, block: int = 512) -> jax.Array:
+    r"""Pairwise preference error ``ε_pw = Σ_{y,y'} p(y)p(y') |φ_{r̂}(y,y') − φ_{r*}(y,y')|``.
+
+    ``φ_r(y,y') = 1{r(y) > r(y')} + ½·1{r(y) = r(y')}``. A discordant pair counts 1 (in each order), a pair
+    tied under one reward only counts ½. Exact, ``O(K²)`` time in blocks of ``block`` rows (``O(block·K)``
+    memory): fine up to K ≈ 10⁵.
+
+    Args:
+      ref_probs: ``float[K]`` or ``float[..., K]`` reference pmf.
+      proxy_rewards, gold_rewards: ``float[..., K]``.
+
+    Returns:
+      ``float[...]`` in ``[0, 1]``.
+    """
+    p, rp, batch = _validate.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
+    rg = _checks.to_array(gold_rewards, "gold_rewards")
+    _checks.check_rewards(rg, "gold_rewards")
+    b2 = _checks.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
+    batch = tuple(jnp.broadcast_shapes(batch, b2))
+    dtype = _checks.float_dtype(p, rp, rg)
+    p, rp, rg = _checks.broadcast_batch(p.astype(dtype), rp.astype(dtype), rg.astype(dtype), batch_shape=batch)
+    k = p.shape[-1]
+    fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))  # noqa: E731
+    for _ in batch:
+        fn = jax.vmap(fn)
+    return fn(p, rp, rg)
+
+
+def chi2_coverage(comparator_probs: Any, ref_probs: Any) -> jax.Array:
+    r"""χ² coverage ``C = 1 + χ²(π*‖p) = Σ π*²/p`` (``inf`` off the support of p). Returns ``(...)``."""
+    return 1.0 + chi2_divergence(comparator_probs, ref_probs)
+
+
+def max_density_ratio(comparator_probs: Any, ref_probs: Any) -> jax.Array:
+    r"""``C_∞ = max_y π*(y)/p(y)`` over ``π* > 0`` (``inf`` if π* charges an outcome with ``p = 0``)."""
+    q = _validate.probs(comparator_probs, "comparator_probs")
+    p = _validate.probs(ref_probs, "ref_probs")
+    batch = _checks.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
+    dtype = _checks.float_dtype(q, p)
+    q, p = _checks.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=batch)
+    ratio = jnp.where(q > 0, jnp.where(p > 0, q / jnp.where(p > 0, p, 1), jnp.inf), 0.0)
+    return jnp.max(ratio, axis=-1)
+
+
+def em_divergence(comparator_probs: Any, ref_probs: Any, m: Any) -> jax.Array:
+    r"""``E_M(π*‖p) = E_p[(π*/p − M)_+] = Σ_y (π*(y) − M p(y))_+`` (0 iff ``π* ≤ M p``; ``E_1 = TV``).
+
+    Args:
+      comparator_probs, ref_probs: ``(..., K)``.
+      m: ``M ≥ 1`` scalar or broadcastable with the batch shape.
+    """
+    q = _validate.probs(comparator_probs, "comparator_probs")
+    p = _validate.probs(ref_probs, "ref_probs")
+    m = _validate.at_least_one(m, "m")
+    batch = _checks.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
+    dtype = _checks.float_dtype(q, p)
+    shape = tuple(jnp.broadcast_shapes(batch, jnp.shape(m)))
+    q, p = _checks.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=shape)
+    mm = jnp.broadcast_to(jnp.asarray(m, dtype), shape)[..., None]
+    return jnp.sum(jnp.maximum(q - mm * p, 0.0), axis=-1)
+
+
+class ProxyGoldMetrics(NamedTuple):
+    """Metrics of one policy (each ``(...)``): gold and proxy reward and win rate against p, KL and χ² to p,
+    and its maximal density ratio ``max π/p``."""
+
+    gold_reward: jax.Array
+    proxy_reward: jax.Array
+    gold_win_rate: jax.Array
+    proxy_win_rate: jax.Array
+    kl: jax.Array
+    chi2: jax.Array
+    max_ratio: jax.Array
+
+
+def proxy_gold_metrics(policy_probs: Any, ref_probs: Any, proxy_rewards: Any, gold_rewards: Any) -> ProxyGoldMetrics:
+    r"""All per-policy metrics at once (see :class:`ProxyGoldMetrics`). Inputs ``(..., K)``."""
+    return ProxyGoldMetrics(
+        gold_reward=expected_reward(policy_probs, gold_rewards),
+        proxy_reward=expected_reward(policy_probs, proxy_rewards),
+        gold_win_rate=win_rate(policy_probs, ref_probs, gold_rewards),
+        proxy_win_rate=win_rate(policy_probs, ref_probs, proxy_rewards),
+        kl=kl_divergence(policy_probs, ref_probs),
+        chi2=chi2_divergence(policy_probs, ref_probs),
+        max_ratio=max_density_ratio(policy_probs, ref_probs),
+    )

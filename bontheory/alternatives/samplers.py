@@ -1,0 +1,219 @@
+r"""Finite-N samplers of BoN's alternatives: selection rules on a trial's candidates, and raw samplers.
+
+A *selection rule* maps one trial's candidates (their proxy rewards and log-probabilities, ``float[n]``)
+to the index of the returned candidate. The same rules drive
+
+* the raw samplers on ``(ref_probs, rewards)`` arrays below (candidates are outcome indices drawn from
+  ``p`` by inverse CDF), used to check the finite-N laws against exact enumeration, and
+* the token-level samplers in :mod:`bontheory.alternatives.policy_samplers`, which draw candidate sequences
+  with the Monte Carlo kernels of :mod:`bontheory.mc`.
+
+Rules (key first; all jit/vmap friendly):
+
+* soft BoN: ``J ~ softmax(r/λ)`` (Gumbel-max) — Verdun et al., arXiv 2505.03156;
+* regularised BoN: ``J = argmax r + β log p`` (uniform tie-break) — Jinnai et al., arXiv 2404.01054;
+* quantile truncation: ``J`` uniform among the top ``k = ⌈N/M⌉`` rewards (ties at the boundary broken
+  uniformly) — Sriraman & Block, arXiv 2603.05739;
+* InferenceTimePessimism (Huang et al., arXiv 2503.21878) on ``2N + 1`` candidates: the first N give the
+  empirical threshold λ̂ with ``(1/N) Σ_i (r_i − λ̂)_+ = β``; the next N are fresh proposals accepted with
+  probability ``w/M``, ``w = (r − λ̂)_+/β``, ``M = (R_max − λ̂)/β``; the first accepted one is returned, and
+  if none is, the last candidate (a fresh draw from p) is returned.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from bontheory.alternatives import _validate
+from bontheory.alternatives.pessimism import _threshold_from_levels
+from bontheory.exact.levels import _levels_1d
+
+__all__ = [
+    "draw_outcomes",
+    "pessimism_num_candidates",
+    "pessimism_sample",
+    "quantile_truncation_sample",
+    "regularized_bon_sample",
+    "select_pessimism",
+    "select_quantile_truncation",
+    "select_regularized_bon",
+    "select_soft_bon",
+    "soft_bon_sample",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Selection rules on one trial's candidates (float[n]).
+
+
+def _argmax_uniform_ties(key: jax.Array, scores: jax.Array) -> jax.Array:
+    """Index of a maximal score, chosen uniformly among ties."""
+    top = jnp.max(scores)
+    u = jax.random.uniform(key, scores.shape)
+    return jnp.argmax(jnp.where(scores == top, u, -1.0)).astype(jnp.int32)
+
+
+def select_soft_bon(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, temperature: Any) -> jax.Array:
+    r"""Soft BoN: returns ``J`` with ``P(J = j) = softmax(r/λ)_j`` (Gumbel-max). ``rewards``: ``float[n]``."""
+    del log_probs
+    g = jax.random.gumbel(key, rewards.shape, dtype=rewards.dtype)
+    return jnp.argmax(rewards / temperature + g).astype(jnp.int32)
+
+
+def select_regularized_bon(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, beta: Any) -> jax.Array:
+    r"""Regularised BoN: ``J = argmax_j r_j + β log p_j`` with a uniform tie-break. Inputs ``float[n]``."""
+    return _argmax_uniform_ties(key, rewards + beta * log_probs)
+
+
+def select_quantile_truncation(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, m: Any) -> jax.Array:
+    r"""Quantile truncation: ``J`` uniform among the top ``k = ⌈n/M⌉`` of the ``n`` candidates.
+
+    Candidates tied at the boundary are ordered uniformly at random (a random secondary sort key), so the
+    returned law is exactly "uniform among a uniformly tie-broken top k".
+    """
+    del log_probs
+    n = rewards.shape[-1]
+    k_sel, k_tie = jax.random.split(key)
+    k = jnp.clip(jnp.ceil(n / jnp.asarray(m, rewards.dtype) - 1e-9), 1, n).astype(jnp.int32)
+    u = jax.random.uniform(k_tie, rewards.shape)
+    order = jnp.lexsort((u, rewards))  # ascending by reward, ties by u
+    j = jax.random.randint(k_sel, (), 0, k)
+    return order[n - 1 - j].astype(jnp.int32)
+
+
+def pessimism_num_candidates(n: int) -> int:
+    """Candidates a pessimism trial uses for budget N: N for λ̂, N proposals and one fallback (2N + 1)."""
+    return 2 * int(n) + 1
+
+
+def select_pessimism(
+    key: jax.Array, rewards: jax.Array, log_probs: jax.Array, beta: Any, r_max: Any
+) -> jax.Array:
+    r"""InferenceTimePessimism on ``2N + 1`` candidates (see the module docstring).
+
+    Args:
+      key: PRNG key (acceptance uniforms).
+      rewards: ``float[2N + 1]`` proxy rewards of i.i.d. draws from p.
+      log_probs: unused (kept for a uniform signature).
+      beta: ``β > 0``.
+      r_max: an upper bound on the proxy reward (``R_max``); it sets the rejection bound
+        ``M = (R_max − λ̂)/β``. A bound below some reward makes acceptance probabilities clip at 1.
+
+    Returns:
+      int32 index in ``[0, 2N + 1)``.
+    """
+    del log_probs
+    total = rewards.shape[-1]
+    n = (total - 1) // 2
+    dtype = rewards.dtype
+    first = rewards[:n]
+    lv = _levels_1d(jnp.full((n,), 1.0 / n, dtype), first, dtype)
+    lam = _threshold_from_levels(lv, jnp.asarray(beta, dtype))
+    proposals = rewards[n : 2 * n]
+    w = jnp.maximum(proposals - lam, 0.0) / beta
+    bound = (jnp.asarray(r_max, dtype) - lam) / beta
+    accept = jax.random.uniform(key, (n,), dtype) * bound < w
+    first_acc = jnp.argmax(accept)
+    return jnp.where(jnp.any(accept), n + first_acc, 2 * n).astype(jnp.int32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Raw samplers on (ref_probs, rewards): candidates are outcome indices drawn from p.
+
+
+def draw_outcomes(key: jax.Array, ref_probs: jax.Array, num: int) -> jax.Array:
+    """``num`` i.i.d. outcome indices from ``ref_probs`` ``(K,)`` by inverse CDF (``O(num log K)``)."""
+    cdf = jnp.cumsum(ref_probs)
+    u = jax.random.uniform(key, (num,), cdf.dtype) * cdf[-1]
+    idx = jnp.searchsorted(cdf, u, side="right")
+    # never return a zero-probability outcome (u can equal a cdf step only with probability ~0)
+    return jnp.clip(idx, 0, ref_probs.shape[-1] - 1).astype(jnp.int32)
+
+
+_RULES = {
+    "soft_bon": lambda k, r, lp, a, b: select_soft_bon(k, r, lp, a),
+    "regularized_bon": lambda k, r, lp, a, b: select_regularized_bon(k, r, lp, a),
+    "quantile_truncation": lambda k, r, lp, a, b: select_quantile_truncation(k, r, lp, a),
+    "pessimism": lambda k, r, lp, a, b: select_pessimism(k, r, lp, a, b),
+}
+
+
+@partial(jax.jit, static_argnames=("rule", "num_candidates", "total", "batch_size"))
+def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size):
+    log_p = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+    keys = jax.random.split(key, total)
+    select = _RULES[rule]
+
+    def one(k):
+        kd, ks = jax.random.split(k)
+        idx = draw_outcomes(kd, p, num_candidates)
+        j = select(ks, r[idx], log_p[idx], a, b)
+        return idx[j]
+
+    return jax.lax.map(one, keys, batch_size=batch_size)
+
+
+def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: Sequence[int], rule: str, a, b, batch_size: int):
+    ref_probs, rewards, batch = _validate.pmf_inputs(ref_probs, rewards)
+    if batch:
+        raise ValueError(f"raw samplers take one distribution: ref_probs and rewards of shape (K,), got batch {batch}")
+    dtype = _validate.float_dtype(ref_probs, rewards)
+    shape = tuple(int(s) for s in shape)
+    total = math.prod(shape)
+    out = _raw_sample_jit(
+        key, ref_probs.astype(dtype), rewards.astype(dtype), jnp.asarray(a, dtype), jnp.asarray(b, dtype),
+        rule=rule, num_candidates=int(num_candidates), total=total, batch_size=max(1, min(batch_size, total)),
+    )
+    return out.reshape(shape)
+
+
+def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+    """Soft-BoN samples (outcome indices, int32 ``shape``) from ``ref_probs``, ``rewards`` of shape ``(K,)``.
+
+    Law: :func:`bontheory.alternatives.soft_bon_pmf`. ``n`` and ``shape`` are static.
+    """
+    n = int(_validate.check_n(n))
+    _validate.check_positive(temperature, "temperature")
+    return _raw_sampler(key, ref_probs, rewards, n, shape, "soft_bon", temperature, 0.0, batch_size)
+
+
+def regularized_bon_sample(key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+    """Regularised-BoN samples (argmax of ``r + β log p`` over n draws); law :func:`regularized_bon_pmf`."""
+    n = int(_validate.check_n(n))
+    return _raw_sampler(key, ref_probs, rewards, n, shape, "regularized_bon", beta, 0.0, batch_size)
+
+
+def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+    """Finite-N quantile truncation: draw N, return one uniformly among the top ``⌈N/M⌉``.
+
+    As N → ∞ its law converges to :func:`quantile_truncated_pmf` (``M`` fixed).
+    """
+    n = int(_validate.check_n(n))
+    _validate.at_least_one(m, "m")
+    return _raw_sampler(key, ref_probs, rewards, n, shape, "quantile_truncation", m, 0.0, batch_size)
+
+
+def pessimism_sample(
+    key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, r_max: float | None = None,
+    batch_size: int = 4096,
+):
+    """InferenceTimePessimism samples with budget N (uses ``2N + 1`` draws per sample; see module docstring).
+
+    ``r_max`` defaults to the largest reward on the support of ``ref_probs``. As N → ∞ the law converges to
+    :func:`chi2_pessimism_pmf` (the rejection step targets ``p (r − λ̂)_+/β``; the fallback has probability
+    ``(1 − 1/M)^N``).
+    """
+    n = int(_validate.check_n(n))
+    _validate.check_positive(beta, "beta")
+    if r_max is None:
+        p = jnp.asarray(ref_probs)
+        r_max = jnp.max(jnp.where(p > 0, jnp.asarray(rewards), -jnp.inf))
+    return _raw_sampler(
+        key, ref_probs, rewards, pessimism_num_candidates(n), shape, "pessimism", beta, r_max, batch_size,
+    )

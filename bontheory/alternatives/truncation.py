@@ -1,0 +1,75 @@
+r"""Quantile truncation: the E_M-regularised optimum (p restricted to the top 1/M quantile of the reward).
+
+Sriraman & Block (arXiv 2603.05739) show that
+
+.. math:: π_M = \arg\max_π\; E_π[\hat r] - R_{\max}\, E_M(π \| p), \qquad E_M(q\|p) = E_p[(q/p - M)_+],
+
+is p restricted to the top ``1/M`` quantile of ``r̂``. On a finite space: fill density ratio ``M`` from the
+top reward level down until the mass is 1, and split the boundary level ``∝ p``. With ``T_ℓ = P_p(r > r_ℓ)``
+and ``T^-_ℓ = P_p(r ≥ r_ℓ)``, the mass placed on level ℓ is ``min(1, M T^-_ℓ) − min(1, M T_ℓ)``, so
+
+.. math:: π_M(y) = \frac{p(y)}{m(y)}\big(\min(1, M\,T^-(y)) - \min(1, M\,T(y))\big).
+
+``M = 1`` gives ``p``; ``M ≥ 1/m_top`` gives ``p`` restricted to the top level. Tails are exact reverse
+cumulative sums (:func:`bontheory.exact.levels.reward_levels`), accurate when small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from bontheory.alternatives import _validate
+from bontheory.exact.levels import reward_levels
+
+__all__ = ["quantile_truncated_pmf"]
+
+
+def _gather(level_values: jax.Array, level_of: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(level_values, level_of, axis=-1)
+
+
+def quantile_truncated_pmf(ref_probs: Any, rewards: Any, m: Any) -> jax.Array:
+    r"""The E_M-regularised (quantile-truncated) policy ``π_M``.
+
+    .. math:: π_M(y) = \frac{p(y)}{m(y)}\big(\min(1, M\,T^-(y)) - \min(1, M\,T(y))\big),
+              \quad T(y) = P_p(r > r(y)),\; T^-(y) = P_p(r \ge r(y)),
+
+    where ``m(y)`` is the p-mass of y's reward level (ties at the boundary split ``∝ p``). The density
+    ratio ``π_M/p`` is ``M`` above the boundary level, between 0 and ``M`` on it and 0 below; ``KL = log M``
+    and the win rate against ``p`` is ``1 − 1/(2M)`` when the reward has no atoms.
+
+    Args:
+      ref_probs: ``float[..., K]`` reference pmf ``p``.
+      rewards: ``float[..., K]`` rewards ``r̂`` (batch shape broadcasts with ``ref_probs``).
+      m: density-ratio cap ``M ≥ 1`` (scalar or broadcastable with the batch shape; may be traced).
+
+    Returns:
+      ``float[..., K]`` pmf.
+
+    Raises:
+      ValueError: bad pmf, non-finite rewards or ``M < 1`` (values checked only when concrete).
+
+    References:
+      Sriraman & Block, "Scaling-monotonic inference-time alignment via quantile truncation",
+      arXiv 2603.05739 (COLT 2026).
+    """
+    ref_probs, rewards, _ = _validate.pmf_inputs(ref_probs, rewards)
+    m = _validate.at_least_one(m, "m")
+    lv = reward_levels(ref_probs, rewards)
+    dtype = lv.mass.dtype
+    m = jnp.asarray(m, dtype)
+    shape = tuple(jnp.broadcast_shapes(lv.batch_shape, m.shape))
+    mm = jnp.broadcast_to(m, shape)[..., None]
+    mass = jnp.broadcast_to(lv.mass, shape + lv.mass.shape[-1:])
+    tail = jnp.broadcast_to(lv.tail, shape + lv.tail.shape[-1:])
+    upper = mm * (tail + mass)
+    level_q = jnp.where(upper <= 1, mm * mass, jnp.where(mm * tail >= 1, 0.0, 1 - mm * tail))
+    level_of = jnp.broadcast_to(lv.level_of, shape + lv.level_of.shape[-1:])
+    log_probs = jnp.broadcast_to(lv.log_probs, shape + lv.log_probs.shape[-1:])
+    q_y = _gather(level_q, level_of)
+    mass_y = _gather(mass, level_of)
+    ratio = jnp.where(mass_y > 0, q_y / jnp.where(mass_y > 0, mass_y, 1), 0.0)
+    return jnp.exp(log_probs) * ratio
