@@ -7,7 +7,7 @@ OUT ?= results
 # Tests run on 2 workers (the CI machine has 2 cores); slow thorough runs are behind the `slow` marker.
 PYTEST_ARGS ?= -m "not slow" -n 2
 
-.PHONY: install test test-slow reproduce bench paper clean
+.PHONY: install test test-slow reproduce bench paper thumbnails clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ reproduce: install
 bench: install
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+# The PDF from the newest run of each experiment under $(OUT) (run `make reproduce` first); installs TeX Live
+# with apt-get if pdflatex is missing; fails listing any missing run or figure.
 paper: install
 	$(BIN)/python paper/build.py --results $(OUT)
+
+# The README's small figure previews under docs/thumbnails/, from the newest runs under $(OUT).
+thumbnails: install
+	$(BIN)/python docs/thumbnails.py --results $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,84 @@
+"""``paper/build.py``: figures and numbers are collected from the newest runs, and a missing one fails loudly.
+
+LaTeX is not run here (``--no-compile``); ``make paper`` compiles.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import experiments
+from bontheory import cli
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_SOURCE = Path(__file__).with_name("_tiny_experiment.py")
+
+
+def _load_build(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location(f"_paper_build_{uuid.uuid4().hex}", REPO / "paper" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build
+    spec.loader.exec_module(build)
+    monkeypatch.setattr(build, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(build, "GENERATED", tmp_path / "generated")
+    return build
+
+
+def _fake_experiment(name: str):
+    spec = importlib.util.spec_from_file_location(f"_tiny_{uuid.uuid4().hex}", TINY_SOURCE)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    mod.NAME = name
+
+    def plot(metrics, out_dir):  # a stand-in figure: the build only copies files
+        path = Path(out_dir) / "curve.pdf"
+        path.write_bytes(b"%PDF-1.4 stand-in")
+        return [path]
+
+    mod.plot = plot
+    return mod
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    build_tex = (REPO / "paper" / "main.tex").read_text()
+    import re
+
+    names = re.findall(r"^\\experimentfigures\{([^}]+)\}", build_tex, flags=re.M)
+    assert names, "main.tex shows no experiment's figures"
+    for name in names:
+        monkeypatch.setitem(sys.modules, f"experiments.{name}", _fake_experiment(name))
+    monkeypatch.setattr(experiments, "EXPERIMENTS", tuple(names))
+    monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
+    return names
+
+
+def test_build_collects_figures_and_writes_numbers(registry, monkeypatch, tmp_path):
+    build = _load_build(monkeypatch, tmp_path)
+    results = tmp_path / "results"
+    assert cli.main(["reproduce", "--quick", "--out", str(results)]) == 0
+    assert build.main(["--results", str(results), "--no-compile"]) == 0
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}-curve.pdf" for n in registry)
+    numbers = (tmp_path / "generated" / "numbers.tex").read_text()
+    assert "\\newcommand{\\exKL}{0.341530}" in numbers  # THEORY.md's worked example, computed by the library
+    for name in registry:
+        assert f"figures/{name}-curve" in (tmp_path / "generated" / f"figures-{name}.tex").read_text()
+
+
+def test_build_fails_listing_a_missing_run_and_figure(registry, monkeypatch, tmp_path, capsys):
+    build = _load_build(monkeypatch, tmp_path)
+    results = tmp_path / "results"
+    missing_run, no_figure = registry[0], registry[1]
+    assert cli.main(["reproduce", "--quick", "--out", str(results), "--only", *registry[1:]]) == 0
+    run_dir = next(results.glob(f"{no_figure}-*"))
+    (run_dir / "curve.pdf").unlink()
+    assert build.main(["--results", str(results), "--no-compile"]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing_run}: no finished run" in err
+    assert f"{no_figure}: its run" in err and "has no PDF figure" in err
