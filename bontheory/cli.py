@@ -509,8 +509,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     failed: list[str] = []
     start = time.monotonic()
     interrupted = False
+    import jax
+
+    x64_default = bool(jax.config.read("jax_enable_x64"))
     for name in names:
         t0 = time.monotonic()
+        jax.config.update("jax_enable_x64", x64_default)  # no experiment inherits another's float64 switch
         try:
             mod = load_experiment(name)
             config = _make_config(mod, args.quick, [], None)
@@ -530,6 +534,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         done.append((mod, outcome))
         rows.append({"experiment": name, "status": "ok", "time": format_duration(outcome.seconds),
                      "cells": outcome.stats["computed"] + outcome.stats["reused"], "folder": str(outcome.root)})
+    jax.config.update("jax_enable_x64", x64_default)
     if not interrupted:
         _log("plotting from saved metrics ...")
         for (mod, outcome), row in zip(done, [r for r in rows if r["status"] == "ok"]):
