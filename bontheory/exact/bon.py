@@ -18,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -51,6 +52,7 @@ __all__ = [
 # On precomputed levels (no checks; n may be traced)
 
 
+@jax.jit
 def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\log \pi_n(y) = \log p(y) - \log m(y) + \log(F(y)^n - F^-(y)^n)` on precomputed levels.
 
@@ -66,6 +68,7 @@ def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.where(log_p > -jnp.inf, log_p - jnp.where(log_p > -jnp.inf, log_m_y, 0) + log_q_y, -jnp.inf)
 
 
+@jax.jit
 def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
 
@@ -82,12 +85,14 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(terms, axis=-1), 0)
 
 
+@jax.jit
 def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
     q = jnp.exp(level_log_mass_of_max(levels, n))
     return jnp.sum(q * _bcast(levels.reward, q.shape[:-1]), axis=-1)
 
 
+@jax.jit
 def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Win rate of :math:`\pi_n` against p, ties counted ½:
     :math:`W_n = \tfrac12 \sum_\ell q_\ell (F_\ell + F^-_\ell) = 1 - \sum_\ell q_\ell (1 - F_\ell + m_\ell/2)`
@@ -181,6 +186,7 @@ def _segmented_cumsum(values: jax.Array, starts: jax.Array) -> jax.Array:
     return out
 
 
+@functools.partial(jax.jit, static_argnums=3)
 def _sample_1d(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     k = levels.mass.shape[-1]
     dtype = levels.log_cdf.dtype
@@ -236,6 +242,11 @@ def bon_sample_exact(
     """
     shape = tuple(int(s) for s in shape)
     levels, n = _levels_and_n(ref_probs, rewards, n)
+    return _sample_batched(key, levels, n, shape)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _sample_batched(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     batch = levels.batch_shape
     if not batch:
         return _sample_1d(key, levels, jnp.asarray(n), shape)

@@ -82,6 +82,11 @@ def bon_kl_estimate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int
     """
     n = _checks.check_n(n)
     levels = reward_levels(ref_probs, rewards)
+    return _estimate_core(levels, n)
+
+
+@jax.jit
+def _estimate_core(levels, n: jax.Array) -> jax.Array:
     log_pi = bon_log_pmf_from_levels(levels, n)
     shape = log_pi.shape[:-1]
     eps = jnp.exp(_bcast(levels.log_probs, shape))
@@ -91,6 +96,7 @@ def bon_kl_estimate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int
     return jnp.sum(jnp.where(pi > 0, pi * d, 0), axis=-1)
 
 
+@jax.jit
 def _estimator_unchecked(eps: jax.Array, nf: jax.Array) -> jax.Array:
     folk = jnp.log(nf) - (nf - 1) / nf
     inner = jnp.where(eps < 1, eps, 0)

@@ -5,6 +5,8 @@ All functions reduce over the last axis ``K`` of ``(..., K)`` arrays whose batch
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -41,6 +43,11 @@ def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
       ``(...)``.
     """
     p, q = _pair(p, q, "p", "q")
+    return _kl_core(p, q)
+
+
+@jax.jit
+def _kl_core(p: jax.Array, q: jax.Array) -> jax.Array:
     pos = p > 0
     log_p = jnp.log(jnp.where(pos, p, 1))
     log_q = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf)
@@ -57,6 +64,11 @@ def chi2_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
       ``(...)``.
     """
     p, q = _pair(p, q, "p", "q")
+    return _chi2_core(p, q)
+
+
+@jax.jit
+def _chi2_core(p: jax.Array, q: jax.Array) -> jax.Array:
     qpos = q > 0
     terms = jnp.where(qpos, (p - q) ** 2 / jnp.where(qpos, q, 1), jnp.where(p > 0, jnp.inf, 0))
     return jnp.sum(terms, axis=-1)
@@ -91,6 +103,11 @@ def win_rate(policy_probs: jax.Array, ref_probs: jax.Array, rewards: jax.Array) 
     b1 = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
     b2 = _checks.check_same_last_axis(pi, r, "policy_probs", "rewards")
     batch = tuple(jnp.broadcast_shapes(b1, b2))
+    return _win_rate_core(pi, p, r, batch)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _win_rate_core(pi: jax.Array, p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
     levels = _reward_levels(*_checks.broadcast_batch(p, r, batch_shape=batch), batch)
     loss = levels.tail + 0.5 * levels.mass
     loss_y = jnp.take_along_axis(loss, levels.level_of, axis=-1)

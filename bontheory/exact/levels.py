@@ -24,6 +24,7 @@ Shapes are fixed: with K outcomes there are at most K levels, and the level arra
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -152,6 +153,7 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array) -> RewardLevels:
     return _reward_levels(p, r, batch)
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
     dtype = _checks.float_dtype(p, r)
     k = p.shape[-1]
@@ -174,6 +176,7 @@ def _bcast(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(x, shape + x.shape[-1:])
 
 
+@jax.jit
 def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Log-probability that the best of n draws lands on each level.
 

@@ -15,6 +15,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -51,6 +52,7 @@ def _inputs(ref_probs, rewards):
     return p, r, batch, dtype
 
 
+@jax.jit
 def _tilt(log_p: jax.Array, score: jax.Array, scale: jax.Array) -> jax.Array:
     """``softmax(log p + scale·score)`` over the last axis, shapes ``S + (K,)`` and ``S + (1,)``."""
     logits = jnp.where(log_p > -jnp.inf, log_p + scale * score, -jnp.inf)
@@ -91,6 +93,11 @@ def mid_cdf(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
     :math:`W(\pi) = \sum_y \pi(y) \bar F(y)` is the win rate of π against p with ties counted ½.
     """
     p, r, batch, dtype = _inputs(ref_probs, rewards)
+    return _mid_cdf_core(p, r, batch)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _mid_cdf_core(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
     levels = _reward_levels(p, r, batch)
     # F⁻ + m/2 = 1 − tail − m/2; both tail and m are accurate, and the head form is used below ½.
     lower = jnp.exp(levels.log_cdf_lower)
@@ -120,6 +127,7 @@ def quantile_tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, c: jax.Array |
     return _tilt(log_p, ff, cc)
 
 
+@jax.jit
 def _kl_and_mean(pi: jax.Array, log_p: jax.Array, score: jax.Array) -> tuple[jax.Array, jax.Array]:
     pos = pi > 0
     log_pi = jnp.log(jnp.where(pos, pi, 1))
