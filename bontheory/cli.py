@@ -392,13 +392,33 @@ def run_experiment(
         run.mark_finished("failed", error=f"{type(e).__name__}: {e}")
         raise
     seconds = time.monotonic() - start
-    metrics = run.load_metrics()  # plot and summarise exactly what was saved
-    rows = _summary(mod, metrics)
-    if rows:
-        run.save_table("summary", rows)
     run.mark_finished("complete")
-    figures = plot_run(mod, run.root) if plot else []
-    return RunOutcome(name, run.root, seconds, dict(run.stats), figures, rows)
+    metrics = run.load_metrics()  # summarise and plot exactly what was saved
+    try:
+        rows = _summary(mod, metrics)
+        if rows:
+            run.save_table("summary", rows)
+    except Exception as e:  # the metrics are safe; a broken summary only loses the table
+        traceback.print_exc()
+        _log(f"{name}: summary() failed ({type(e).__name__}: {e}); the metrics are saved in {run.root}")
+        rows = None
+    outcome = RunOutcome(name, run.root, seconds, dict(run.stats), [], rows)
+    if plot:
+        try:
+            outcome.figures = plot_run(mod, run.root)
+        except Exception as e:
+            raise PlotError(name, run.root, e) from e
+    return outcome
+
+
+class PlotError(RuntimeError):
+    """``plot()`` failed after the metrics were saved: fix it and run ``bontheory plot RUN_DIR``."""
+
+    def __init__(self, name: str, root: Path, error: BaseException):
+        super().__init__(
+            f"{name}: plot() failed ({type(error).__name__}: {error}); the metrics are saved: "
+            f"fix plot() and run `bontheory plot {root}`"
+        )
 
 
 def _report(outcome: RunOutcome) -> None:
@@ -466,6 +486,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _log(_interrupted_message(args.out))
         return 130
+    except PlotError as e:
+        traceback.print_exc()
+        _log(str(e))
+        return 1
     _report(outcome)
     return 0
 

@@ -309,3 +309,15 @@ def test_installed_script_runs_a_user_experiment_and_resumes_after_kill(tmp_path
     assert [r["n"] for r in load_metrics(root)["table"]] == list(range(1, 9))
     assert (root / "values.pdf").exists()
     assert "tiny: done" in done.stdout
+
+
+def test_a_failing_plot_keeps_the_metrics_and_says_how_to_replot(tiny, tmp_path, monkeypatch, capsys):
+    def broken_plot(metrics, out_dir):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr(tiny, "plot", broken_plot)
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 1
+    root = _only_run(tmp_path)
+    assert "bontheory plot" in capsys.readouterr().err
+    assert load_metrics(root)["ns"] == [1, 2, 3, 4]
+    assert json.loads((root / "run.json").read_text())["status"] == "complete"
