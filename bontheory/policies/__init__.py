@@ -5,6 +5,15 @@
 """
 
 from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, all_sequences, enumerate_sequences
+from bontheory.policies.kl import (
+    SequenceKLEstimate,
+    kl_k1,
+    kl_k2,
+    kl_k3,
+    sequence_kl,
+    sequence_kl_mc,
+    token_kl,
+)
 from bontheory.policies.policy import Policy, policy_from_module
 from bontheory.policies.tabular import (
     MAX_TABLE_SIZE,
@@ -13,6 +22,7 @@ from bontheory.policies.tabular import (
     tabular_log_probs_table,
     tabular_policy_from_logits,
 )
+from bontheory.policies.transformer import TransformerPolicy, init_transformer_policy
 
 __all__ = [
     "Policy",
@@ -22,7 +32,16 @@ __all__ = [
     "tabular_policy_from_logits",
     "tabular_log_probs_table",
     "MAX_TABLE_SIZE",
+    "TransformerPolicy",
+    "init_transformer_policy",
     "enumerate_sequences",
     "all_sequences",
     "MAX_ENUMERATED_SEQUENCES",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "token_kl",
+    "sequence_kl",
+    "sequence_kl_mc",
+    "SequenceKLEstimate",
 ]

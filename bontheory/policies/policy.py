@@ -12,6 +12,7 @@ Pass a ``Policy`` into jitted code as an argument (its params are leaves, the mo
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -113,8 +114,7 @@ class Policy:
         if isinstance(self.module, TabularPolicy):
             out = tabular_token_log_probs(self.module, self.params, flat)
         else:
-            logp = self.next_token_log_probs(flat)
-            out = jnp.take_along_axis(logp, flat[..., None], axis=-1)[..., 0]
+            out = _generic_token_log_probs(self, flat)
         return out.reshape(batch_shape + (self.length,))
 
     def log_prob(self, sequences: jax.Array) -> jax.Array:
@@ -152,6 +152,14 @@ class Policy:
         return _sample_generic(self, key, num)
 
 
+@jax.jit
+def _generic_token_log_probs(policy: Policy, tokens: jax.Array) -> jax.Array:
+    logits = policy.module.apply({"params": policy.params}, tokens)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+
+
+@functools.partial(jax.jit, static_argnums=2)
 def _sample_generic(policy: Policy, key: jax.Array, num: int) -> jax.Array:
     length = policy.length
     keys = jax.random.split(key, length)

@@ -14,6 +14,7 @@ Order 0 is memoryless (a product distribution), and ``order=None`` (full history
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -124,6 +125,7 @@ def tabular_log_probs_table(policy: Policy) -> jax.Array:
     return jax.nn.log_softmax(policy.params["logits"], axis=-1)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def tabular_token_log_probs(module: TabularPolicy, params: Any, tokens: jax.Array) -> jax.Array:
     """``log π(y_t | y_{<t})`` by direct gather, ``int[B, L] -> float[B, L]`` (no ``B×L×V`` array)."""
     logp = jax.nn.log_softmax(params["logits"], axis=-1)
@@ -131,6 +133,7 @@ def tabular_token_log_probs(module: TabularPolicy, params: Any, tokens: jax.Arra
     return logp[jnp.arange(module.length)[None, :], ctx, tokens]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int) -> jax.Array:
     """Sample ``int32[num, L]`` from a tabular policy.
 
@@ -189,6 +192,18 @@ def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> Poli
 _KINDS = ("gaussian", "dirichlet", "zipf")
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exponent):
+    if kind == "gaussian":
+        logits = jax.random.normal(key, shape, dtype)
+    elif kind == "dirichlet":
+        logits = jax.random.loggamma(key, jnp.asarray(concentration, dtype), shape, dtype)
+    else:
+        ranks = jnp.argsort(jax.random.uniform(key, shape), axis=-1).astype(dtype) + 1.0
+        logits = -jnp.asarray(zipf_exponent, dtype) * jnp.log(ranks)
+    return jax.nn.log_softmax(logits / jnp.asarray(temperature, dtype), axis=-1)
+
+
 def random_tabular_policy(
     key: jax.Array,
     vocab_size: int,
@@ -228,19 +243,11 @@ def random_tabular_policy(
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    if kind == "dirichlet" and not concentration > 0:
+        raise ValueError(f"concentration must be > 0, got {concentration}")
+    if kind == "zipf" and not zipf_exponent >= 0:
+        raise ValueError(f"zipf_exponent must be >= 0, got {zipf_exponent}")
+    dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     shape = (int(length), int(vocab_size) ** k, int(vocab_size))
-    if kind == "gaussian":
-        logits = jax.random.normal(key, shape, dtype)
-    elif kind == "dirichlet":
-        if not concentration > 0:
-            raise ValueError(f"concentration must be > 0, got {concentration}")
-        logits = jax.random.loggamma(key, jnp.asarray(concentration, dtype), shape, dtype)
-    else:
-        if not zipf_exponent >= 0:
-            raise ValueError(f"zipf_exponent must be >= 0, got {zipf_exponent}")
-        ranks = jnp.argsort(jax.random.uniform(key, shape), axis=-1).astype(dtype) + 1.0
-        logits = -zipf_exponent * jnp.log(ranks)
-    logits = logits / jnp.asarray(temperature, dtype)
-    logits = jax.nn.log_softmax(logits, axis=-1)
+    logits = _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exponent)
     return tabular_policy_from_logits(logits, order)

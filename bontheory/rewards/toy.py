@@ -19,6 +19,7 @@ __all__ = [
     "PalindromeReward",
     "QuantizedReward",
     "SequenceHashReward",
+    "sequence_keys",
 ]
 
 
@@ -83,3 +84,136 @@ def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scal
     if vocab_size < 1 or length < 1:
         raise ValueError(f"vocab_size and length must be >= 1, got V={vocab_size}, L={length}")
     return TokenScoreReward(scores=scale * jax.random.normal(key, (int(length), int(vocab_size))))
+
+
+@flax.struct.dataclass
+class PatternReward:
+    """Sequence-level pattern reward: ``r(y) = value`` if ``pattern`` occurs contiguously in y, else 0.
+
+    Two levels only: a tie-heavy reward whose top level can be rare.
+
+    Attributes:
+        pattern: tuple of token ids (static), length m >= 1.
+        value: reward when present (static).
+    """
+
+    pattern: tuple = flax.struct.field(pytree_node=False, default=(0,))
+    value: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
+        seq = _as_sequences(sequences)
+        pat = tuple(int(v) for v in self.pattern)
+        if len(pat) < 1:
+            raise ValueError("pattern must hold at least one token")
+        length, m = seq.shape[-1], len(pat)
+        found = jnp.zeros(seq.shape[:-1], bool)
+        target = jnp.asarray(pat, seq.dtype)
+        for off in range(length - m + 1):
+            found = found | jnp.all(seq[..., off : off + m] == target, axis=-1)
+        return self.value * found.astype(jnp.result_type(float))
+
+
+@flax.struct.dataclass
+class PalindromeReward:
+    """Palindrome-likeness: ``r(y) = (1/⌊L/2⌋) Σ_{t<⌊L/2⌋} 1[y_t = y_{L-1-t}]`` (1 for L = 1).
+
+    Takes ⌊L/2⌋ + 1 values: many ties.
+    """
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]``."""
+        seq = _as_sequences(sequences)
+        half = seq.shape[-1] // 2
+        fdt = jnp.result_type(float)
+        if half == 0:
+            return jnp.ones(seq.shape[:-1], fdt)
+        match = seq[..., :half] == jnp.flip(seq, axis=-1)[..., :half]
+        return jnp.mean(match.astype(fdt), axis=-1)
+
+
+@flax.struct.dataclass
+class QuantizedReward:
+    """A reward rounded down to a grid: ``r(y) = step · ⌊base(y) / step⌋`` (turns any reward tie-heavy).
+
+    Attributes:
+        base: any reward pytree.
+        step: grid spacing > 0 (static).
+    """
+
+    base: object
+    step: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]``."""
+        if not self.step > 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        return self.step * jnp.floor(self.base(sequences) / self.step)
+
+
+def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
+    """One PRNG key per sequence, a fixed injective function of its tokens.
+
+    Tokens are packed two per 32-bit word (ids must be < 2**16) and folded into ``key`` with
+    ``jax.random.fold_in``, one word at a time: the same sequence always gets the same key (under
+    ``jit`` and ``vmap`` too), and distinct sequences get unrelated keys.
+
+    Args:
+        key: base PRNG key (typed).
+        sequences: ``int[..., L]``.
+
+    Returns:
+        Key array of shape ``sequences.shape[:-1]``.
+    """
+    seq = _as_sequences(sequences)
+    batch_shape, length = seq.shape[:-1], seq.shape[-1]
+    flat = seq.reshape((-1, length)).astype(jnp.uint32)
+    if length % 2:
+        flat = jnp.concatenate([flat, jnp.zeros((flat.shape[0], 1), jnp.uint32)], axis=1)
+    words = flat[:, 0::2] * jnp.uint32(65536) + flat[:, 1::2]
+
+    def fold(ws):
+        k = key
+        for i in range(ws.shape[0]):
+            k = jax.random.fold_in(k, ws[i])
+        return k
+
+    keys = jax.vmap(fold)(words)
+    return keys.reshape(batch_shape)
+
+
+def _check_tokens_fit_hash(seq: jax.Array) -> None:
+    if not isinstance(seq, jax.core.Tracer) and seq.size and int(np.max(np.asarray(seq))) >= 2**16:
+        raise ValueError("hash-based rewards support token ids < 2**16")
+
+
+@flax.struct.dataclass
+class SequenceHashReward:
+    """An i.i.d. random reward per sequence: ``r(y) = scale · Z(y)``, ``Z(y) ~ N(0, 1)`` (or U(0, 1)).
+
+    ``Z(y)`` is drawn from ``sequence_keys(key, y)``: a fixed function of the sequence, tie-free with
+    probability one, with no structure a policy could learn.
+
+    Attributes:
+        key: PRNG key (leaf).
+        scale: multiplier (static).
+        distribution: ``"normal"`` or ``"uniform"`` (static).
+    """
+
+    key: jax.Array
+    scale: float = flax.struct.field(pytree_node=False, default=1.0)
+    distribution: str = flax.struct.field(pytree_node=False, default="normal")
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]``."""
+        seq = _as_sequences(sequences)
+        _check_tokens_fit_hash(seq)
+        keys = sequence_keys(self.key, seq)
+        fdt = jnp.result_type(float)
+        if self.distribution == "normal":
+            draw = jax.vmap(lambda k: jax.random.normal(k, (), fdt))
+        elif self.distribution == "uniform":
+            draw = jax.vmap(lambda k: jax.random.uniform(k, (), fdt))
+        else:
+            raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
+        return self.scale * draw(keys.reshape(-1)).reshape(keys.shape)
