@@ -52,22 +52,56 @@ def _inputs(ref_probs, rewards):
     return p, r, batch, dtype
 
 
-@jax.jit
-def _tilt(log_p: jax.Array, score: jax.Array, scale: jax.Array) -> jax.Array:
-    """``softmax(log p + scale·score)`` over the last axis, shapes ``S + (K,)`` and ``S + (1,)``."""
-    logits = jnp.where(log_p > -jnp.inf, log_p + scale * score, -jnp.inf)
-    return jax.nn.softmax(logits, axis=-1)
-
-
-def _expand(x: jax.Array, batch: tuple[int, ...], dtype) -> tuple[jax.Array, tuple[int, ...]]:
-    shape = tuple(jnp.broadcast_shapes(batch, x.shape))
-    return jnp.broadcast_to(x.astype(dtype), shape)[..., None], shape
-
-
 def _log_p(p: jax.Array, dtype) -> jax.Array:
     p = jnp.maximum(p.astype(dtype), 0)
     p = p / jnp.sum(p, axis=-1, keepdims=True)
     return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1)), -jnp.inf)
+
+
+def _mid_cdf_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
+    levels = _reward_levels(p, r, batch)
+    # F⁻ + m/2 from the head below ½, 1 − tail − m/2 from the tail above: both accurate.
+    lower = jnp.exp(levels.log_cdf_lower)
+    mid = jnp.where(lower < 0.5, lower + 0.5 * levels.mass, 1 - levels.tail - 0.5 * levels.mass)
+    return jnp.take_along_axis(mid, levels.level_of, axis=-1)
+
+
+_mid_cdf_jit = jax.jit(_mid_cdf_levels, static_argnums=2)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _tilt_core(p, r, strength, batch, kind, frontier):
+    """The tilt ``softmax(log p + strength·score)`` (score r for ``kind='reward'`` with strength 1/β, the
+    mid-CDF for ``'quantile'``), and optionally its (KL, E[score])."""
+    dtype = _checks.float_dtype(p, r)
+    shape = tuple(jnp.broadcast_shapes(batch, strength.shape))
+    scale = jnp.broadcast_to(strength.astype(dtype), shape)[..., None]
+    p, r = _checks.broadcast_batch(p, r, batch_shape=batch)
+    score = r.astype(dtype) if kind == "reward" else _mid_cdf_levels(p, r, batch).astype(dtype)
+    log_p, score = _checks.broadcast_batch(_log_p(p, dtype), score, batch_shape=shape)
+    logits = jnp.where(log_p > -jnp.inf, log_p + scale * score, -jnp.inf)
+    pi = jax.nn.softmax(logits, axis=-1)
+    if not frontier:
+        return pi
+    pos = pi > 0
+    log_pi = jax.nn.log_softmax(logits, axis=-1)
+    kl = jnp.sum(jnp.where(pos, pi * (jnp.where(pos, log_pi, 0) - jnp.where(pos, log_p, 0)), 0), axis=-1)
+    return Frontier(jnp.maximum(kl, 0), jnp.sum(pi * score, axis=-1))
+
+
+def _beta_strength(beta) -> jax.Array:
+    beta = _checks.check_positive(beta, "beta")
+    return 1 / beta.astype(_checks.float_dtype(beta))
+
+
+def _c_strength(c) -> jax.Array:
+    c = _checks.to_array(c, "c")
+    if _checks.is_concrete(c):
+        import numpy as np
+
+        if np.any(~(np.asarray(c, dtype=np.float64) >= 0)):
+            raise ValueError(f"c must be >= 0, got {c!r}")
+    return c
 
 
 def tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, beta: jax.Array | float) -> jax.Array:
@@ -80,11 +114,8 @@ def tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, beta: jax.Array | float
     Returns:
       ``broadcast(batch, beta.shape) + (K,)``.
     """
-    p, r, batch, dtype = _inputs(ref_probs, rewards)
-    beta = _checks.check_positive(beta, "beta")
-    inv, shape = _expand(1 / beta.astype(dtype), batch, dtype)
-    log_p, rr = _checks.broadcast_batch(_log_p(p, dtype), r.astype(dtype), batch_shape=shape)
-    return _tilt(log_p, rr, inv)
+    p, r, batch, _ = _inputs(ref_probs, rewards)
+    return _tilt_core(p, r, _beta_strength(beta), batch, "reward", False)
 
 
 def mid_cdf(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
@@ -92,17 +123,8 @@ def mid_cdf(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
 
     :math:`W(\pi) = \sum_y \pi(y) \bar F(y)` is the win rate of π against p with ties counted ½.
     """
-    p, r, batch, dtype = _inputs(ref_probs, rewards)
-    return _mid_cdf_core(p, r, batch)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _mid_cdf_core(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
-    levels = _reward_levels(p, r, batch)
-    # F⁻ + m/2 = 1 − tail − m/2; both tail and m are accurate, and the head form is used below ½.
-    lower = jnp.exp(levels.log_cdf_lower)
-    mid = jnp.where(lower < 0.5, lower + 0.5 * levels.mass, 1 - levels.tail - 0.5 * levels.mass)
-    return jnp.take_along_axis(mid, levels.level_of, axis=-1)
+    p, r, batch, _ = _inputs(ref_probs, rewards)
+    return _mid_cdf_jit(p, r, batch)
 
 
 def quantile_tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, c: jax.Array | float) -> jax.Array:
@@ -117,22 +139,8 @@ def quantile_tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, c: jax.Array |
     Returns:
       ``broadcast(batch, c.shape) + (K,)``.
     """
-    p, r, batch, dtype = _inputs(ref_probs, rewards)
-    c = _checks.to_array(c, "c")
-    if _checks.is_concrete(c) and bool(jnp.any(~(c >= 0))):
-        raise ValueError(f"c must be >= 0, got {c!r}")
-    f = mid_cdf(p, r)
-    cc, shape = _expand(c, batch, dtype)
-    log_p, ff = _checks.broadcast_batch(_log_p(p, dtype), f.astype(dtype), batch_shape=shape)
-    return _tilt(log_p, ff, cc)
-
-
-@jax.jit
-def _kl_and_mean(pi: jax.Array, log_p: jax.Array, score: jax.Array) -> tuple[jax.Array, jax.Array]:
-    pos = pi > 0
-    log_pi = jnp.log(jnp.where(pos, pi, 1))
-    kl = jnp.sum(jnp.where(pos, pi * (log_pi - jnp.where(pos, log_p, 0)), 0), axis=-1)
-    return jnp.maximum(kl, 0), jnp.sum(pi * score, axis=-1)
+    p, r, batch, _ = _inputs(ref_probs, rewards)
+    return _tilt_core(p, r, _c_strength(c), batch, "quantile", False)
 
 
 def reward_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, betas: jax.Array) -> Frontier:
@@ -144,11 +152,8 @@ def reward_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, betas: jax.Arra
     Returns:
       :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, betas.shape)``.
     """
-    p, r, batch, dtype = _inputs(ref_probs, rewards)
-    pi = tilted_pmf(p, r, betas)
-    shape = pi.shape[:-1]
-    log_p, rr = _checks.broadcast_batch(_log_p(p, dtype), r.astype(dtype), batch_shape=shape)
-    return Frontier(*_kl_and_mean(pi, log_p, rr))
+    p, r, batch, _ = _inputs(ref_probs, rewards)
+    return _tilt_core(p, r, _beta_strength(betas), batch, "reward", True)
 
 
 def win_rate_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, cs: jax.Array) -> Frontier:
@@ -157,8 +162,5 @@ def win_rate_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, cs: jax.Array
     Returns:
       :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, cs.shape)``.
     """
-    p, r, batch, dtype = _inputs(ref_probs, rewards)
-    pi = quantile_tilted_pmf(p, r, cs)
-    shape = pi.shape[:-1]
-    log_p, ff = _checks.broadcast_batch(_log_p(p, dtype), mid_cdf(p, r).astype(dtype), batch_shape=shape)
-    return Frontier(*_kl_and_mean(pi, log_p, ff))
+    p, r, batch, _ = _inputs(ref_probs, rewards)
+    return _tilt_core(p, r, _c_strength(cs), batch, "quantile", True)
