@@ -28,7 +28,7 @@ from bontheory.alternatives.samplers import (
     soft_bon_sample,
 )
 from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
-from bontheory.alternatives.truncation import quantile_truncated_pmf
+from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
     "ProxyGoldMetrics",
@@ -45,6 +45,7 @@ __all__ = [
     "proxy_gold_metrics",
     "quantile_truncated_pmf",
     "quantile_truncation_sample",
+    "quantile_truncation_sampler_pmf",
     "regret",
     "regularized_bon_pmf",
     "regularized_bon_sample",

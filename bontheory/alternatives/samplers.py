@@ -173,7 +173,7 @@ def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: Sequence[i
     return out.reshape(shape)
 
 
-def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
     """Soft-BoN samples (outcome indices, int32 ``shape``) from ``ref_probs``, ``rewards`` of shape ``(K,)``.
 
     Law: :func:`bontheory.alternatives.soft_bon_pmf`. ``n`` and ``shape`` are static.
@@ -183,13 +183,13 @@ def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: 
     return _raw_sampler(key, ref_probs, rewards, n, shape, "soft_bon", temperature, 0.0, batch_size)
 
 
-def regularized_bon_sample(key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+def regularized_bon_sample(key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
     """Regularised-BoN samples (argmax of ``r + β log p`` over n draws); law :func:`regularized_bon_pmf`."""
     n = int(_validate.check_n(n))
     return _raw_sampler(key, ref_probs, rewards, n, shape, "regularized_bon", beta, 0.0, batch_size)
 
 
-def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape: Sequence[int] = (), *, batch_size: int = 4096):
+def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
     """Finite-N quantile truncation: draw N, return one uniformly among the top ``⌈N/M⌉``.
 
     As N → ∞ its law converges to :func:`quantile_truncated_pmf` (``M`` fixed).
@@ -201,7 +201,7 @@ def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape:
 
 def pessimism_sample(
     key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, r_max: float | None = None,
-    batch_size: int = 4096,
+    batch_size: int = 8192,
 ):
     """InferenceTimePessimism samples with budget N (uses ``2N + 1`` draws per sample; see module docstring).
 

@@ -67,9 +67,10 @@ def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
     total = num_blocks * block
     h = (s_max - s_min) / (total - 1)  # (..., 1)
     log_n = jnp.log(n)[..., None]
+    lead = (1,) * (rewards.ndim - 1)
 
     def body(acc, j):
-        idx = j * block + jnp.arange(block, dtype=dtype)  # (block,)
+        idx = (j * block + jnp.arange(block, dtype=dtype)).reshape(lead + (block,))  # (1.., block)
         s = s_min + h * idx  # (..., block)
         lphi = _log_phi(log_p, log_w, s)  # (..., block)
         # log integrand in s for each outcome: s - t w(y) + (n-1) log φ(t)   -> (..., block, K)
@@ -80,7 +81,7 @@ def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
         )
         # trapezoid weights: 1/2 at the two ends of the whole grid
         end = (idx == 0) | (idx == total - 1)
-        log_f = log_f + jnp.where(end, jnp.log(0.5), 0.0)[:, None]
+        log_f = log_f + jnp.where(end, jnp.log(0.5), 0.0)[..., None]
         return jnp.logaddexp(acc, logsumexp(log_f, axis=-2)), None
 
     acc0 = jnp.full(rewards.shape, -jnp.inf, dtype)
