@@ -193,7 +193,10 @@ def log_ratio_kl_estimates(log_ratios: jax.Array) -> tuple[Estimate, Estimate]:
 
 @jax.jit
 def _k1_k3(lr):
-    return _mean_se(lr), _mean_se(jnp.expm1(-lr) + lr)
+    from bontheory.policies import kl_k1, kl_k3
+
+    zero = jnp.zeros_like(lr)
+    return _mean_se(kl_k1(lr, zero)), _mean_se(kl_k3(lr, zero))
 
 
 def bon_log_ratio_from_reference(selected_rewards: jax.Array, reference_rewards: jax.Array, n: int) -> jax.Array:
