@@ -27,10 +27,17 @@ from bontheory.alternatives.samplers import (
     select_soft_bon,
     soft_bon_sample,
 )
+from bontheory.alternatives.sweeps import METHODS, GoldCurves, ProxyProblem, method_gold_curves, method_pmfs, proxy_problem
 from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "GoldCurves",
+    "METHODS",
+    "ProxyProblem",
+    "method_gold_curves",
+    "method_pmfs",
+    "proxy_problem",
     "ProxyGoldMetrics",
     "chi2_coverage",
     "chi2_pessimism_pmf",

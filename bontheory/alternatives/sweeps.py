@@ -1,0 +1,158 @@
+r"""Sweeps shared by the regime experiments: proxy/gold problems on enumerated token sequences, and the
+gold-reward / gold-win-rate curves of every method over a grid of sample budgets n.
+
+A *problem* is ``(ref_probs, proxy, gold)``, each ``float[K]`` over the ``K = V^L`` sequences of a tabular
+token-level policy, with the proxy one of the noise families of :mod:`bontheory.rewards`. Everything
+downstream is exact (no sampling) except the finite-N χ²-pessimism curve, which is Monte Carlo.
+
+Methods (``param`` is each method's knob; ``n`` an array of budgets):
+
+=====================  ==============================================  ===========================
+method                 pmf at budget n                                 param
+=====================  ==============================================  ===========================
+``bon``                :func:`bontheory.exact.bon_pmf`                  (none)
+``soft_bon``           :func:`soft_bon_pmf`                            temperature λ
+``quantile_trunc``     :func:`quantile_truncation_sampler_pmf` (exact)  M
+``chi2_pessimism``     :func:`chi2_pessimism_pmf` (population, N → ∞)   β
+``regularized_bon``    :func:`regularized_bon_pmf`                     β
+``tilted``             :func:`bontheory.exact.tilted_pmf` (no n)        β
+=====================  ==============================================  ===========================
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bontheory.alternatives.pessimism import chi2_pessimism_pmf
+from bontheory.alternatives.regularized import regularized_bon_pmf
+from bontheory.alternatives.soft_bon import soft_bon_pmf
+from bontheory.alternatives.truncation import quantile_truncation_sampler_pmf
+from bontheory.exact.bon import bon_pmf
+from bontheory.exact.divergences import kl_divergence, win_rate
+from bontheory.exact.tilted import tilted_pmf
+
+__all__ = [
+    "GoldCurves",
+    "METHODS",
+    "ProxyProblem",
+    "method_pmfs",
+    "method_gold_curves",
+    "proxy_problem",
+]
+
+METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
+
+
+class ProxyProblem(NamedTuple):
+    """A proxy-vs-gold problem over an enumerated outcome space (``float[K]`` each)."""
+
+    ref_probs: jax.Array
+    proxy: jax.Array
+    gold: jax.Array
+
+
+def proxy_problem(
+    key: jax.Array,
+    family: str,
+    *,
+    vocab_size: int = 4,
+    length: int = 6,
+    order: int | None = 0,
+    error: float = 1.0,
+    policy_temperature: float = 1.0,
+    hack_mass: float = 1e-3,
+    hack_penalty: float = 3.0,
+    bt_pairs: int = 2048,
+    bt_steps: int = 400,
+) -> ProxyProblem:
+    r"""Enumerates a random tabular policy and a proxy/gold pair on its ``V^L`` sequences.
+
+    The gold reward is additive: ``r*(y) = Σ_t s_t(y_t)`` with random per-token scores. Families:
+
+    * ``"gaussian"``, ``"student_t"`` (df = 3), ``"cauchy"``: ``r̂ = r* + error · ε(y)``;
+    * ``"hack"``: a rare region H of reference mass ``hack_mass``; ``r̂ = r* + error · 1_H`` and the gold
+      subtracts ``hack_penalty`` on H (proxy loves, gold hates);
+    * ``"bradley_terry"``: a small network trained by :func:`bontheory.rewards.train_bradley_terry` on
+      ``bt_pairs`` preference pairs labelled by ``r*`` with Bradley–Terry temperature ``error``.
+
+    Args:
+      key: PRNG key (policy, gold and proxy keys are split from it).
+      family: one of the above.
+      vocab_size, length, order, policy_temperature: the reference policy (see ``random_tabular_policy``).
+      error: proxy error size (noise scale, hack bonus, or label temperature).
+
+    Returns:
+      :class:`ProxyProblem` of float64 (when x64 is on) arrays of length ``V^L``.
+    """
+    from bontheory.policies import enumerate_sequences, random_tabular_policy
+    from bontheory.rewards import (
+        NoisyProxyReward,
+        make_hack_proxy,
+        random_token_score_reward,
+        train_bradley_terry,
+    )
+
+    k_pol, k_gold, k_proxy = jax.random.split(key, 3)
+    policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)
+    gold = random_token_score_reward(k_gold, vocab_size, length)
+    seqs, logp = enumerate_sequences(policy)
+    p = jnp.exp(logp.astype(jnp.result_type(float)))
+    p = p / jnp.sum(p)
+    if family in ("gaussian", "student_t", "cauchy"):
+        proxy = NoisyProxyReward(gold, k_proxy, scale=float(error), noise=family, df=3.0)
+        return ProxyProblem(p, proxy(seqs), gold(seqs))
+    if family == "hack":
+        proxy, _ = make_hack_proxy(k_proxy, gold, policy, hack_mass, bonus=float(error), penalty=float(hack_penalty))
+        return ProxyProblem(p, proxy(seqs), proxy.gold(seqs))
+    if family == "bradley_terry":
+        fit = train_bradley_terry(
+            k_proxy, policy, gold, num_pairs=bt_pairs, num_steps=bt_steps, temperature=float(error)
+        )
+        return ProxyProblem(p, fit.reward(seqs), gold(seqs))
+    raise ValueError(f"unknown proxy family {family!r}")
+
+
+def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any = None, **kwargs: Any) -> jax.Array:
+    """The pmf of ``method`` (see the module table) at each budget in ``ns``: ``float[len(ns), K]``."""
+    ns = jnp.asarray(ns)
+    if method == "bon":
+        return bon_pmf(ref_probs, rewards, ns)
+    if method == "soft_bon":
+        return soft_bon_pmf(ref_probs, rewards, ns, param, **kwargs)
+    if method == "quantile_trunc":
+        return quantile_truncation_sampler_pmf(ref_probs, rewards, ns, param)
+    if method == "regularized_bon":
+        return regularized_bon_pmf(ref_probs, rewards, ns, param)
+    if method == "chi2_pessimism":
+        pmf = chi2_pessimism_pmf(ref_probs, rewards, param)
+    elif method == "tilted":
+        pmf = tilted_pmf(ref_probs, rewards, param)
+    else:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    return jnp.broadcast_to(pmf, ns.shape + pmf.shape[-1:])
+
+
+class GoldCurves(NamedTuple):
+    """Per-budget metrics of one method and parameter (each ``float[len(ns)]``)."""
+
+    gold_reward: np.ndarray
+    gold_win_rate: np.ndarray
+    proxy_reward: np.ndarray
+    kl: np.ndarray
+
+
+def method_gold_curves(problem: ProxyProblem, method: str, ns: Any, param: Any = None, **kwargs: Any) -> GoldCurves:
+    """Gold reward, gold win rate against p (ties ½), proxy reward and KL to p of ``method`` at each n."""
+    pmf = method_pmfs(method, problem.ref_probs, problem.proxy, ns, param, **kwargs)
+    pmf = pmf / jnp.sum(pmf, axis=-1, keepdims=True)  # quadrature rounding (soft BoN) only
+    p = jnp.broadcast_to(problem.ref_probs, pmf.shape)
+    return GoldCurves(
+        gold_reward=np.asarray(pmf @ problem.gold),
+        gold_win_rate=np.asarray(win_rate(pmf, p, jnp.broadcast_to(problem.gold, pmf.shape))),
+        proxy_reward=np.asarray(pmf @ problem.proxy),
+        kl=np.asarray(kl_divergence(pmf, p)),
+    )

@@ -1,0 +1,217 @@
+"""Overoptimisation: gold reward and gold win rate vs n for BoN and its alternatives, per proxy family.
+
+Exact over the enumerated sequences of a random memoryless tabular policy (gold reward additive over
+tokens); each curve is averaged over ``num_seeds`` draws of policy, gold and proxy. Every parametrised
+method is shown at a fixed setting and at its best setting per n (oracle-tuned on gold over a grid).
+χ²-pessimism and the tilted policy are shown at their population (N → ∞) targets; finite-N
+InferenceTimePessimism is added by Monte Carlo (raw sampler) at a few n.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from bontheory.alternatives import pessimism_sample
+from bontheory.alternatives.sweeps import method_gold_curves, proxy_problem
+from bontheory.plotting import new_figure, save_figure
+from bontheory.progress import progress
+
+NAME = "overoptimization"
+SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"
+
+# Parameter grids are multiples of the proxy's standard deviation under p (soft BoN λ, χ² β, tilt β) or
+# plain values (M for truncation, β for regularised BoN, which multiplies log p).
+_GRIDS = {
+    "soft_bon": (0.03, 0.1, 0.3, 1.0),
+    "quantile_trunc": (2.0, 8.0, 32.0, 128.0),
+    "chi2_pessimism": (0.03, 0.1, 0.3, 1.0),
+    "regularized_bon": (0.1, 0.3, 1.0, 3.0),
+    "tilted": (0.03, 0.1, 0.3, 1.0),
+}
+_FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
+_SCALED = ("soft_bon", "chi2_pessimism", "tilted")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings.
+
+    Attributes:
+      families: proxy families (see ``bontheory.alternatives.sweeps.proxy_problem``).
+      errors: proxy error size per family (same order): noise scale, hack bonus, BT label temperature.
+      vocab_size: V.
+      length: L (the space has V**L sequences).
+      ns: sample budgets n.
+      num_seeds: independent draws of (policy, gold, proxy) averaged per curve.
+      hack_mass: reference mass of the hack region.
+      hack_penalty: gold penalty in the hack region.
+      pessimism_ns: budgets of the Monte Carlo InferenceTimePessimism curve (empty to skip).
+      pessimism_draws: Monte Carlo draws per budget and seed.
+      soft_bon_nodes: quadrature nodes of the exact soft-BoN pmf.
+      seed: random seed.
+      x64: compute in float64.
+    """
+
+    families: tuple[str, ...] = ("gaussian", "cauchy", "hack", "bradley_terry")
+    errors: tuple[float, ...] = (1.0, 0.5, 6.0, 0.5)
+    vocab_size: int = 4
+    length: int = 7
+    ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 10000)
+    num_seeds: int = 6
+    hack_mass: float = 2e-3
+    hack_penalty: float = 3.0
+    pessimism_ns: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
+    pessimism_draws: int = 2000
+    soft_bon_nodes: int = 512
+    seed: int = 0
+    x64: bool = True
+
+    def __post_init__(self):
+        if len(self.errors) != len(self.families):
+            raise ValueError("errors must have one entry per family")
+
+
+QUICK = Config(
+    families=("gaussian", "cauchy", "hack"),
+    errors=(1.0, 0.5, 6.0),
+    length=5,
+    ns=(1, 4, 16, 64, 256, 1024, 10000),
+    num_seeds=2,
+    pessimism_ns=(1, 16, 256),
+    pessimism_draws=300,
+)
+
+
+def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
+    family = config.families[fam_index]
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), fam_index), seed_index)
+    prob = proxy_problem(
+        key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[fam_index],
+        hack_mass=config.hack_mass, hack_penalty=config.hack_penalty,
+    )
+    p = np.asarray(prob.ref_probs)
+    sd = float(np.sqrt(p @ (np.asarray(prob.proxy) - p @ np.asarray(prob.proxy)) ** 2))
+    ns = np.asarray(config.ns)
+    out = {"proxy_sd": sd, "gold_mean": float(p @ np.asarray(prob.gold))}
+    c = method_gold_curves(prob, "bon", ns)
+    out["bon"] = {"gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl}
+    for method, grid in _GRIDS.items():
+        rows = []
+        for g in grid:
+            par = g * sd if method in _SCALED else g
+            kw = {"num_nodes": config.soft_bon_nodes} if method == "soft_bon" else {}
+            c = method_gold_curves(prob, method, ns, par, **kw)
+            rows.append({"param": g, "gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl})
+        out[method] = rows
+    if config.pessimism_ns:
+        beta = _FIXED["chi2_pessimism"] * sd
+        r_max = float(np.max(np.asarray(prob.proxy)))
+        gold = np.asarray(prob.gold)
+        means, ses = [], []
+        for i, n in enumerate(config.pessimism_ns):
+            idx = np.asarray(pessimism_sample(
+                jax.random.fold_in(key, 1000 + i), prob.ref_probs, prob.proxy, int(n), beta,
+                (config.pessimism_draws,), r_max=r_max,
+            ))
+            means.append(float(gold[idx].mean()))
+            ses.append(float(gold[idx].std(ddof=1) / np.sqrt(len(idx))))
+        out["pessimism_mc"] = {"ns": list(config.pessimism_ns), "gold": means, "se": ses}
+    return out
+
+
+def run(config: Config, run) -> dict:
+    cells = [(f, s) for f in range(len(config.families)) for s in range(config.num_seeds)]
+    results = {}
+    for f, s in progress(cells, desc=NAME):
+        results[(f, s)] = run.cell(f"{config.families[f]}-seed{s}", lambda f=f, s=s: _family_cell(config, f, s))
+    families = {}
+    for f, family in enumerate(config.families):
+        per_seed = [results[(f, s)] for s in range(config.num_seeds)]
+        avg = lambda get: np.mean([np.asarray(get(r), float) for r in per_seed], axis=0)  # noqa: E731
+        fam = {"bon": {k: avg(lambda r, k=k: r["bon"][k]).tolist() for k in ("gold", "win", "kl")}}
+        fam["gold_mean_ref"] = float(avg(lambda r: r["gold_mean"]))
+        for method, grid in _GRIDS.items():
+            curves = {k: avg(lambda r, k=k: [row[k] for row in r[method]]) for k in ("gold", "win", "kl")}
+            j = grid.index(_FIXED[method])
+            fam[method] = {
+                "grid": list(grid),
+                "fixed_param": _FIXED[method],
+                "fixed": {k: curves[k][j].tolist() for k in curves},
+                "best": {k: np.max(curves[k], axis=0).tolist() for k in ("gold", "win")},
+                "best_param": [grid[i] for i in np.argmax(curves["gold"], axis=0)],
+            }
+        if config.pessimism_ns:
+            g = np.array([r["pessimism_mc"]["gold"] for r in per_seed])
+            se = np.array([r["pessimism_mc"]["se"] for r in per_seed])
+            fam["pessimism_mc"] = {
+                "ns": list(config.pessimism_ns),
+                "gold": g.mean(0).tolist(),
+                "se": (np.sqrt((se**2).sum(0)) / len(per_seed)).tolist(),
+            }
+        bon_gold = np.asarray(fam["bon"]["gold"])
+        peak = int(np.argmax(bon_gold))
+        fam["bon_peak_n"] = int(config.ns[peak])
+        fam["bon_peak_gold"] = float(bon_gold[peak])
+        fam["bon_final_gold"] = float(bon_gold[-1])
+        fam["bon_drop_after_peak"] = float(bon_gold[peak] - bon_gold[-1])
+        for method in ("quantile_trunc", "soft_bon", "regularized_bon"):
+            v = np.asarray(fam[method]["fixed"]["gold"])
+            fam[f"{method}_fixed_max_drop"] = float(np.max(np.maximum.accumulate(v) - v))
+        families[family] = fam
+    return {"ns": list(config.ns), "families": families}
+
+
+_LABELS = {
+    "bon": "BoN",
+    "soft_bon": "soft BoN",
+    "quantile_trunc": "quantile trunc.",
+    "chi2_pessimism": "χ²-pessimism (pop.)",
+    "regularized_bon": "regularised BoN",
+    "tilted": "tilted (pop.)",
+}
+
+
+def plot(metrics: dict, out_dir) -> list:
+    paths = []
+    ns = np.asarray(metrics["ns"])
+    fams = metrics["families"]
+    for key, ylabel in (("gold", "gold reward"), ("win", "gold win rate vs p")):
+        for variant in ("fixed", "best"):
+            fig, axes = new_figure(1, len(fams), squeeze=False)
+            for ax, (family, fam) in zip(axes[0], fams.items()):
+                ax.plot(ns, fam["bon"][key], marker="o", color="black", label="BoN")
+                for method in ("soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted"):
+                    y = fam[method][variant][key]
+                    style = "--" if method in ("chi2_pessimism", "tilted") else "-"
+                    lab = _LABELS[method] + (f" ({fam[method]['fixed_param']:g})" if variant == "fixed" else "")
+                    ax.plot(ns, y, style, marker=".", label=lab)
+                if key == "gold" and "pessimism_mc" in fam:
+                    pm = fam["pessimism_mc"]
+                    ax.errorbar(pm["ns"], pm["gold"], yerr=2 * np.asarray(pm["se"]), fmt="s", ms=3,
+                                label="InferenceTimePessimism (MC, ±2se)")
+                ax.set_xscale("log")
+                ax.set_xlabel("n")
+                ax.set_ylabel(ylabel)
+                ax.set_title(family)
+            axes[0][0].legend(fontsize=6)
+            paths += save_figure(fig, out_dir, f"{key}_vs_n_{variant}")
+    return paths
+
+
+def summary(metrics: dict) -> list[dict]:
+    rows = []
+    for family, fam in metrics["families"].items():
+        rows.append({
+            "family": family,
+            "bon_peak_n": fam["bon_peak_n"],
+            "bon_peak_gold": round(fam["bon_peak_gold"], 3),
+            "bon_final_gold": round(fam["bon_final_gold"], 3),
+            "qt_fixed_final": round(fam["quantile_trunc"]["fixed"]["gold"][-1], 3),
+            "qt_fixed_max_drop": round(fam["quantile_trunc_fixed_max_drop"], 4),
+            "chi2_pop": round(fam["chi2_pessimism"]["fixed"]["gold"][-1], 3),
+            "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
+        })
+    return rows
