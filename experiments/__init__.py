@@ -18,4 +18,5 @@ Add an experiment by writing such a module and adding its name to ``EXPERIMENTS`
 EXPERIMENTS: tuple[str, ...] = (
     "kl_bound",
     "overoptimization",
+    "bon_vs_optimum",
 )

@@ -28,10 +28,20 @@ from bontheory.alternatives.samplers import (
     soft_bon_sample,
 )
 from bontheory.alternatives.sweeps import METHODS, GoldCurves, ProxyProblem, method_gold_curves, method_pmfs, proxy_problem
+from bontheory.alternatives.sequence_limit import (
+    BoNTiltGap,
+    additive_reward_distribution,
+    bon_tilted_gap_per_token,
+    token_tilt_kl_reward,
+)
 from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "BoNTiltGap",
+    "additive_reward_distribution",
+    "bon_tilted_gap_per_token",
+    "token_tilt_kl_reward",
     "GoldCurves",
     "METHODS",
     "ProxyProblem",
