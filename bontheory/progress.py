@@ -102,6 +102,8 @@ class _Bar:
                 self.last_draw = now
             return
         frac = self.done / self.total if self.total else 0.0
+        if final and self.total and self.last_log_fraction >= 1.0:
+            return  # the line saying "done" was just written
         if final or frac - self.last_log_fraction >= 0.1 or now - self.last_log_time >= 30.0:
             self.stream.write(self.line() + "\n")
             self.stream.flush()
