@@ -169,7 +169,16 @@ def _get(metrics: Any, path: str) -> Any:
 
 # Numbers quoted from saved metrics: macro -> (experiment, dotted path into metrics.json or a function, digits).
 # A missing experiment or path is reported (the macro is then defined as "??" and the build fails).
-METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {}
+METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
+    "ovMaxN": ("overoptimization", "ns.-1", 0),
+    "ovCauchyPeakN": ("overoptimization", "families.cauchy.bon_peak_n", 0),
+    "ovCauchyPeakGold": ("overoptimization", "families.cauchy.bon_peak_gold", 2),
+    "ovCauchyFinalGold": ("overoptimization", "families.cauchy.bon_final_gold", 2),
+    "ovCauchyTruncFinal": ("overoptimization", "families.cauchy.quantile_trunc.fixed.gold.-1", 2),
+    "ovHackPeakN": ("overoptimization", "families.hack.bon_peak_n", 0),
+    "ovHackPeakGold": ("overoptimization", "families.hack.bon_peak_gold", 2),
+    "ovHackFinalGold": ("overoptimization", "families.hack.bon_final_gold", 2),
+}
 
 
 def write_numbers(runs: dict[str, Path]) -> list[str]:
@@ -180,6 +189,10 @@ def write_numbers(runs: dict[str, Path]) -> list[str]:
     for macro, value in sorted(_theory_numbers().items()):
         lines.append(f"\\newcommand{{\\{macro}}}{{{value}}}")
     for macro, (exp, path, digits) in sorted(METRIC_NUMBERS.items()):
+        if exp not in runs:
+            problems.append(f"\\{macro}: needs a finished run of {exp}")
+            lines.append(f"\\newcommand{{\\{macro}}}{{??}}")
+            continue
         try:
             metrics = load_metrics(runs[exp])
             value = path(metrics) if callable(path) else _get(metrics, path)

@@ -26,6 +26,9 @@ def _load_build(monkeypatch, tmp_path):
     spec.loader.exec_module(build)
     monkeypatch.setattr(build, "FIGURES", tmp_path / "figures")
     monkeypatch.setattr(build, "GENERATED", tmp_path / "generated")
+    # the stand-in experiments have none of the real metrics: quote one number they do have
+    first = next(iter(build.METRIC_NUMBERS.values()))[0] if build.METRIC_NUMBERS else "kl_bound"
+    monkeypatch.setattr(build, "METRIC_NUMBERS", {"standInLastN": (first, "ns.-1", 0)})
     return build
 
 
@@ -67,6 +70,7 @@ def test_build_collects_figures_and_writes_numbers(registry, monkeypatch, tmp_pa
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}-curve.pdf" for n in registry)
     numbers = (tmp_path / "generated" / "numbers.tex").read_text()
     assert "\\newcommand{\\exKL}{0.341530}" in numbers  # THEORY.md's worked example, computed by the library
+    assert "\\newcommand{\\standInLastN}{4}" in numbers  # from the saved metrics (QUICK.ns ends at 4)
     for name in registry:
         assert f"figures/{name}-curve" in (tmp_path / "generated" / f"figures-{name}.tex").read_text()
 
@@ -82,3 +86,12 @@ def test_build_fails_listing_a_missing_run_and_figure(registry, monkeypatch, tmp
     err = capsys.readouterr().err
     assert f"{missing_run}: no finished run" in err
     assert f"{no_figure}: its run" in err and "has no PDF figure" in err
+
+
+def test_build_fails_on_a_number_missing_from_the_metrics(registry, monkeypatch, tmp_path, capsys):
+    build = _load_build(monkeypatch, tmp_path)
+    monkeypatch.setattr(build, "METRIC_NUMBERS", {"bogus": (registry[0], "no.such.key", 2)})
+    results = tmp_path / "results"
+    assert cli.main(["reproduce", "--quick", "--out", str(results)]) == 0
+    assert build.main(["--results", str(results), "--no-compile"]) == 1
+    assert "\\bogus: cannot read 'no.such.key'" in capsys.readouterr().err
