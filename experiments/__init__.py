@@ -19,4 +19,5 @@ EXPERIMENTS: tuple[str, ...] = (
     "kl_bound",
     "overoptimization",
     "bon_vs_optimum",
+    "regime_map",
 )

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from bontheory.alternatives import pessimism_sample
-from bontheory.alternatives.sweeps import method_gold_curves, proxy_problem
+from bontheory.alternatives.sweeps import DEFAULT_GRIDS, method_grid_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -24,15 +24,8 @@ SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed 
 
 # Parameter grids are multiples of the proxy's standard deviation under p (soft BoN λ, χ² β, tilt β) or
 # plain values (M for truncation, β for regularised BoN, which multiplies log p).
-_GRIDS = {
-    "soft_bon": (0.03, 0.1, 0.3, 1.0),
-    "quantile_trunc": (2.0, 8.0, 32.0, 128.0),
-    "chi2_pessimism": (0.03, 0.1, 0.3, 1.0),
-    "regularized_bon": (0.1, 0.3, 1.0, 3.0),
-    "tilted": (0.03, 0.1, 0.3, 1.0),
-}
+_GRIDS = DEFAULT_GRIDS
 _FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
-_SCALED = ("soft_bon", "chi2_pessimism", "tilted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,20 +85,8 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
         key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[fam_index],
         hack_mass=config.hack_mass, hack_penalty=config.hack_penalty,
     )
-    p = np.asarray(prob.ref_probs)
-    sd = float(np.sqrt(p @ (np.asarray(prob.proxy) - p @ np.asarray(prob.proxy)) ** 2))
-    ns = np.asarray(config.ns)
-    out = {"proxy_sd": sd, "gold_mean": float(p @ np.asarray(prob.gold))}
-    c = method_gold_curves(prob, "bon", ns)
-    out["bon"] = {"gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl}
-    for method, grid in _GRIDS.items():
-        rows = []
-        for g in grid:
-            par = g * sd if method in _SCALED else g
-            kw = {"num_nodes": config.soft_bon_nodes} if method == "soft_bon" else {}
-            c = method_gold_curves(prob, method, ns, par, **kw)
-            rows.append({"param": g, "gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl})
-        out[method] = rows
+    out = method_grid_curves(prob, config.ns, _GRIDS, soft_bon_nodes=config.soft_bon_nodes)
+    sd = out["proxy_sd"]
     if config.pessimism_ns:
         beta = _FIXED["chi2_pessimism"] * sd
         r_max = float(np.max(np.asarray(prob.proxy)))

@@ -27,7 +27,7 @@ from bontheory.alternatives.samplers import (
     select_soft_bon,
     soft_bon_sample,
 )
-from bontheory.alternatives.sweeps import METHODS, GoldCurves, ProxyProblem, method_gold_curves, method_pmfs, proxy_problem
+from bontheory.alternatives.sweeps import DEFAULT_GRIDS, SCALED_METHODS, method_grid_curves, METHODS, GoldCurves, ProxyProblem, method_gold_curves, method_pmfs, proxy_problem
 from bontheory.alternatives.sequence_limit import (
     BoNTiltGap,
     additive_reward_distribution,
@@ -38,6 +38,9 @@ from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "DEFAULT_GRIDS",
+    "SCALED_METHODS",
+    "method_grid_curves",
     "BoNTiltGap",
     "additive_reward_distribution",
     "bon_tilted_gap_per_token",

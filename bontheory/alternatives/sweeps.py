@@ -36,6 +36,9 @@ from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.tilted import tilted_pmf
 
 __all__ = [
+    "DEFAULT_GRIDS",
+    "SCALED_METHODS",
+    "method_grid_curves",
     "GoldCurves",
     "METHODS",
     "ProxyProblem",
@@ -156,3 +159,47 @@ def method_gold_curves(problem: ProxyProblem, method: str, ns: Any, param: Any =
         proxy_reward=np.asarray(pmf @ problem.proxy),
         kl=np.asarray(kl_divergence(pmf, p)),
     )
+
+
+#: Default parameter grids of :func:`method_grid_curves`. Soft-BoN λ, χ² β and tilt β are multiples of the
+#: proxy's standard deviation under p; M (truncation) and β (regularised BoN, multiplying log p) are plain.
+DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
+    "soft_bon": (0.03, 0.1, 0.3, 1.0),
+    "quantile_trunc": (2.0, 8.0, 32.0, 128.0),
+    "chi2_pessimism": (0.03, 0.1, 0.3, 1.0),
+    "regularized_bon": (0.1, 0.3, 1.0, 3.0),
+    "tilted": (0.03, 0.1, 0.3, 1.0),
+}
+SCALED_METHODS = ("soft_bon", "chi2_pessimism", "tilted")
+
+
+def method_grid_curves(
+    problem: ProxyProblem,
+    ns: Any,
+    grids: dict[str, tuple[float, ...]] | None = None,
+    *,
+    soft_bon_nodes: int = 512,
+) -> dict[str, Any]:
+    """Curves of BoN and of every method over its parameter grid (see :data:`DEFAULT_GRIDS`).
+
+    Returns:
+      ``{"proxy_sd", "gold_mean", "bon": {gold, win, kl}, <method>: [{param, gold, win, kl}, ...]}`` with
+      arrays of length ``len(ns)``; ``param`` is the grid value (before scaling by ``proxy_sd``).
+    """
+    grids = DEFAULT_GRIDS if grids is None else grids
+    p = np.asarray(problem.ref_probs)
+    proxy = np.asarray(problem.proxy)
+    sd = float(np.sqrt(p @ (proxy - p @ proxy) ** 2))
+    ns = np.asarray(ns)
+    out: dict[str, Any] = {"proxy_sd": sd, "gold_mean": float(p @ np.asarray(problem.gold))}
+    c = method_gold_curves(problem, "bon", ns)
+    out["bon"] = {"gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl}
+    for method, grid in grids.items():
+        rows = []
+        for g in grid:
+            par = g * sd if method in SCALED_METHODS else g
+            kw = {"num_nodes": soft_bon_nodes} if method == "soft_bon" else {}
+            c = method_gold_curves(problem, method, ns, par, **kw)
+            rows.append({"param": g, "gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl})
+        out[method] = rows
+    return out
