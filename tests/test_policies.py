@@ -20,8 +20,9 @@ def _brute_force_log_probs(policy, seqs):
     return logp[np.arange(s.shape[0])[:, None], np.arange(s.shape[1])[None, :], s].sum(-1)
 
 
-@pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("kind", ["gaussian", "dirichlet", "zipf"])
+@pytest.mark.parametrize(
+    "order, kind", [(0, "gaussian"), (1, "dirichlet"), (2, "zipf"), (None, "gaussian"), (None, "dirichlet")]
+)
 def test_enumeration_sums_to_one_and_is_lexicographic(order, kind):
     policy = bt.random_tabular_policy(jax.random.key(0), 3, 4, order=order, kind=kind, concentration=0.5)
     seqs, logp = bt.enumerate_sequences(policy, batch_size=50)  # 81 = 50 + 31: exercises padding

@@ -84,7 +84,7 @@ class Policy:
         tokens = check_sequences(tokens, self.vocab_size, self.length, "tokens")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
-        return self.module.apply({"params": self.params}, tokens.astype(jnp.int32))
+        return _apply(self, tokens.astype(jnp.int32))
 
     def next_token_log_probs(self, tokens: jax.Array) -> jax.Array:
         """Normalised next-token log-probabilities ``log π(· | tokens[:, :t])``.
@@ -95,7 +95,10 @@ class Policy:
         Returns:
             ``float[B, L, V]`` with ``logsumexp(out, -1) == 0``.
         """
-        return jax.nn.log_softmax(self.logits(tokens), axis=-1)
+        tokens = check_sequences(tokens, self.vocab_size, self.length, "tokens")
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
+        return _apply_log_softmax(self, tokens.astype(jnp.int32))
 
     def token_log_probs(self, sequences: jax.Array) -> jax.Array:
         """Per-token log-probabilities ``log π(y_t | y_{<t})``.
@@ -153,6 +156,16 @@ class Policy:
 
 
 @jax.jit
+def _apply(policy: Policy, tokens: jax.Array) -> jax.Array:
+    return policy.module.apply({"params": policy.params}, tokens)
+
+
+@jax.jit
+def _apply_log_softmax(policy: Policy, tokens: jax.Array) -> jax.Array:
+    return jax.nn.log_softmax(policy.module.apply({"params": policy.params}, tokens), axis=-1)
+
+
+@jax.jit
 def _generic_token_log_probs(policy: Policy, tokens: jax.Array) -> jax.Array:
     logits = policy.module.apply({"params": policy.params}, tokens)
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -188,5 +201,5 @@ def policy_from_module(key: jax.Array, module: nn.Module) -> Policy:
         ``Policy(module, params)``.
     """
     dummy = jnp.zeros((1, int(module.length)), jnp.int32)
-    params = module.init(key, dummy)["params"]
+    params = jax.jit(module.init)(key, dummy)["params"]
     return Policy(module=module, params=params)

@@ -28,6 +28,7 @@ from bontheory.rewards.toy import (
     TokenCountReward,
     TokenScoreReward,
     random_token_score_reward,
+    hashed_draws,
     sequence_keys,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "QuantizedReward",
     "SequenceHashReward",
     "sequence_keys",
+    "hashed_draws",
     "NoisyProxyReward",
     "HackProxyReward",
     "HackedGoldReward",

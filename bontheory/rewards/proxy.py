@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bontheory.policies import Policy, enumerate_sequences
-from bontheory.rewards.toy import _as_sequences, _check_tokens_fit_hash, sequence_keys
+from bontheory.rewards.toy import _as_sequences, _check_tokens_fit_hash, hashed_draws
 
 __all__ = ["NoisyProxyReward", "HackProxyReward", "HackedGoldReward", "make_hack_proxy", "HackCalibration"]
 
@@ -51,15 +51,8 @@ class NoisyProxyReward:
             raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
         if self.noise == "student_t" and not self.df > 0:
             raise ValueError(f"df must be > 0, got {self.df}")
-        keys = sequence_keys(self.key, seq).reshape(-1)
-        fdt = jnp.result_type(float)
-        if self.noise == "gaussian":
-            draw = lambda k: jax.random.normal(k, (), fdt)  # noqa: E731
-        elif self.noise == "cauchy":
-            draw = lambda k: jax.random.cauchy(k, (), fdt)  # noqa: E731
-        else:
-            draw = lambda k: jax.random.t(k, self.df, (), fdt)  # noqa: E731
-        return jax.vmap(draw)(keys).reshape(seq.shape[:-1])
+        dist = {"gaussian": "normal", "cauchy": "cauchy", "student_t": "student_t"}[self.noise]
+        return hashed_draws(self.key, seq, dist, float(self.df))
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """Proxy reward ``int[..., L] -> float[...]``."""
@@ -71,9 +64,7 @@ class NoisyProxyReward:
 def _hack_uniform(key: jax.Array, sequences: jax.Array) -> jax.Array:
     seq = _as_sequences(sequences)
     _check_tokens_fit_hash(seq)
-    keys = sequence_keys(key, seq).reshape(-1)
-    u = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)
-    return u.reshape(seq.shape[:-1])
+    return hashed_draws(key, seq, "uniform", dtype=jnp.float32)
 
 
 @flax.struct.dataclass

@@ -6,6 +6,8 @@ so it can be passed into jitted code as an argument and called under ``vmap``.
 
 from __future__ import annotations
 
+import functools
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ __all__ = [
     "QuantizedReward",
     "SequenceHashReward",
     "sequence_keys",
+    "hashed_draws",
 ]
 
 
@@ -108,7 +111,7 @@ class PatternReward:
             raise ValueError("pattern must hold at least one token")
         length, m = seq.shape[-1], len(pat)
         found = jnp.zeros(seq.shape[:-1], bool)
-        target = jnp.asarray(pat, seq.dtype)
+        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
         for off in range(length - m + 1):
             found = found | jnp.all(seq[..., off : off + m] == target, axis=-1)
         return self.value * found.astype(jnp.result_type(float))
@@ -167,19 +170,54 @@ def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     """
     seq = _as_sequences(sequences)
     batch_shape, length = seq.shape[:-1], seq.shape[-1]
-    flat = seq.reshape((-1, length)).astype(jnp.uint32)
-    if length % 2:
+    return _sequence_keys_flat(key, seq.reshape((-1, length))).reshape(batch_shape)
+
+
+@jax.jit
+def _sequence_keys_flat(key: jax.Array, flat: jax.Array) -> jax.Array:
+    flat = flat.astype(jnp.uint32)
+    if flat.shape[1] % 2:
         flat = jnp.concatenate([flat, jnp.zeros((flat.shape[0], 1), jnp.uint32)], axis=1)
     words = flat[:, 0::2] * jnp.uint32(65536) + flat[:, 1::2]
 
-    def fold(ws):
-        k = key
-        for i in range(ws.shape[0]):
-            k = jax.random.fold_in(k, ws[i])
-        return k
+    fold = jax.vmap(jax.random.fold_in)
 
-    keys = jax.vmap(fold)(words)
-    return keys.reshape(batch_shape)
+    def step(keys, column):
+        return fold(keys, column), None
+
+    init = jax.random.split(key, 1)[jnp.zeros((words.shape[0],), jnp.int32)]  # key broadcast to (N,)
+    keys, _ = jax.lax.scan(step, init, words.T)
+    return keys
+
+
+@functools.partial(jax.jit, static_argnames=("distribution", "df", "dtype"))
+def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: float = 1.0, dtype=None) -> jax.Array:
+    """One draw per sequence from ``distribution`` under ``sequence_keys(key, sequences)``.
+
+    Args:
+        key: base PRNG key.
+        sequences: ``int[..., L]``.
+        distribution: ``"normal"``, ``"uniform"``, ``"cauchy"`` or ``"student_t"`` (static).
+        df: Student-t degrees of freedom (static).
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        ``float[...]``: a fixed function of each sequence.
+    """
+    batch_shape, length = sequences.shape[:-1], sequences.shape[-1]
+    keys = _sequence_keys_flat(key, sequences.reshape((-1, length)))
+    fdt = jnp.result_type(float) if dtype is None else dtype
+    if distribution == "normal":
+        draw = lambda k: jax.random.normal(k, (), fdt)  # noqa: E731
+    elif distribution == "uniform":
+        draw = lambda k: jax.random.uniform(k, (), fdt)  # noqa: E731
+    elif distribution == "cauchy":
+        draw = lambda k: jax.random.cauchy(k, (), fdt)  # noqa: E731
+    elif distribution == "student_t":
+        draw = lambda k: jax.random.t(k, df, (), fdt)  # noqa: E731
+    else:
+        raise ValueError(f"unknown distribution {distribution!r}")
+    return jax.vmap(draw)(keys).reshape(batch_shape)
 
 
 def _check_tokens_fit_hash(seq: jax.Array) -> None:
@@ -208,12 +246,6 @@ class SequenceHashReward:
         """``int[..., L] -> float[...]``."""
         seq = _as_sequences(sequences)
         _check_tokens_fit_hash(seq)
-        keys = sequence_keys(self.key, seq)
-        fdt = jnp.result_type(float)
-        if self.distribution == "normal":
-            draw = jax.vmap(lambda k: jax.random.normal(k, (), fdt))
-        elif self.distribution == "uniform":
-            draw = jax.vmap(lambda k: jax.random.uniform(k, (), fdt))
-        else:
+        if self.distribution not in ("normal", "uniform"):
             raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
-        return self.scale * draw(keys.reshape(-1)).reshape(keys.shape)
+        return self.scale * hashed_draws(self.key, seq, self.distribution)

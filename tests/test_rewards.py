@@ -1,0 +1,142 @@
+"""Tests for bontheory.rewards: toy rewards and proxy/gold pairs."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import bontheory as bt
+
+V, L = 3, 4
+SEQS = jnp.asarray(list(itertools.product(range(V), repeat=L)), jnp.int32)  # all 81 sequences
+
+
+def _np_seqs():
+    return np.asarray(SEQS)
+
+
+def test_token_count_and_score_rewards():
+    s = _np_seqs()
+    np.testing.assert_allclose(np.asarray(bt.TokenCountReward(target=2, weight=0.5)(SEQS)), 0.5 * (s == 2).sum(-1))
+    scores = jax.random.normal(jax.random.key(0), (L, V))
+    expected = np.asarray(scores)[np.arange(L)[None, :], s].sum(-1)
+    reward = bt.TokenScoreReward(scores)
+    np.testing.assert_allclose(np.asarray(reward(SEQS)), expected, rtol=1e-12)
+    assert reward(SEQS.reshape(9, 9, L)).shape == (9, 9)
+    # random scores: nearly tie-free (all 81 rewards distinct); count reward: only L + 1 levels
+    assert len(np.unique(np.asarray(bt.random_token_score_reward(jax.random.key(1), V, L)(SEQS)))) == V**L
+    assert len(np.unique(np.asarray(bt.TokenCountReward(0)(SEQS)))) == L + 1
+
+
+def test_pattern_palindrome_quantized():
+    s = _np_seqs()
+    pat = bt.PatternReward(pattern=(1, 2), value=2.0)(SEQS)
+    expected = [2.0 * any(tuple(row[i : i + 2]) == (1, 2) for i in range(L - 1)) for row in s]
+    np.testing.assert_array_equal(np.asarray(pat), expected)
+    pal = np.asarray(bt.PalindromeReward()(SEQS))
+    np.testing.assert_allclose(pal, ((s[:, 0] == s[:, 3]).astype(float) + (s[:, 1] == s[:, 2])) / 2)
+    assert pal[list(map(tuple, s)).index((1, 2, 2, 1))] == 1.0
+    base = bt.random_token_score_reward(jax.random.key(2), V, L)
+    q = np.asarray(bt.QuantizedReward(base, step=0.5)(SEQS))
+    b = np.asarray(base(SEQS))
+    assert np.all((q <= b) & (b - q < 0.5)) and np.allclose(q / 0.5, np.round(q / 0.5))
+    assert len(np.unique(q)) < len(np.unique(b))
+
+
+ALL = bt.all_sequences(4, 8)  # 65536 sequences
+GOLD = bt.TokenCountReward(1)
+
+
+@pytest.mark.parametrize(
+    "reward",
+    [
+        bt.SequenceHashReward(jax.random.key(3)),
+        bt.NoisyProxyReward(GOLD, jax.random.key(4), 0.5, "gaussian"),
+        bt.NoisyProxyReward(GOLD, jax.random.key(4), 0.5, "cauchy"),
+        bt.NoisyProxyReward(GOLD, jax.random.key(4), 0.5, "student_t", df=2.5),
+    ],
+    ids=["hash", "gaussian", "cauchy", "student_t"],
+)
+def test_hash_rewards_are_fixed_functions_of_the_sequence(reward):
+    """Same sequence, same value: repeated calls and another batch order; tie-free noise."""
+    perm = np.asarray(jax.random.permutation(jax.random.key(5), ALL.shape[0]))
+    first = np.asarray(reward(ALL))
+    np.testing.assert_array_equal(np.asarray(reward(ALL)), first)
+    np.testing.assert_array_equal(np.asarray(reward(ALL[perm])), first[perm])
+    noise = first - np.asarray(GOLD(ALL)) if hasattr(reward, "gold") else first
+    assert len(np.unique(noise)) > 0.999 * ALL.shape[0]  # distinct up to float32 rounding
+
+
+def test_proxy_noise_under_jit_and_vmap():
+    reward = bt.NoisyProxyReward(GOLD, jax.random.key(4), 0.5, "gaussian")
+    first = np.asarray(reward(SEQS))
+    jitted = jax.jit(lambda rew, x: rew(x))(reward, SEQS.reshape(9, 9, L))
+    np.testing.assert_allclose(np.asarray(jitted).ravel(), first, rtol=1e-6)
+    vmapped = jax.vmap(reward)(SEQS[:, None, :])[:, 0]
+    np.testing.assert_allclose(np.asarray(vmapped), first, rtol=1e-6)
+    other = bt.NoisyProxyReward(GOLD, jax.random.key(6), 0.5)(SEQS)  # another key, other noise
+    assert not np.allclose(np.asarray(other), first)
+
+
+def test_noise_distributions_have_the_right_shape():
+    """Over 4**8 = 65536 sequences the hashed Gaussian noise has mean 0 and variance 1 (4-sigma bounds),
+    and the Cauchy and Student-t(2.5) noises have their quartiles (binomial 4-sigma bounds)."""
+    zero = bt.TokenCountReward(0, weight=0.0)
+    n = ALL.shape[0]
+    g = np.asarray(bt.NoisyProxyReward(zero, jax.random.key(4), 1.0, "gaussian")(ALL))
+    assert abs(g.mean()) < 4 / np.sqrt(n) and abs(g.var() - 1) < 4 * np.sqrt(2 / n)
+    for noise, q3 in [("cauchy", 1.0), ("student_t", stats.t.ppf(0.75, 2.5))]:
+        x = np.asarray(bt.NoisyProxyReward(zero, jax.random.key(4), 1.0, noise, df=2.5)(ALL))
+        for q, p in [(-q3, 0.25), (q3, 0.75)]:
+            assert abs((x <= q).mean() - p) < 4 * np.sqrt(p * (1 - p) / n), noise
+
+
+def test_hack_region_has_the_stated_mass_enumerated():
+    ref = bt.random_tabular_policy(jax.random.key(8), 4, 6, order=1)
+    base = bt.random_token_score_reward(jax.random.key(9), 4, 6)
+    proxy, cal = bt.make_hack_proxy(jax.random.key(10), base, ref, hack_mass=0.02, bonus=3.0, penalty=2.0)
+    assert cal.exact
+    seqs, logp = bt.enumerate_sequences(ref)
+    p = np.exp(np.asarray(logp))
+    inside = np.asarray(proxy.in_region(seqs))
+    mass = p[inside].sum()
+    np.testing.assert_allclose(float(cal.mass), mass, rtol=1e-6)
+    # the closest achievable mass: within half of the largest sequence probability of the target
+    assert abs(mass - 0.02) <= 0.5 * p.max() + 1e-9
+    assert 0 < inside.sum() < inside.size
+    # proxy loves it, gold hates it; equal to the base outside
+    b = np.asarray(base(seqs))
+    np.testing.assert_allclose(np.asarray(proxy(seqs)), b + 3.0 * inside, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(proxy.gold(seqs)), b - 2.0 * inside, rtol=1e-6)
+
+
+def test_hack_region_mass_monte_carlo():
+    """Not enumerable (8**10 sequences): the estimated mass is within 5 standard errors of the target
+    (quantile estimate plus re-estimate, each with standard error ≈ sqrt(m(1-m)/n))."""
+    ref = bt.random_tabular_policy(jax.random.key(11), 8, 10, order=0, temperature=0.5)
+    proxy, cal = bt.make_hack_proxy(
+        jax.random.key(12), bt.TokenCountReward(0), ref, hack_mass=0.05, num_samples=2**14
+    )
+    assert not cal.exact
+    se = np.sqrt(0.05 * 0.95 / 2**14)
+    assert abs(float(cal.mass) - 0.05) < 5 * np.sqrt(2) * se
+    np.testing.assert_allclose(float(cal.stderr), se, rtol=0.3)
+
+
+def test_reward_bad_input():
+    with pytest.raises(ValueError, match="L = 4"):
+        bt.TokenScoreReward(jnp.zeros((L, V)))(jnp.zeros((2, 5), jnp.int32))
+    with pytest.raises(TypeError, match="integer"):
+        bt.TokenCountReward(0)(jnp.zeros((2, 4)))
+    with pytest.raises(ValueError, match="noise"):
+        bt.NoisyProxyReward(bt.TokenCountReward(0), jax.random.key(0), 1.0, "laplace")(SEQS)
+    ref = bt.random_tabular_policy(jax.random.key(0), V, L)
+    with pytest.raises(ValueError, match="hack_mass"):
+        bt.make_hack_proxy(jax.random.key(0), bt.TokenCountReward(0), ref, hack_mass=1.5)
+    with pytest.raises(ValueError, match="step"):
+        bt.QuantizedReward(bt.TokenCountReward(0), step=0.0)(SEQS)
+    with pytest.raises(ValueError, match="2\\*\\*16"):
+        bt.SequenceHashReward(jax.random.key(0))(jnp.full((1, 3), 70000, jnp.int32))
