@@ -20,4 +20,5 @@ EXPERIMENTS: tuple[str, ...] = (
     "overoptimization",
     "bon_vs_optimum",
     "regime_map",
+    "gao_fits",
 )

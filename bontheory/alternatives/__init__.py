@@ -1,6 +1,7 @@
 """bontheory.alternatives: alternatives to BoN (soft BoN, quantile truncation, χ²-pessimism, regularised BoN),
 exact and sampled, and proxy-vs-gold metrics (THEORY §4–§5; issue 3)."""
 
+from bontheory.alternatives.fits import GaoFit, bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
 from bontheory.alternatives.metrics import (
     ProxyGoldMetrics,
     chi2_coverage,
@@ -38,6 +39,10 @@ from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "GaoFit",
+    "bon_unbiased_estimate",
+    "fit_gao_bon",
+    "fit_gao_rl",
     "DEFAULT_GRIDS",
     "SCALED_METHODS",
     "method_grid_curves",
