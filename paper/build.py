@@ -125,11 +125,14 @@ def check_figures(tex: str, runs: dict[str, Path], collected: dict[str, list[str
 
 
 def _fmt(value: float, digits: int) -> str:
+    """A number as LaTeX that works in text and in math (a real minus sign, never a hyphen)."""
     if isinstance(value, str):
         return value
     if not math.isfinite(value):
-        return r"\infty" if value > 0 else (r"-\infty" if value < 0 else "NaN")
-    return f"{value:.{digits}f}"
+        text = r"\infty" if value > 0 else (r"-\infty" if value < 0 else r"\mathrm{NaN}")
+    else:
+        text = f"{value:.{digits}f}"
+    return f"\\ensuremath{{{text}}}"
 
 
 def _theory_numbers() -> dict[str, str]:
@@ -178,7 +181,39 @@ METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
     "ovHackPeakN": ("overoptimization", "families.hack.bon_peak_n", 0),
     "ovHackPeakGold": ("overoptimization", "families.hack.bon_peak_gold", 2),
     "ovHackFinalGold": ("overoptimization", "families.hack.bon_final_gold", 2),
+    "bvoMaxRewardGap": ("bon_vs_optimum", lambda m: max(m["bon_reward_gap_to_tilt"]), 4),
+    "bvoMaxWinGap": ("bon_vs_optimum", lambda m: max(m["bon_win_gap_to_quantile_tilt"]), 4),
+    "bvoRate": ("bon_vs_optimum", "rates.-1", 2),
+    "bvoShortL": ("bon_vs_optimum", "lengths.1", 0),
+    "bvoLongL": ("bon_vs_optimum", "lengths.-1", 0),
+    "bvoGapShort": ("bon_vs_optimum", "gap_per_token.1.-1", 4),
+    "bvoGapLong": ("bon_vs_optimum", "gap_per_token.-1.-1", 4),
+    "rmCells": ("regime_map", lambda m: _np_size(m["families"]["gaussian"]["ratio_error_x_coverage"]), 0),
+    "rmGaussWithin": ("regime_map", lambda m: _count(m["families"]["gaussian"]["ratio_error_x_coverage"], le=1.1), 0),
+    "rmGaussTwice": ("regime_map", lambda m: _count(m["families"]["gaussian"]["ratio_error_x_coverage"], ge=2.0), 0),
+    "rmHackWithin": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], le=1.1), 0),
+    "rmHackTwice": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], ge=2.0), 0),
+    "rmGaussMaxRatio": ("regime_map", lambda m: _max(m["families"]["gaussian"]["ratio_error_x_coverage"]), 2),
 }
+
+
+def _np_size(x: Any) -> int:
+    import numpy as np
+
+    return int(np.asarray(x, dtype=float).size)
+
+
+def _count(x: Any, le: float | None = None, ge: float | None = None) -> int:
+    import numpy as np
+
+    a = np.asarray(x, dtype=float)
+    return int(np.sum(a <= le) if le is not None else np.sum(a >= ge))
+
+
+def _max(x: Any) -> float:
+    import numpy as np
+
+    return float(np.nanmax(np.asarray(x, dtype=float)))
 
 
 def write_numbers(runs: dict[str, Path]) -> list[str]:
