@@ -248,10 +248,35 @@ def write_numbers(runs: dict[str, Path]) -> list[str]:
 # 5. Appendix
 
 
+_UNICODE = {
+    "χ": r"$\chi$", "π": r"$\pi$", "β": r"$\beta$", "λ": r"$\lambda$", "ε": r"$\varepsilon$", "σ": r"$\sigma$",
+    "α": r"$\alpha$", "θ": r"$\theta$", "μ": r"$\mu$", "Δ": r"$\Delta$", "²": r"$^2$", "³": r"$^3$",
+    "¹": r"$^1$", "ⁿ": r"$^n$", "⁻": r"$^-$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "→": r"$\to$",
+    "←": r"$\leftarrow$", "≈": r"$\approx$", "∞": r"$\infty$", "∝": r"$\propto$", "‖": r"$\|$", "√": r"$\surd$",
+    "±": r"$\pm$", "·": r"$\cdot$", "½": r"$\frac12$", "≪": r"$\ll$", "≫": r"$\gg$", "∈": r"$\in$",
+    "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}", "é": r"\'e", "â": r"\^a",
+}
+
+
 def _tex_escape(s: str) -> str:
+    """Text as LaTeX for pdflatex: special characters escaped, common Greek and math symbols mapped."""
+    import unicodedata
+
     rep = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(rep.get(c, c) for c in str(s))
+           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+           "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+    out = []
+    for c in str(s):
+        if c in rep:
+            out.append(rep[c])
+        elif c in _UNICODE:
+            out.append(_UNICODE[c])
+        elif ord(c) < 128:
+            out.append(c)
+        else:  # anything else: its ASCII base letter if it has one, else its Unicode name
+            base = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+            out.append(base or f"[{unicodedata.name(c, 'symbol').lower()}]")
+    return "".join(out)
 
 
 def _cell(v: Any) -> str:
@@ -306,7 +331,8 @@ def write_appendix(tex: str, runs: dict[str, Path], modules: dict[str, Any], col
     for exp in sorted(runs):
         mod = modules[exp]
         out.append(f"\\subsection*{{\\texttt{{{_tex_escape(exp)}}}}}")
-        out.append(f"{_tex_escape(getattr(mod, 'SUMMARY', ''))} Run folder \\texttt{{{_tex_escape(runs[exp].name)}}}.")
+        out.append(f"{_tex_escape(getattr(mod, 'SUMMARY', ''))}\\\\")
+        out.append(f"Run folder: \\texttt{{{_tex_escape(runs[exp].name)}}}.")
         out.append("")
         rows = None
         if hasattr(mod, "summary"):

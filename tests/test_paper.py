@@ -95,3 +95,10 @@ def test_build_fails_on_a_number_missing_from_the_metrics(registry, monkeypatch,
     assert cli.main(["reproduce", "--quick", "--out", str(results)]) == 0
     assert build.main(["--results", str(results), "--no-compile"]) == 1
     assert "\\bogus: cannot read 'no.such.key'" in capsys.readouterr().err
+
+
+def test_tex_escape_gives_ascii_latex(monkeypatch, tmp_path):
+    build = _load_build(monkeypatch, tmp_path)
+    text = build._tex_escape("χ²-pessimism ≥ 2× π_n ‖ p — 50% & {x} ∑")
+    assert text.isascii()
+    assert r"$\chi$$^2$" in text and r"\_n" in text and r"50\%" in text and r"\&" in text and r"\{x\}" in text
