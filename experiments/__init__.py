@@ -21,4 +21,5 @@ EXPERIMENTS: tuple[str, ...] = (
     "bon_vs_optimum",
     "regime_map",
     "gao_fits",
+    "token_kl",
 )

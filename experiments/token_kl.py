@@ -1,0 +1,176 @@
+"""Token-level KL of BoN: exact vs the folk formula vs Beirami's estimator, exactly and by Monte Carlo.
+
+Two random Markov-1 tabular policies over V**L sequences (a peaked one and a flat one) and two rewards (a
+tie-heavy token count with L + 1 levels and a tie-free random additive token score). On the enumerated
+sequence space: the exact KL(π_n‖p) (``bon_kl``), the folk formula log n − (n−1)/n (``bon_kl_bound``) and
+the exact expectation of Beirami's estimator (``bon_kl_estimate``), over n. By Monte Carlo
+(``bontheory.mc.bon_cell``): the Beirami estimator with p(y) from the policy, k1 with the exact log-ratio,
+k1 with the log-ratio estimated from reference rewards, and the plug-in KL, each ± a standard error.
+THEORY.md §2, §7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NAME = "token_kl"
+SUMMARY = "token-level BoN KL: exact vs folk formula vs Beirami estimator (exact and Monte Carlo), peaked/flat × ties/no ties"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings.
+
+    Attributes:
+      vocab_size: V.
+      length: L (V**L sequences are enumerated).
+      order: Markov order of the tabular policies.
+      peaked_temperature: temperature of the peaked policy's Gaussian logits.
+      flat_temperature: temperature of the flat policy's Gaussian logits.
+      ns: n grid of the exact curves.
+      mc_ns: n values with a Monte Carlo estimate.
+      num_trials: Monte Carlo trials per cell (reference draws: as many).
+      chunk_size: candidates per scan step of the kernel.
+      seed: random seed.
+      x64: float64.
+    """
+
+    vocab_size: int = 4
+    length: int = 6
+    order: int = 1
+    peaked_temperature: float = 0.25
+    flat_temperature: float = 4.0
+    ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+    mc_ns: tuple[int, ...] = (2, 8, 32, 128, 512)
+    num_trials: int = 4096
+    chunk_size: int = 256
+    seed: int = 0
+    x64: bool = True
+
+
+QUICK = Config(length=5, mc_ns=(4, 64), num_trials=1024)
+
+POLICIES = ("peaked", "flat")
+REWARDS = ("tie_heavy", "tie_free")
+
+
+def _problem(config: Config, policy_name: str, reward_name: str):
+    import bontheory as bt
+
+    key = jax.random.key(config.seed)
+    temp = config.peaked_temperature if policy_name == "peaked" else config.flat_temperature
+    policy = bt.random_tabular_policy(
+        jax.random.fold_in(key, 0), config.vocab_size, config.length, order=config.order, temperature=temp
+    )
+    if reward_name == "tie_heavy":
+        reward = bt.TokenCountReward(target=0)
+    else:
+        reward = bt.random_token_score_reward(jax.random.fold_in(key, 1), config.vocab_size, config.length)
+    return policy, reward
+
+
+def _exact(config: Config, policy, reward) -> dict:
+    import bontheory as bt
+    from bontheory.mc import exact_space
+
+    space = exact_space(policy, reward)
+    p = jnp.exp(space.log_probs)
+    ns = jnp.asarray(config.ns)
+    levels = np.unique(np.asarray(space.rewards)).size
+    return {
+        "ns": list(config.ns),
+        "exact_kl": bt.bon_kl(p, space.rewards, ns),
+        "folk": bt.bon_kl_bound(ns),
+        "beirami_expected": bt.bon_kl_estimate(p, space.rewards, ns),
+        "num_levels": levels,
+        "num_sequences": int(p.shape[0]),
+        "max_prob": float(p.max()),
+        "collision": float(jnp.sum(p**2)),
+    }
+
+
+def run(config: Config, run) -> dict:
+    from bontheory.mc import bon_cell, cell_key, exact_space
+    from bontheory.progress import progress
+
+    out = {"policies": list(POLICIES), "rewards": list(REWARDS), "panels": {}}
+    cells = [(pn, rn) for pn in POLICIES for rn in REWARDS]
+    key = jax.random.key(config.seed)
+    for pn, rn in progress(cells, "token_kl"):
+        policy, reward = _problem(config, pn, rn)
+        exact = run.cell(f"exact-{pn}-{rn}", lambda: _exact(config, policy, reward))
+        space = None
+        mc = []
+        for n in config.mc_ns:
+            def compute(n=n):
+                nonlocal space
+                space = space or exact_space(policy, reward)
+                row = bon_cell(
+                    cell_key(key, pn, rn, n), policy, reward, n, config.num_trials,
+                    chunk_size=min(config.chunk_size, n), space=space,
+                )
+                return dict(row, n=n)
+
+            mc.append(run.cell(f"mc-{pn}-{rn}-n{n}", compute))
+        out["panels"][f"{pn}/{rn}"] = {"exact": exact, "mc": mc}
+    return out
+
+
+def plot(metrics: dict, out_dir) -> list:
+    from bontheory.plotting import new_figure, save_figure
+
+    pols, rews = metrics["policies"], metrics["rewards"]
+    fig, axes = new_figure(len(pols), len(rews), squeeze=False, sharex=True)
+    for i, pn in enumerate(pols):
+        for j, rn in enumerate(rews):
+            ax = axes[i][j]
+            panel = metrics["panels"][f"{pn}/{rn}"]
+            ex = panel["exact"]
+            ns = np.asarray(ex["ns"], float)
+            ax.plot(ns, ex["folk"], "k--", label="folk log n − (n−1)/n")
+            ax.plot(ns, ex["exact_kl"], "-", label="exact KL")
+            ax.plot(ns, ex["beirami_expected"], ":", label="E[Beirami estimator] (exact)")
+            mc = panel["mc"]
+            mns = np.asarray([r["n"] for r in mc], float)
+            for col, marker, label, shift in (
+                ("kl_beirami", "o", "MC Beirami", 1.0),
+                ("kl_k1", "s", "MC k1 (exact log-ratio)", 1.08),
+                ("kl_k1_ref", "^", "MC k1 (reference CDF)", 0.92),
+            ):
+                ax.errorbar(
+                    mns * shift, [r[col] for r in mc], yerr=[4 * r[col + "_se"] for r in mc], fmt=marker,
+                    ms=4, capsize=2, label=label,
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{pn} policy, {rn} reward ({ex['num_levels']} reward levels)")
+            ax.set_xlabel("n")
+            ax.set_ylabel("KL(π_n ‖ p) [nats]")
+    axes[0][0].legend(loc="upper left")
+    return save_figure(fig, out_dir, "token_kl")
+
+
+def summary(metrics: dict) -> list[dict]:
+    rows = []
+    for name, panel in metrics["panels"].items():
+        ex = panel["exact"]
+        last = -1
+        row = {
+            "panel": name,
+            "levels": ex["num_levels"],
+            "max_p": round(ex["max_prob"], 4),
+            "n": ex["ns"][last],
+            "exact_kl": round(float(ex["exact_kl"][last]), 4),
+            "folk": round(float(ex["folk"][last]), 4),
+            "E_beirami": round(float(ex["beirami_expected"][last]), 4),
+        }
+        mc = panel["mc"][-1]
+        row["mc_n"] = mc["n"]
+        row["mc_exact_kl"] = round(mc["exact_kl"], 4)
+        row["mc_k1"] = f"{mc['kl_k1']:.4f}±{mc['kl_k1_se']:.4f}"
+        row["mc_beirami"] = f"{mc['kl_beirami']:.4f}±{mc['kl_beirami_se']:.4f}"
+        rows.append(row)
+    return rows
