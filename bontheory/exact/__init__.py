@@ -25,7 +25,7 @@ from bontheory.exact.bounds import (
     bon_win_rate_gap_bound,
 )
 from bontheory.exact.divergences import chi2_divergence, kl_divergence, total_variation, win_rate
-from bontheory.exact.levels import RewardLevels, level_log_mass_of_max, reward_levels
+from bontheory.exact.levels import RewardLevels, compact_levels, level_log_mass_of_max, reward_levels
 from bontheory.exact.tilted import (
     Frontier,
     mid_cdf,
@@ -55,6 +55,7 @@ __all__ = [
     "bon_win_rate_from_levels",
     "bon_win_rate_gap_bound",
     "chi2_divergence",
+    "compact_levels",
     "kl_divergence",
     "level_log_mass_of_max",
     "mid_cdf",

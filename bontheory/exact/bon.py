@@ -61,11 +61,17 @@ def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     """
     log_q = level_log_mass_of_max(levels, n)
     shape = log_q.shape[:-1]
-    level_of = _bcast(levels.level_of, shape)
-    log_q_y = jnp.take_along_axis(log_q, level_of, axis=-1)
-    log_m_y = jnp.take_along_axis(_bcast(levels.log_mass, shape), level_of, axis=-1)
+    # π_n/p is constant on a level: gather one per-level log-ratio per outcome (a single gather)
+    log_m = _bcast(levels.log_mass, shape)
+    log_ratio = jnp.where(log_q > -jnp.inf, log_q - jnp.where(log_m > -jnp.inf, log_m, 0), -jnp.inf)
+    log_ratio_y = jnp.take_along_axis(log_ratio, _bcast(levels.level_of, shape), axis=-1)
     log_p = _bcast(levels.log_probs, shape)
-    return jnp.where(log_p > -jnp.inf, log_p - jnp.where(log_p > -jnp.inf, log_m_y, 0) + log_q_y, -jnp.inf)
+    return jnp.where(log_p > -jnp.inf, log_p + log_ratio_y, -jnp.inf)
+
+
+@jax.jit
+def _bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    return jnp.exp(bon_log_pmf_from_levels(levels, n))
 
 
 @jax.jit
@@ -139,7 +145,8 @@ def bon_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax
     Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (THEORY §1). Shapes as
     :func:`bon_log_pmf`.
     """
-    return jnp.exp(bon_log_pmf(ref_probs, rewards, n))
+    levels, n = _levels_and_n(ref_probs, rewards, n)
+    return _bon_pmf_from_levels(levels, n)
 
 
 def bon_kl(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
@@ -188,7 +195,6 @@ def _segmented_cumsum(values: jax.Array, starts: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=3)
 def _sample_1d(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    k = levels.mass.shape[-1]
     dtype = levels.log_cdf.dtype
     k_level, k_within = jax.random.split(key)
     # Max of n uniforms is U^{1/n}; in log space log V = log(U)/n, U in (0, 1].
@@ -204,15 +210,26 @@ def _sample_1d(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[
     starts_flag = jnp.concatenate([jnp.ones((1,), bool), seg[1:] != seg[:-1]])
     seg_cum = _segmented_cumsum(ps, starts_flag)
     start = jnp.cumsum(levels.count) - levels.count
+    # materialise the tables once: otherwise XLA may fuse (recompute) them into every gather below
+    seg_cum, start, order = jax.lax.optimization_barrier((seg_cum, start, order))
     lo = start[lvl]
     hi = lo + levels.count[lvl] - 1
     total = seg_cum[hi]
     t = jax.random.uniform(k_within, shape, dtype) * total
-    for _ in range(max(1, math.ceil(math.log2(k))) + 1):
+    # binary search for the first position in [lo, hi] with seg_cum > t; the loop runs
+    # ⌈log2(largest level size)⌉ + 1 times (zero times when all rewards are distinct)
+
+    def not_done(c):
+        lo, hi = c
+        return jnp.any(lo < hi)
+
+    def step(c):
+        lo, hi = c
         mid = (lo + hi) // 2
         left = seg_cum[mid] > t
-        hi = jnp.where(left, mid, hi)
-        lo = jnp.where(left, lo, jnp.minimum(mid + 1, hi))
+        return jnp.where(left, lo, jnp.minimum(mid + 1, hi)), jnp.where(left, mid, hi)
+
+    lo, _ = jax.lax.while_loop(not_done, step, (lo, hi))
     return order[lo]
 
 

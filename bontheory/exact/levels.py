@@ -34,13 +34,14 @@ from bontheory import _checks
 
 __all__ = [
     "RewardLevels",
+    "compact_levels",
     "level_log_mass_of_max",
     "reward_levels",
 ]
 
 
 class RewardLevels(NamedTuple):
-    """Reward levels of a reference pmf (a pytree; batch shape ``...``, K outcomes, levels padded to K).
+    """Reward levels of a reference pmf (a pytree; batch shape ``...``, K outcomes; level arrays of length K, padded, or shorter after :func:`compact_levels`).
 
     Attributes:
       order: int32 ``(..., K)``: the outcome at each sorted position (ascending reward, stable).
@@ -77,7 +78,7 @@ class RewardLevels(NamedTuple):
 
     @property
     def num_outcomes(self) -> int:
-        return int(self.mass.shape[-1])
+        return int(self.order.shape[-1])
 
 
 def _log_pos(x: jax.Array) -> jax.Array:
@@ -129,7 +130,7 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     )
 
 
-def reward_levels(ref_probs: jax.Array, rewards: jax.Array) -> RewardLevels:
+def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = True) -> RewardLevels:
     r"""Sorts outcomes by reward once and groups ties into levels.
 
     Args:
@@ -138,9 +139,12 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array) -> RewardLevels:
       rewards: ``(..., K)`` rewards :math:`r`; batch shapes broadcast with ``ref_probs``. Ties are detected
         by exact equality in ``rewards``' own dtype.
 
+      compact: if the inputs are concrete (not traced), drop padding levels (see :func:`compact_levels`).
+        Under ``jit`` the level arrays always have length K.
+
     Returns:
       A :class:`RewardLevels` with batch shape the broadcast batch shape; floating fields in the promoted
-      floating dtype of the inputs.
+      floating dtype of the inputs. Level arrays have length K, or fewer after compaction.
 
     Raises:
       ValueError / TypeError: on bad input (see :mod:`bontheory._checks`; value checks only when concrete).
@@ -150,7 +154,31 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array) -> RewardLevels:
     _checks.check_probs(p, "ref_probs")
     _checks.check_rewards(r, "rewards")
     batch = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
-    return _reward_levels(p, r, batch)
+    levels = _reward_levels(p, r, batch)
+    if compact and _checks.is_concrete(p, r):
+        levels = compact_levels(levels)
+    return levels
+
+
+_LEVEL_FIELDS = ("reward", "mass", "log_mass", "log_cdf", "log_cdf_lower", "log_ratio", "tail", "count")
+
+
+def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLevels:
+    """Drops padding levels: keeps the first ``L`` levels, ``L`` the number of distinct rewards (max over the
+    batch) rounded up to a power of two (so few distinct shapes are compiled).
+
+    Needs concrete levels (call it outside ``jit``). Done by :func:`reward_levels` when its inputs are concrete
+    and K ≥ ``min_outcomes``; with few distinct rewards among many outcomes this makes every n-dependent
+    evaluation O(L) instead of O(K) per n (e.g. 8k levels among 10⁶ outcomes).
+    """
+    k = levels.mass.shape[-1]
+    if k < min_outcomes:
+        return levels
+    num = int(jnp.max(levels.num_levels))
+    size = min(k, 1 << max(0, num - 1).bit_length())
+    if size >= k:
+        return levels
+    return levels._replace(**{f: getattr(levels, f)[..., :size] for f in _LEVEL_FIELDS})
 
 
 @functools.partial(jax.jit, static_argnums=2)
