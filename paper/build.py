@@ -194,6 +194,16 @@ METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
     "rmHackWithin": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], le=1.1), 0),
     "rmHackTwice": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], ge=2.0), 0),
     "rmGaussMaxRatio": ("regime_map", lambda m: _max(m["families"]["gaussian"]["ratio_error_x_coverage"]), 2),
+    "tkN": ("token_kl", "panels.peaked/tie_heavy.exact.ns.-1", 0),
+    "tkLevels": ("token_kl", "panels.peaked/tie_heavy.exact.num_levels", 0),
+    "tkSequences": ("token_kl", "panels.peaked/tie_heavy.exact.num_sequences", 0),
+    "tkExact": ("token_kl", "panels.peaked/tie_heavy.exact.exact_kl.-1", 3),
+    "tkFolk": ("token_kl", "panels.peaked/tie_heavy.exact.folk.-1", 3),
+    "tkBeirami": ("token_kl", "panels.peaked/tie_heavy.exact.beirami_expected.-1", 3),
+    "gfGaussBonRsq": ("gao_fits", "families.gaussian.bon_r2", 3),
+    "gfGaussRlRsq": ("gao_fits", "families.gaussian.rl_r2", 3),
+    "gfHackBonRsq": ("gao_fits", "families.hack.bon_r2", 3),
+    "gfHackRlRsq": ("gao_fits", "families.hack.rl_r2", 3),
 }
 
 
