@@ -15,6 +15,13 @@ from bontheory.alternatives.metrics import (
     win_rate_regret,
 )
 from bontheory.alternatives.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.alternatives.policy_samplers import (
+    PolicyDraws,
+    pessimism_policy_sample,
+    quantile_truncation_policy_sample,
+    regularized_bon_policy_sample,
+    soft_bon_policy_sample,
+)
 from bontheory.alternatives.regularized import regularized_bon_pmf, regularized_bon_score
 from bontheory.alternatives.samplers import (
     draw_outcomes,
@@ -39,6 +46,11 @@ from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "PolicyDraws",
+    "pessimism_policy_sample",
+    "quantile_truncation_policy_sample",
+    "regularized_bon_policy_sample",
+    "soft_bon_policy_sample",
     "GaoFit",
     "bon_unbiased_estimate",
     "fit_gao_bon",

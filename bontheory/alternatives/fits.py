@@ -90,7 +90,7 @@ def bon_unbiased_estimate(key: jax.Array, proxy: Any, values: Any, ns: Any) -> j
     u = jax.random.uniform(key, (k,))
     order = jnp.lexsort((u, proxy))
     v = values[order].astype(jnp.result_type(float))
-    i = jnp.arange(1, k + 1, dtype=v.dtype)
+    i = jnp.arange(1, k + 1, dtype=v.dtype)[None, :]
     n = ns.astype(v.dtype)[:, None]
     log_w = (gammaln(i) - gammaln(n) - gammaln(i - n + 1)) - (gammaln(k + 1.0) - gammaln(n + 1) - gammaln(k - n + 1))
     w = jnp.where(i >= n, jnp.exp(jnp.where(i >= n, log_w, 0.0)), 0.0)
