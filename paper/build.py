@@ -132,6 +132,8 @@ def _fmt(value: float, digits: int) -> str:
         text = r"\infty" if value > 0 else (r"-\infty" if value < 0 else r"\mathrm{NaN}")
     else:
         text = f"{value:.{digits}f}"
+        if float(text) == 0:
+            text = text.lstrip("-")  # no "-0.000"
     return f"\\ensuremath{{{text}}}"
 
 
@@ -194,6 +196,14 @@ METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
     "rmHackWithin": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], le=1.1), 0),
     "rmHackTwice": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], ge=2.0), 0),
     "rmGaussMaxRatio": ("regime_map", lambda m: _max(m["families"]["gaussian"]["ratio_error_x_coverage"]), 2),
+    "klNmax": ("kl_bound", "ns.-1", 0),
+    "klFolkNmax": ("kl_bound", "folk.-1", 3),
+    "klTinyKL": ("kl_bound", lambda m: _ref(m, "tiny top")["kl"][-1], 3),
+    "klUniformKL": ("kl_bound", lambda m: _ref(m, "uniform L=100")["kl"][-1], 3),
+    "klReferences": ("kl_bound", lambda m: len(m["references"]), 0),
+    "klGapBoundHolds": ("kl_bound", lambda m: sum(_gap_bound_holds(m, r) for r in m["references"].values()), 0),
+    "klEstMinExcess": ("kl_bound", lambda m: min(_est_excess(r).min() for r in m["references"].values()), 4),
+    "klEstMaxExcess": ("kl_bound", lambda m: max(_est_excess(r).max() for r in m["references"].values()), 4),
     "tkN": ("token_kl", "panels.peaked/tie_heavy.exact.ns.-1", 0),
     "tkLevels": ("token_kl", "panels.peaked/tie_heavy.exact.num_levels", 0),
     "tkSequences": ("token_kl", "panels.peaked/tie_heavy.exact.num_sequences", 0),
@@ -205,6 +215,27 @@ METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
     "gfHackBonRsq": ("gao_fits", "families.hack.bon_r2", 3),
     "gfHackRlRsq": ("gao_fits", "families.hack.rl_r2", 3),
 }
+
+
+def _ref(m: Any, prefix: str) -> Any:
+    """The ``kl_bound`` reference case whose name starts with ``prefix``."""
+    if prefix in m["references"]:
+        return m["references"][prefix]
+    (key,) = [k for k in m["references"] if k.startswith(prefix)]
+    return m["references"][key]
+
+
+def _gap_bound_holds(m: Any, ref: Any) -> bool:
+    import numpy as np
+
+    gap = np.asarray(m["folk"]) - np.asarray(ref["kl"])
+    return bool(np.all(gap <= np.asarray(ref["gap_bound"]) + 1e-12))
+
+
+def _est_excess(ref: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(ref["estimate"]) - np.asarray(ref["kl"])
 
 
 def _np_size(x: Any) -> int:
