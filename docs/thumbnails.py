@@ -1,9 +1,11 @@
-"""Writes the README's figure thumbnails, ``docs/thumbnails/<experiment>-<stem>.png``.
+"""Writes the README's figure thumbnails, ``docs/thumbnails/<experiment>-<stem>.png``, and its table of experiments.
 
     python docs/thumbnails.py --results results      # what `make thumbnails` runs (after `make reproduce`)
 
 For every registered experiment it takes the newest finished run under ``--results`` and shrinks each of
-its PNG figures to a fixed width. An experiment with no finished run is reported and skipped (exit code 1).
+its PNG figures to a fixed width, then rewrites the table between the ``<!-- experiments:start -->`` and
+``<!-- experiments:end -->`` markers of README.md (name, what it shows, thumbnails). An experiment with no
+finished run is listed without thumbnails and reported (exit code 1).
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     for old in OUT.glob("*.png"):
         old.unlink()
     missing = []
+    rows = ["| experiment | what it shows | figures (click for the full thumbnail) |", "|---|---|---|"]
     for name in registered():
-        exp = _experiment_name(load_experiment(name))
+        mod = load_experiment(name)
+        exp = _experiment_name(mod)
         run_dir = latest_run(args.results, exp)
+        thumbs = []
+        summary = " ".join(str(getattr(mod, "SUMMARY", "")).split()).replace("|", "\\|")
         if run_dir is None:
             missing.append(name)
+            rows.append(f"| `{name}` | {summary} | (no run yet) |")
             continue
         for png in sorted(run_dir.glob("*.png")):
             with Image.open(png) as im:
@@ -45,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
                 target = OUT / f"{exp}-{png.stem}.png"
                 thumb.save(target, optimize=True)
                 print(target.relative_to(REPO))
+                rel = target.relative_to(REPO).as_posix()
+                thumbs.append(f'<a href="{rel}"><img src="{rel}" width="200" alt="{exp}: {png.stem}"></a>')
+        rows.append(f"| `{name}` | {summary} | {' '.join(thumbs)} |")
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- experiments:start -->", "<!-- experiments:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + tail, encoding="utf-8")
+        print("README.md: experiments table updated")
+    else:
+        print("README.md has no experiments markers; table not written", file=sys.stderr)
     if missing:
         print(f"no finished run under {args.results} for: {', '.join(missing)}", file=sys.stderr)
         return 1
