@@ -115,7 +115,6 @@ def plot(metrics: dict, out_dir) -> list:
     a2.set_ylim(1e-8, None)
     a2.set_xlabel("n")
     a2.set_ylabel("folk formula − exact KL")
-    a2.set_title("gap ≤ 2n(n−1)Σp² (Beirami et al.)", fontsize=8)
     return save_figure(fig, out_dir, "kl_vs_bound")
 
 
