@@ -206,14 +206,13 @@ def _run_script(script, argv, env_extra=None):
 
 
 def _table(rows, cols):
-    widths = [max(len(c), 12) for c in cols]
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    widths = [max([len(c), 10] + [len(fmt(r[c])) for r in rows]) for c in cols]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for r in rows:
-        cells = []
-        for c, w in zip(cols, widths):
-            v = r[c]
-            cells.append((f"{v:.4g}" if isinstance(v, float) else str(v)).rjust(w))
-        print("  ".join(cells))
+        print("  ".join(fmt(r[c]).rjust(w) for c, w in zip(cols, widths)))
 
 
 def main(argv=None):
