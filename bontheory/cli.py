@@ -303,9 +303,12 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
         columns.extend(k for k in row if k not in columns)
     cells = [[_format_cell(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [
+        all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows) for c in columns
+    ]  # numbers right-aligned, text left-aligned
 
     def fmt(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)])
 
