@@ -12,6 +12,8 @@ from bontheory.exact import (
     bon_kl_gap_bound,
     bon_pmf,
     bon_win_rate,
+    bon_win_rate_bound,
+    bon_win_rate_gap_bound,
     chi2_divergence,
     kl_divergence,
     mid_cdf,
@@ -167,3 +169,14 @@ def test_optimal_win_rate_tilt_at_bon_kl_continuous_case():
         lo, hi = cs[i - 1], cs[i]
     w = win[i - 1] + (win[i] - win[i - 1]) * (target - kl[i - 1]) / (kl[i] - kl[i - 1])
     assert abs(w - 0.67591) < 5e-5
+
+
+def test_win_rate_gap_bound_needs_distinct_rewards():
+    """With ties the win-rate gap bound can fail (THEORY §2): ten equally likely outcomes, all tied, have
+    W_n = ½ for every n, so n/(n+1) − W_2 = 1/6 > (n−1)/2·Σp² = 1/20. Without ties it holds."""
+    p = np.full(10, 0.1)
+    gap_tied = float(bon_win_rate_bound(2)) - float(bon_win_rate(p, np.zeros(10), 2))
+    assert abs(gap_tied - 1 / 6) < 1e-12
+    assert gap_tied > float(bon_win_rate_gap_bound(p, 2))
+    gap_distinct = float(bon_win_rate_bound(2)) - float(bon_win_rate(p, np.arange(10.0), 2))
+    assert gap_distinct <= float(bon_win_rate_gap_bound(p, 2))
