@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 import bontheory as bt
+from test_policies import chi_square_pvalue
 
 V, L = 3, 4
 
@@ -37,26 +37,24 @@ def test_transformer_is_causal(transformer):
             assert np.max(np.abs(out[:, s + 1 :] - ref[:, s + 1 :])) > 1e-4  # it does use history
 
 
+@pytest.mark.slow
 def test_transformer_enumeration_and_sampling(transformer):
-    """Enumeration sums to 1 and 100k samples fit exp(log_prob) (chi-square, false-alarm rate 1e-4)."""
-    seqs, logp = bt.enumerate_sequences(transformer, batch_size=32)
+    """Enumeration sums to 1 and 40k samples fit exp(log_prob) (chi-square, false-alarm rate 1e-4)."""
+    seqs, logp = bt.enumerate_sequences(transformer)
     np.testing.assert_allclose(float(jax.scipy.special.logsumexp(logp)), 0.0, atol=1e-5)
-    num = 100_000
-    draws = np.asarray(transformer.sample(jax.random.key(2), num))
-    observed = np.bincount(draws @ (V ** np.arange(L - 1, -1, -1)), minlength=V**L)
-    expected = num * np.exp(np.asarray(logp, np.float64))
-    expected /= expected.sum() / num  # float32 model: renormalise the ~1e-7 rounding
-    chi2 = np.sum((observed - expected) ** 2 / expected)
-    assert stats.chi2.sf(chi2, df=V**L - 1) > 1e-4
+    draws = np.asarray(transformer.sample(jax.random.key(2), 40_000))
+    assert draws.shape == (40_000, L)
+    # float32 model: chi_square_pvalue renormalises the ~1e-7 rounding of the probabilities
+    assert chi_square_pvalue(draws, np.exp(np.asarray(logp, np.float64)), V) > 1e-4
 
 
-PAIRS = [(0, 0), (0, 1), (2, 1), (None, 0), (1, None)]
+PAIRS = [(0, 1), (2, 1), (None, 0)]
 
 
 @pytest.mark.parametrize("order_a, order_b", PAIRS)
 def test_chain_rule_kl_matches_enumerated_kl_tabular(order_a, order_b):
     a = bt.random_tabular_policy(jax.random.key(10), V, L, order=order_a)
-    b = bt.random_tabular_policy(jax.random.key(11), V, L, order=order_b, kind="dirichlet")
+    b = bt.random_tabular_policy(jax.random.key(11), V, L, order=order_b, temperature=0.5)
     exact = _enumerated_kl(a, b)
     np.testing.assert_allclose(float(bt.sequence_kl(a, b)), exact, rtol=1e-10)
     np.testing.assert_allclose(float(bt.sequence_kl(a, b, method="enumeration", batch_size=7)), exact, rtol=1e-10)
@@ -64,14 +62,19 @@ def test_chain_rule_kl_matches_enumerated_kl_tabular(order_a, order_b):
 
 def test_chain_rule_kl_transformer(transformer):
     tab = bt.random_tabular_policy(jax.random.key(12), V, L, order=1)
-    for a, b in [(transformer, tab), (tab, transformer)]:
-        np.testing.assert_allclose(float(bt.sequence_kl(a, b)), _enumerated_kl(a, b), rtol=1e-4)
+    np.testing.assert_allclose(float(bt.sequence_kl(transformer, tab)), _enumerated_kl(transformer, tab), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_chain_rule_kl_transformer_reverse_and_self(transformer):
+    tab = bt.random_tabular_policy(jax.random.key(12), V, L, order=1)
+    np.testing.assert_allclose(float(bt.sequence_kl(tab, transformer)), _enumerated_kl(tab, transformer), rtol=1e-4)
     assert abs(float(bt.sequence_kl(transformer, transformer))) < 1e-6
 
 
 def test_kl_length_one_and_self():
-    a = bt.random_tabular_policy(jax.random.key(13), 5, 1, order=None)
-    b = bt.random_tabular_policy(jax.random.key(14), 5, 1)
+    a = bt.tabular_policy_from_logits(jnp.asarray([[0.3, -1.0, 2.0, 0.0, 0.5]]), order=None)
+    b = bt.tabular_policy_from_logits(jnp.asarray([[1.0, 0.0, -2.0, 0.1, 0.0]]))
     pa, pb = np.exp(np.asarray(bt.enumerate_sequences(a)[1])), np.exp(np.asarray(bt.enumerate_sequences(b)[1]))
     expected = np.sum(pa * np.log(pa / pb))
     np.testing.assert_allclose(float(bt.sequence_kl(a, b, method="enumeration")), expected, rtol=1e-10)
@@ -84,9 +87,9 @@ def test_sampled_kl_estimators_are_unbiased():
     a = bt.random_tabular_policy(jax.random.key(15), V, L, order=1, temperature=0.8)
     b = bt.random_tabular_policy(jax.random.key(16), V, L, order=2)
     exact = float(bt.sequence_kl(a, b))
-    est = bt.sequence_kl_mc(jax.random.key(17), a, b, 20_000)
+    est = bt.sequence_kl_mc(jax.random.key(17), a, b, 200_000)
     assert abs(float(est.mean) - exact) < 4 * float(est.stderr)
-    seqs = a.sample(jax.random.key(18), 20_000)
+    seqs = a.sample(jax.random.key(18), 200_000)
     la, lb = a.log_prob(seqs), b.log_prob(seqs)
     for k in (bt.kl_k1(la, lb), bt.kl_k3(la, lb)):
         k = np.asarray(k)

@@ -216,7 +216,7 @@ def train_bradley_terry(
     seqs_b = policy.sample(k_b, int(num_pairs))
     labels = bradley_terry_labels(k_lab, gold(seqs_a), gold(seqs_b), temperature, label_noise)
     module = BradleyTerryNet(policy.vocab_size, policy.length, int(embed_dim), int(hidden))
-    params = module.init(k_init, seqs_a[:1])["params"]
+    params = jax.jit(module.init)(k_init, seqs_a[:1])["params"]
     params, losses = _fit(
         k_fit, params, seqs_a, seqs_b, labels, learning_rate, weight_decay,
         module=module, num_steps=int(num_steps), batch_size=int(batch_size),
