@@ -43,7 +43,7 @@ class Config:
       hack_penalty: gold penalty in the hack region.
       pessimism_ns: budgets of the Monte Carlo InferenceTimePessimism curve (empty to skip).
       pessimism_draws: Monte Carlo draws per budget and seed.
-      soft_bon_nodes: quadrature nodes of the exact soft-BoN pmf.
+      soft_bon_nodes: quadrature nodes of the exact soft-BoN pmf (0 = automatic, spacing ≤ 0.3).
       seed: random seed.
       x64: compute in float64.
     """
@@ -58,7 +58,7 @@ class Config:
     hack_penalty: float = 3.0
     pessimism_ns: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
     pessimism_draws: int = 2000
-    soft_bon_nodes: int = 512
+    soft_bon_nodes: int = 0
     seed: int = 0
     x64: bool = True
 
@@ -72,7 +72,7 @@ QUICK = Config(
     errors=(1.0, 0.5, 6.0),
     length=5,
     ns=(1, 4, 16, 64, 256, 1024, 10000),
-    num_seeds=2,
+    num_seeds=3,
     pessimism_ns=(1, 16, 256),
     pessimism_draws=300,
 )

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import bontheory as bt
-from tests.test_alternatives import (
+from test_alternatives import (  # tests/ is on sys.path (pytest prepend import mode)
     P4,
     R4,
     _pessimism_law_by_enumeration,

@@ -42,10 +42,11 @@ from bontheory.alternatives.sequence_limit import (
     bon_tilted_gap_per_token,
     token_tilt_kl_reward,
 )
-from bontheory.alternatives.soft_bon import soft_bon_log_pmf, soft_bon_pmf
+from bontheory.alternatives.soft_bon import auto_num_nodes, soft_bon_log_pmf, soft_bon_pmf
 from bontheory.alternatives.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 
 __all__ = [
+    "auto_num_nodes",
     "PolicyDraws",
     "pessimism_policy_sample",
     "quantile_truncation_policy_sample",

@@ -28,7 +28,7 @@ from jax.scipy.special import logsumexp
 
 from bontheory.alternatives import _validate
 
-__all__ = ["soft_bon_log_pmf", "soft_bon_pmf"]
+__all__ = ["auto_num_nodes", "soft_bon_log_pmf", "soft_bon_pmf"]
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
 _HEAD_EPS = 1e-20
@@ -90,7 +90,34 @@ def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
     return jnp.where(support, log_pmf, -jnp.inf)
 
 
-def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 1024, block: int = 64):
+# Node spacing h of the automatic rule: the quadrature error is ≈ e^{-π²/h} ≈ 1e-14 at h = 0.3.
+_AUTO_SPACING = 0.3
+_TRACED_NODES = 1024
+
+
+def auto_num_nodes(ref_probs, rewards, n, temperature) -> int:
+    """Quadrature nodes giving spacing ≤ 0.3 in ``s = log t`` (a power of two ≥ 256), from concrete inputs.
+
+    The range is ``(r_max − r_min)/λ + log n + log(50) + 46`` (see :func:`soft_bon_pmf`); powers of two
+    limit recompilation. Returns 1024 when any input is traced.
+    """
+    import numpy as np
+
+    if not _validate.is_concrete(ref_probs, rewards, n, temperature):
+        return _TRACED_NODES
+    p = np.asarray(ref_probs, np.float64)
+    r = np.broadcast_to(np.asarray(rewards, np.float64), np.broadcast_shapes(p.shape, np.shape(rewards)))
+    p = np.broadcast_to(p, r.shape)
+    sup = p > 0
+    hi = np.max(np.where(sup, r, -np.inf), axis=-1)
+    lo = np.min(np.where(sup, r, np.inf), axis=-1)
+    span = np.max((hi - lo)[..., None] / np.asarray(temperature, np.float64).reshape(-1)[None, :])
+    span += np.log(max(float(np.max(np.asarray(n, np.float64))), 1.0)) + _TAIL_LOG - math.log(_HEAD_EPS)
+    need = int(math.ceil(span / _AUTO_SPACING)) + 1
+    return max(256, 1 << (need - 1).bit_length())
+
+
+def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | None = None, block: int = 64):
     r"""Log-pmf of soft Best-of-N; see :func:`soft_bon_pmf`.
 
     Returns:
@@ -99,6 +126,8 @@ def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 102
     ref_probs, rewards, batch = _validate.pmf_inputs(ref_probs, rewards)
     n = _validate.check_n(n)
     temperature = _validate.check_positive(temperature, "temperature")
+    if num_nodes is None:
+        num_nodes = auto_num_nodes(ref_probs, rewards, n, temperature)
     if num_nodes < 16:
         raise ValueError(f"num_nodes must be at least 16, got {num_nodes}")
     dtype = _validate.float_dtype(ref_probs, rewards)
@@ -111,7 +140,7 @@ def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 102
     return _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, min(block, num_nodes))
 
 
-def soft_bon_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 1024, block: int = 64):
+def soft_bon_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | None = None, block: int = 64):
     r"""Exact pmf of soft Best-of-N on a finite outcome space.
 
     Soft BoN draws ``Y_1..Y_n`` i.i.d. from ``p`` and returns ``Y_i`` with probability
@@ -124,8 +153,10 @@ def soft_bon_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 1024, b
 
     The integral is computed by the trapezoid rule in ``s = log t`` on ``num_nodes`` nodes spanning
     ``[log(1e-20/n), (r_max - r_min)/λ + log 50]`` (in log space, with ``w`` rescaled by its maximum). The
-    quadrature error is ``≈ exp(-π²/h)`` with spacing ``h``; keep ``(r_max - r_min)/λ`` below
-    ``≈ num_nodes/4`` for float64 accuracy (the result is *not* renormalised, so ``Σ P - 1`` measures it).
+    quadrature error is ``≈ exp(-π²/h)`` with spacing ``h``. By default (``num_nodes=None``) the node count
+    is chosen from the concrete inputs so that ``h ≤ 0.3`` (error ≈ 1e-14; a power of two ≥ 256, see
+    :func:`auto_num_nodes`); under the caller's ``jit`` (traced inputs) it is 1024, accurate while
+    ``(r_max - r_min)/λ ≲ 250``. The result is *not* renormalised, so ``Σ P - 1`` measures the error.
     Cost ``O(num_nodes · K)`` time and ``O(block · K)`` memory.
 
     Args:
@@ -133,7 +164,7 @@ def soft_bon_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int = 1024, b
       rewards: ``float[..., K]`` rewards ``r``.
       n: number of candidates ``n ≥ 1`` (scalar or batch-shaped; may be traced).
       temperature: softmax temperature ``λ > 0`` (scalar or batch-shaped; may be traced).
-      num_nodes: quadrature nodes (static).
+      num_nodes: quadrature nodes (static); ``None`` = automatic (see above).
       block: nodes evaluated at once (static; bounds memory).
 
     Returns:

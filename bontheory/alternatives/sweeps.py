@@ -151,7 +151,11 @@ class GoldCurves(NamedTuple):
 def method_gold_curves(problem: ProxyProblem, method: str, ns: Any, param: Any = None, **kwargs: Any) -> GoldCurves:
     """Gold reward, gold win rate against p (ties ½), proxy reward and KL to p of ``method`` at each n."""
     pmf = method_pmfs(method, problem.ref_probs, problem.proxy, ns, param, **kwargs)
-    pmf = pmf / jnp.sum(pmf, axis=-1, keepdims=True)  # quadrature rounding (soft BoN) only
+    total = jnp.sum(pmf, axis=-1, keepdims=True)
+    worst = float(jnp.max(jnp.abs(total - 1)))
+    if worst > 1e-6:
+        raise ValueError(f"{method} pmf sums to 1 only within {worst:.2g} (soft BoN: increase num_nodes)")
+    pmf = pmf / total  # rounding only
     p = jnp.broadcast_to(problem.ref_probs, pmf.shape)
     return GoldCurves(
         gold_reward=np.asarray(pmf @ problem.gold),
@@ -178,7 +182,7 @@ def method_grid_curves(
     ns: Any,
     grids: dict[str, tuple[float, ...]] | None = None,
     *,
-    soft_bon_nodes: int = 512,
+    soft_bon_nodes: int | None = None,
 ) -> dict[str, Any]:
     """Curves of BoN and of every method over its parameter grid (see :data:`DEFAULT_GRIDS`).
 
@@ -198,7 +202,7 @@ def method_grid_curves(
         rows = []
         for g in grid:
             par = g * sd if method in SCALED_METHODS else g
-            kw = {"num_nodes": soft_bon_nodes} if method == "soft_bon" else {}
+            kw = {"num_nodes": soft_bon_nodes} if (method == "soft_bon" and soft_bon_nodes) else {}
             c = method_gold_curves(problem, method, ns, par, **kw)
             rows.append({"param": g, "gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl})
         out[method] = rows
