@@ -160,31 +160,27 @@ MEMORY_SCRIPT = textwrap.dedent(
     tab = bt.random_tabular_policy(jax.random.key(0), 8, 2, order=0)
     policy = _inverse_cdf_policy(np.asarray(bt.tabular_log_probs_table(tab))[:, 0, :])
     reward = bt.random_token_score_reward(jax.random.key(1), 8, 2)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     t = time.perf_counter()
     d = jax.block_until_ready(bt.bon_monte_carlo(jax.random.key(2), policy, reward, n, trials, chunk_size=chunk))
     t = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"n": n, "trials": trials, "chunk": chunk, "seconds_incl_compile": t, "max_rss_mb": rss,
-                      "mean_selected_reward": float(d.rewards.mean())}))
-    """
-)
-
-BASELINE_SCRIPT = textwrap.dedent(
-    """
-    import resource, json
-    import jax, bontheory as bt
-    policy = bt.random_tabular_policy(jax.random.key(0), 8, 2, order=0)
-    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+                      "rss_before_kernel_mb": before, "mean_selected_reward": float(d.rewards.mean())}))
     """
 )
 
 SWEEP_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
+    import numpy as np
     import jax, bontheory as bt
     from bontheory.mc import bon_sweep, trial_mesh
     n, trials = int(sys.argv[1]), int(sys.argv[2])
-    pols = {"a": bt.random_tabular_policy(jax.random.key(0), 16, 16, order=1)}
+    sys.path.insert(0, sys.argv[3])
+    from bench_mc import _inverse_cdf_policy
+    tab = bt.random_tabular_policy(jax.random.key(0), 16, 16, order=0)
+    pols = {"a": _inverse_cdf_policy(np.asarray(bt.tabular_log_probs_table(tab))[:, 0, :])}
     rews = {"s": bt.random_token_score_reward(jax.random.key(1), 16, 16)}
     mesh = trial_mesh()
     bon_sweep(jax.random.key(9), pols, rews, [n], [0], trials, mesh=mesh)  # compile
@@ -221,35 +217,50 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--trials", type=int, default=4096)
+    parser.add_argument("--parts", default="throughput,memory,sweep", help="comma-separated parts to run")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     if args.n * args.trials < 10**6 and not args.quick:
         parser.error("n × trials must be ≥ 10⁶")
 
     print(f"# bontheory Monte Carlo benchmark ({os.cpu_count()} CPUs; timings are noisy on a shared machine)\n")
+    if "throughput" in parts:
+        _print_throughput(args)
+    if "memory" in parts:
+        _print_memory(args)
+    if "sweep" in parts:
+        _print_sweep(args)
+
+
+def _print_throughput(args):
     tp = throughput(args)
     print(f"## Throughput: V={tp['vocab']}, L={tp['length']}, n={tp['n']}, trials={tp['trials']} "
           f"(n × trials = {tp['n'] * tp['trials']:.3g})")
     _table(tp["rows"], ["impl", "seconds", "selected/s", "candidate tokens/s", "speed-up vs NumPy"])
 
+
+def _print_memory(args):
     n_mem, t_mem = (8192, 1024) if args.quick else (65536, 4096)
-    base = _run_script(BASELINE_SCRIPT, [])
     mem = _run_script(MEMORY_SCRIPT, [n_mem, t_mem, 1024, os.path.dirname(os.path.abspath(__file__))])
     print(f"\n## Peak memory (max RSS, fresh process; V=8, L=2, inverse-CDF sampler, chunk 1024, "
-          f"default trial batch 32; baseline = the same process before any kernel)")
+          f"default trial batch 32; max RSS before the kernel call vs after it)")
     _table(
-        [dict(mem, baseline_rss_mb=base["max_rss_mb"])],
-        ["n", "trials", "chunk", "seconds_incl_compile", "max_rss_mb", "baseline_rss_mb"],
+        [mem],
+        ["n", "trials", "chunk", "seconds_incl_compile", "rss_before_kernel_mb", "max_rss_mb"],
     )
 
+
+def _print_sweep(args):
     n_sw, t_sw = (64, 2048) if args.quick else (256, 8192)
     sweep_rows = []
     for d in (1, 2):
-        res = _run_script(SWEEP_SCRIPT, [n_sw, t_sw], {"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"})
+        res = _run_script(SWEEP_SCRIPT, [n_sw, t_sw, os.path.dirname(os.path.abspath(__file__))], {"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"})
         sweep_rows.append(res)
     for r in sweep_rows:
         r["speed-up"] = sweep_rows[0]["seconds"] / r["seconds"]
         r["same numbers"] = r["mean_reward"] == sweep_rows[0]["mean_reward"]
-    print(f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16 Markov-1; forced CPU devices)")
+    print(f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16, inverse-CDF sampler; "
+          f"forced CPU devices; excludes compilation)")
     _table(sweep_rows, ["devices", "seconds", "speed-up", "same numbers"])
 
 
