@@ -91,6 +91,16 @@ def test_soft_bon_normalised_large_n_and_many_outcomes():
     assert bool(jnp.all(pmf >= 0))
 
 
+def test_soft_bon_wide_reward_range_stays_accurate():
+    # (r_max − r_min)/λ = 2000: the automatic node count keeps the quadrature spacing ≤ 0.3
+    p = np.full(50, 1 / 50)
+    r = np.linspace(0.0, 2.0, 50)
+    pmf = bt.soft_bon_pmf(p, r, np.array([1, 7, 1000]), 1e-3)
+    np.testing.assert_allclose(pmf.sum(-1), 1.0, atol=1e-10)
+    np.testing.assert_allclose(pmf[0], p, atol=1e-12)  # n = 1 is the reference
+    np.testing.assert_allclose(pmf[1], bt.bon_pmf(p, r, 7), atol=1e-10)  # gaps 0.04 ≫ λ: BoN
+
+
 def test_soft_bon_jit_vmap_and_float32():
     f = jax.jit(lambda p, r, n, lam: bt.soft_bon_pmf(p, r, n, lam))
     lams = jnp.array([0.1, 1.0])
