@@ -136,3 +136,17 @@ def test_bad_input_errors():
         small.log_prob(jnp.full((5, 4), 3, jnp.int32))
     with pytest.raises(TypeError, match="integer"):
         small.log_prob(jnp.zeros((5, 4)))
+
+
+def test_zero_probability_tokens_are_never_sampled():
+    """Inverse-CDF sampling never returns a token of probability 0 (first, middle or last)."""
+    logits = jnp.asarray([[-jnp.inf, 0.0, -jnp.inf, 1.0, -jnp.inf]] * 4)
+    for order in (0, 1):
+        table = logits if order == 0 else jnp.broadcast_to(logits[:, None, :], (4, 5, 5))
+        policy = bt.tabular_policy_from_logits(table, order=order)
+        draws = np.asarray(policy.sample(jax.random.key(0), 200_000))
+        assert set(np.unique(draws)) == {1, 3}
+        # frequency of token 3 is e/(1+e) at every position (4-sigma binomial bound)
+        p = np.e / (1 + np.e)
+        assert np.all(np.abs((draws == 3).mean(0) - p) < 4 * np.sqrt(p * (1 - p) / 200_000))
+        assert np.isneginf(np.asarray(policy.log_prob(jnp.zeros((1, 4), jnp.int32)))).all()

@@ -133,28 +133,43 @@ def tabular_token_log_probs(module: TabularPolicy, params: Any, tokens: jax.Arra
     return logp[jnp.arange(module.length)[None, :], ctx, tokens]
 
 
+def _inverse_cdf(cdf: jax.Array, u: jax.Array) -> jax.Array:
+    """Token ``v`` with ``cdf[v-1] <= u < cdf[v]``: ``cdf (..., V)``, ``u (...)`` -> ``int32 (...)``."""
+    vocab = cdf.shape[-1]
+    if vocab <= 128:
+        idx = jnp.sum(u[..., None] >= cdf, axis=-1)
+    else:
+        flat_cdf, flat_u = cdf.reshape((-1, vocab)), u.reshape((-1,))
+        idx = jax.vmap(lambda c, x: jnp.searchsorted(c, x, side="right"))(flat_cdf, flat_u).reshape(u.shape)
+    return jnp.minimum(idx, vocab - 1).astype(jnp.int32)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int) -> jax.Array:
-    """Sample ``int32[num, L]`` from a tabular policy.
+    """Sample ``int32[num, L]`` from a tabular policy by inverse-CDF sampling.
 
-    Order 0: one ``categorical`` call over the ``(L, V)`` table. Order k > 0: a ``lax.scan`` over
-    positions carrying the context index, ``c_{t+1} = y_t + V (c_t mod V^{k-1})``.
+    One uniform per token (in the table's float dtype) against the per-row CDF, normalised so that
+    its last entry is exactly 1 (zero-probability tokens are never drawn). Order 0 samples all
+    positions at once; order k > 0 runs a ``lax.scan`` over positions carrying the context index,
+    ``c_{t+1} = y_t + V (c_t mod V^{k-1})``. Resolution: probabilities below the uniform's spacing
+    (2**-24 in float32, 2**-53 in float64) are rounded to multiples of it.
     """
     table = params["logits"]
     length, vocab, k = module.length, module.vocab_size, module.context_order
+    probs = jax.nn.softmax(table, axis=-1)
+    cdf = jnp.cumsum(probs, axis=-1)
+    cdf = cdf / cdf[..., -1:]
+    u = jax.random.uniform(key, (num, length), cdf.dtype)
     if k == 0:
-        logits = table[:, 0, :]  # (L, V)
-        return jax.random.categorical(key, logits, axis=-1, shape=(num, length)).astype(jnp.int32)
-    keys = jax.random.split(key, length)
+        return _inverse_cdf(cdf[:, 0, :][None, :, :], u)
     low = vocab ** (k - 1)
 
     def step(ctx, xs):
-        t, kt = xs
-        rows = table[t][ctx]  # (num, V)
-        tok = jax.random.categorical(kt, rows, axis=-1).astype(jnp.int32)
+        t, u_t = xs
+        tok = _inverse_cdf(cdf[t][ctx], u_t)  # (num,)
         return tok + vocab * (ctx % low), tok
 
-    _, toks = jax.lax.scan(step, jnp.zeros((num,), jnp.int32), (jnp.arange(length), keys))
+    _, toks = jax.lax.scan(step, jnp.zeros((num,), jnp.int32), (jnp.arange(length), u.T))
     return toks.T
 
 
