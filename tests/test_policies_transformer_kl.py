@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bontheory as bt
 from test_policies import chi_square_pvalue
@@ -119,3 +121,23 @@ def test_kl_bad_input(transformer):
         bt.sequence_kl_mc(jax.random.key(0), a, a, 1)
     with pytest.raises(ValueError, match="divisible"):
         bt.init_transformer_policy(jax.random.key(0), V, L, d_model=15, num_heads=2)
+
+
+@settings(max_examples=15)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    temp_a=st.floats(0.2, 5.0),
+    temp_b=st.floats(0.2, 5.0),
+    orders=st.sampled_from([(1, 2), (2, 1)]),
+)
+def test_chain_rule_kl_and_entropy_properties(seed, temp_a, temp_b, orders):
+    """For random Markov policies: the recursion KL equals the enumerated KL, is >= 0, KL(a‖a) = 0,
+    and the recursion entropy equals −Σ π log π over the enumerated sequences."""
+    ka, kb = jax.random.split(jax.random.key(seed))
+    a = bt.random_tabular_policy(ka, V, L, order=orders[0], temperature=temp_a)
+    b = bt.random_tabular_policy(kb, V, L, order=orders[1], temperature=temp_b)
+    kl = float(bt.sequence_kl(a, b))
+    np.testing.assert_allclose(kl, _enumerated_kl(a, b), rtol=1e-9, atol=1e-12)
+    assert kl >= 0 and abs(float(bt.sequence_kl(a, a))) < 1e-12
+    la = np.asarray(bt.enumerate_sequences(a)[1])
+    np.testing.assert_allclose(float(bt.sequence_entropy(a)), -np.sum(np.exp(la) * la), rtol=1e-9)

@@ -10,6 +10,7 @@ from bontheory.policies.kl import (
     kl_k1,
     kl_k2,
     kl_k3,
+    sequence_entropy,
     sequence_kl,
     sequence_kl_mc,
     token_kl,
@@ -44,4 +45,5 @@ __all__ = [
     "sequence_kl",
     "sequence_kl_mc",
     "SequenceKLEstimate",
+    "sequence_entropy",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "sequence_kl",
     "sequence_kl_mc",
     "SequenceKLEstimate",
+    "sequence_entropy",
 ]
 
 
@@ -116,7 +117,11 @@ def _expand_table(logp: jax.Array, k_from: int, k_to: int, vocab: int) -> jax.Ar
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _tabular_kl(logp_a: jax.Array, logp_b: jax.Array, k: int, vocab: int) -> jax.Array:
-    rows = _row_kl(logp_a, logp_b)  # (L, C): KL at each (position, context)
+    return _tabular_expectation(_row_kl(logp_a, logp_b), logp_a, k, vocab)
+
+
+def _tabular_expectation(rows: jax.Array, logp_a: jax.Array, k: int, vocab: int) -> jax.Array:
+    """``Σ_t E_{c_t ~ a}[rows[t, c_t]]`` by the forward recursion over order-k contexts."""
     if k == 0:
         return jnp.sum(rows)
     low = vocab ** (k - 1)
@@ -230,3 +235,34 @@ def _sequence_kl_mc(key, policy_a, policy_b, num):
     mean = jnp.mean(per_seq)
     stderr = jnp.std(per_seq, ddof=1) / jnp.sqrt(num)
     return SequenceKLEstimate(mean, stderr)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _tabular_entropy(logp: jax.Array, k: int, vocab: int) -> jax.Array:
+    p = jnp.exp(logp)
+    rows = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+    return _tabular_expectation(rows, logp, k, vocab)
+
+
+def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
+    """Exact entropy of the sequence distribution, ``H(π) = Σ_t E_{y_{<t}~π} H(π(·|y_{<t}))`` (chain rule).
+
+    Tabular policies use the forward recursion over contexts; others enumerate all V**L sequences.
+
+    Args:
+        policy: a ``Policy``.
+        batch_size: enumeration batch size (non-tabular).
+        max_sequences: enumeration cap (non-tabular); larger spaces raise ``ValueError``.
+
+    Returns:
+        Scalar entropy in nats (between 0 and L log V).
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a bontheory Policy, got {type(policy).__name__}")
+    if isinstance(policy.module, TabularPolicy):
+        logp = jax.nn.log_softmax(policy.params["logits"], axis=-1)
+        return _tabular_entropy(logp, policy.module.context_order, policy.vocab_size)
+    from bontheory.policies.enumerate import enumerate_sequences
+
+    _, logp = enumerate_sequences(policy, batch_size=batch_size, max_sequences=max_sequences)
+    return -jnp.sum(jnp.where(jnp.isfinite(logp), jnp.exp(logp) * logp, 0.0))
