@@ -158,3 +158,17 @@ def test_reward_bad_input():
         bt.QuantizedReward(bt.TokenCountReward(0), step=0.0)(SEQS)
     with pytest.raises(ValueError, match="2\\*\\*16"):
         bt.SequenceHashReward(jax.random.key(0))(jnp.full((1, 3), 70000, jnp.int32))
+
+
+def test_tie_heavy_reward_makes_the_folk_formula_fail_visibly():
+    """Over 4**6 sequences at n = 1024: the count reward (7 levels) has exact BoN KL far below the folk
+    formula log n − (n−1)/n (gap ≈ 0.9 here), while random token scores (tie-free) come within 0.01."""
+    ref = bt.random_tabular_policy(jax.random.key(8), 4, 6, order=1)
+    seqs, logp = bt.enumerate_sequences(ref)
+    p = jnp.exp(logp)
+    n = 1024
+    folk = np.log(n) - (n - 1) / n
+    tied = float(bt.bon_kl(p, bt.TokenCountReward(0)(seqs), n))
+    smooth = float(bt.bon_kl(p, bt.random_token_score_reward(jax.random.key(1), 4, 6)(seqs), n))
+    assert tied < folk - 0.5
+    assert folk - 0.01 < smooth <= folk + 1e-9

@@ -28,7 +28,7 @@ def _check_space(vocab_size: int, length: int, max_sequences: int) -> int:
     if not isinstance(length, (int, np.integer)) or length < 1:
         raise ValueError(f"length must be an integer >= 1, got {length!r}")
     total = int(vocab_size) ** int(length)
-    if total > max_sequences:
+    if total > min(int(max_sequences), 2**31 - 1):
         raise ValueError(
             f"cannot enumerate V**L = {vocab_size}**{length} = {total} sequences: more than "
             f"max_sequences = {max_sequences} (memory); use Monte Carlo (bontheory.mc) instead"

@@ -190,7 +190,7 @@ def sequence_kl(
         lb = _expand_table(jax.nn.log_softmax(policy_b.params["logits"], axis=-1), kb, k, vocab)
         return _tabular_kl(la, lb, k, vocab)
     total = vocab ** (length - 1)
-    if total > max_prefixes:
+    if total > min(int(max_prefixes), 2**31 - 1):
         raise ValueError(
             f"exact sequence KL needs V**(L-1) = {total} prefixes (> max_prefixes = {max_prefixes}); "
             "use sequence_kl_mc"

@@ -76,9 +76,9 @@ class TokenScoreReward:
         """``int[..., L] -> float[...]``."""
         length = self.scores.shape[0]
         seq = _as_sequences(sequences, length)
-        gathered = jnp.take_along_axis(
-            jnp.broadcast_to(self.scores, seq.shape[:-1] + self.scores.shape), seq[..., None], axis=-1
-        )[..., 0]
+        vocab = self.scores.shape[1]
+        offsets = (jnp.arange(length, dtype=jnp.int32) * vocab).reshape((1,) * (seq.ndim - 1) + (length,))
+        gathered = jnp.take(self.scores.reshape(-1), offsets + seq.astype(jnp.int32))  # scores[t, y_t]
         return jnp.sum(gathered, axis=-1)
 
 
