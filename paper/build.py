@@ -204,6 +204,13 @@ METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
     "klGapBoundHolds": ("kl_bound", lambda m: sum(_gap_bound_holds(m, r) for r in m["references"].values()), 0),
     "klEstMinExcess": ("kl_bound", lambda m: min(_est_excess(r).min() for r in m["references"].values()), 4),
     "klEstMaxExcess": ("kl_bound", lambda m: max(_est_excess(r).max() for r in m["references"].values()), 4),
+    "vbFullExact": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_exact", 4),
+    "vbFullCont": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_continuous", 4),
+    "vbFullSampled": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_sampled", 4),
+    "vbFullKlrl": ("vbon", "analysis.tabular_full.mean_kl_to_bon.kl_rl", 4),
+    "vbFullClosest": ("vbon", "analysis.tabular_full.closest_method", 0),
+    "vbMemExact": ("vbon", "analysis.tabular_memoryless.mean_kl_to_bon.vbon_exact", 3),
+    "vbMemClosest": ("vbon", "analysis.tabular_memoryless.closest_method", 0),
     "tkN": ("token_kl", "panels.peaked/tie_heavy.exact.ns.-1", 0),
     "tkLevels": ("token_kl", "panels.peaked/tie_heavy.exact.num_levels", 0),
     "tkSequences": ("token_kl", "panels.peaked/tie_heavy.exact.num_sequences", 0),
@@ -272,7 +279,10 @@ def write_numbers(runs: dict[str, Path]) -> list[str]:
         try:
             metrics = load_metrics(runs[exp])
             value = path(metrics) if callable(path) else _get(metrics, path)
-            text = _fmt(float(value) if not isinstance(value, str) else value, digits)
+            if isinstance(value, str):  # a name from the metrics, e.g. a method
+                text = f"\\texttt{{{_tex_escape(value)}}}"
+            else:
+                text = _fmt(float(value), digits)
         except Exception as e:  # noqa: BLE001 - reported
             problems.append(f"\\{macro}: cannot read {path!r} from {exp}'s metrics ({type(e).__name__}: {e})")
             text = "??"
