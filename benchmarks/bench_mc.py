@@ -9,6 +9,10 @@ Prints three tables:
 2. peak memory (max RSS of a fresh subprocess) of the chunked kernel at n = 65 536 × 4 096 trials;
 3. a sharded sweep (``bon_sweep(..., mesh=trial_mesh())``) with 1 vs 2 forced CPU devices (subprocesses).
 
+The kernel is bound by random-number generation: with the default partitionable threefry its time is
+within ~15 % of generating the L·n·trials uniforms alone; ``jax_threefry_partitionable=False`` (JAX's
+old default: other random streams, same law) halves that cost (row measured in a subprocess).
+
 Timings exclude compilation (one warm-up call) and take the best of ``--repeats``. Usage::
 
     python benchmarks/bench_mc.py [--quick] [--repeats 3]
@@ -128,6 +132,9 @@ def throughput(args):
     icdf = _inverse_cdf_policy(np.log(probs).astype(np.float32))
     t_icdf = _best(lambda: jax.block_until_ready(bt.bon_monte_carlo(key, icdf, reward, n, trials, chunk_size=chunk)), args.repeats)
     t_sample = _best(lambda: jax.block_until_ready(sample_only(key, policy)), args.repeats)
+    t_np_part = _run_script(
+        THREEFRY_SCRIPT, [vocab, length, n, trials, chunk, args.repeats], {"JAX_THREEFRY_PARTITIONABLE": "false"}
+    )["seconds"]
     t_sr = _best(lambda: jax.block_until_ready(sample_reward(key, policy, reward)), args.repeats)
 
     def row(name, t):
@@ -143,7 +150,8 @@ def throughput(args):
 
     row("numpy (inverse CDF)", t_np)
     row("jax bon_monte_carlo", t_jax)
-    row("jax bon_monte_carlo, inverse-CDF sampler", t_icdf)
+    row("jax bon_monte_carlo, stand-in memoryless inverse-CDF policy", t_icdf)
+    row("jax bon_monte_carlo, jax_threefry_partitionable=False", t_np_part)
     row("jax sampling only (Policy.sample)", t_sample)
     row("jax sampling + reward", t_sr)
     return {"vocab": vocab, "length": length, "n": n, "trials": trials, "rows": rows}
@@ -155,10 +163,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     import numpy as np
     import jax, bontheory as bt
     n, trials, chunk = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    sys.path.insert(0, sys.argv[4])
-    from bench_mc import _inverse_cdf_policy
-    tab = bt.random_tabular_policy(jax.random.key(0), 8, 2, order=0)
-    policy = _inverse_cdf_policy(np.asarray(bt.tabular_log_probs_table(tab))[:, 0, :])
+    policy = bt.random_tabular_policy(jax.random.key(0), 8, 2, order=0)
     reward = bt.random_token_score_reward(jax.random.key(1), 8, 2)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     t = time.perf_counter()
@@ -170,6 +175,22 @@ MEMORY_SCRIPT = textwrap.dedent(
     """
 )
 
+THREEFRY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    import jax, bontheory as bt
+    vocab, length, n, trials, chunk, repeats = map(int, sys.argv[1:7])
+    policy = bt.random_tabular_policy(jax.random.key(0), vocab, length, order=0)
+    reward = bt.random_token_score_reward(jax.random.key(1), vocab, length)
+    f = lambda: jax.block_until_ready(bt.bon_monte_carlo(jax.random.key(2), policy, reward, n, trials, chunk_size=chunk))
+    f()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    print(json.dumps({"seconds": min(ts), "partitionable": bool(jax.config.jax_threefry_partitionable)}))
+    """
+)
+
 SWEEP_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
@@ -177,10 +198,7 @@ SWEEP_SCRIPT = textwrap.dedent(
     import jax, bontheory as bt
     from bontheory.mc import bon_sweep, trial_mesh
     n, trials = int(sys.argv[1]), int(sys.argv[2])
-    sys.path.insert(0, sys.argv[3])
-    from bench_mc import _inverse_cdf_policy
-    tab = bt.random_tabular_policy(jax.random.key(0), 16, 16, order=0)
-    pols = {"a": _inverse_cdf_policy(np.asarray(bt.tabular_log_probs_table(tab))[:, 0, :])}
+    pols = {"a": bt.random_tabular_policy(jax.random.key(0), 16, 16, order=1)}
     rews = {"s": bt.random_token_score_reward(jax.random.key(1), 16, 16)}
     mesh = trial_mesh()
     bon_sweep(jax.random.key(9), pols, rews, [n], [0], trials, mesh=mesh)  # compile
@@ -241,8 +259,8 @@ def _print_throughput(args):
 
 def _print_memory(args):
     n_mem, t_mem = (8192, 1024) if args.quick else (65536, 4096)
-    mem = _run_script(MEMORY_SCRIPT, [n_mem, t_mem, 1024, os.path.dirname(os.path.abspath(__file__))])
-    print(f"\n## Peak memory (max RSS, fresh process; V=8, L=2, inverse-CDF sampler, chunk 1024, "
+    mem = _run_script(MEMORY_SCRIPT, [n_mem, t_mem, 1024])
+    print(f"\n## Peak memory (max RSS, fresh process; V=8, L=2 tabular policy, chunk 1024, "
           f"default trial batch 32; max RSS before the kernel call vs after it)")
     _table(
         [mem],
@@ -254,12 +272,12 @@ def _print_sweep(args):
     n_sw, t_sw = (64, 2048) if args.quick else (256, 8192)
     sweep_rows = []
     for d in (1, 2):
-        res = _run_script(SWEEP_SCRIPT, [n_sw, t_sw, os.path.dirname(os.path.abspath(__file__))], {"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"})
+        res = _run_script(SWEEP_SCRIPT, [n_sw, t_sw], {"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"})
         sweep_rows.append(res)
     for r in sweep_rows:
         r["speed-up"] = sweep_rows[0]["seconds"] / r["seconds"]
         r["same numbers"] = r["mean_reward"] == sweep_rows[0]["mean_reward"]
-    print(f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16, inverse-CDF sampler; "
+    print(f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16 Markov-1 tabular policy; "
           f"forced CPU devices; excludes compilation)")
     _table(sweep_rows, ["devices", "seconds", "speed-up", "same numbers"])
 
