@@ -134,9 +134,9 @@ class Policy:
     def sample(self, key: jax.Array, num: int) -> jax.Array:
         """Draw ``num`` i.i.d. sequences autoregressively.
 
-        Tabular policies sample from their per-position tables directly (O(L) work per sequence);
-        other modules run the full forward pass once per position inside a ``lax.scan``
-        (O(L²) per sequence, fine for the tiny lengths used here).
+        Tabular policies sample from their per-position tables directly (inverse CDF, O(L) work per
+        sequence); the transformer decodes one position per step with a key/value cache; any other
+        module runs the full forward pass once per position inside a ``lax.scan`` (O(L²)).
 
         Args:
             key: PRNG key.
@@ -152,6 +152,10 @@ class Policy:
             raise ValueError(f"num must be >= 0, got {num}")
         if isinstance(self.module, TabularPolicy):
             return sample_tabular(self.module, self.params, key, num)
+        from bontheory.policies.transformer import TransformerPolicy
+
+        if isinstance(self.module, TransformerPolicy) and not self.module.decode:
+            return _sample_transformer(self, key, num)
         return _sample_generic(self, key, num)
 
 
@@ -170,6 +174,13 @@ def _generic_token_log_probs(policy: Policy, tokens: jax.Array) -> jax.Array:
     logits = policy.module.apply({"params": policy.params}, tokens)
     logp = jax.nn.log_softmax(logits, axis=-1)
     return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample_transformer(policy: Policy, key: jax.Array, num: int) -> jax.Array:
+    from bontheory.policies.transformer import sample_transformer
+
+    return sample_transformer(policy, key, num)
 
 
 @functools.partial(jax.jit, static_argnums=2)

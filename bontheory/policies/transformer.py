@@ -14,18 +14,21 @@ import jax.numpy as jnp
 
 from bontheory.policies.policy import Policy, policy_from_module
 
-__all__ = ["TransformerPolicy", "init_transformer_policy"]
+__all__ = ["TransformerPolicy", "init_transformer_policy", "transformer_decode_logits"]
 
 
 class _Block(nn.Module):
     d_model: int
     num_heads: int
     mlp_ratio: int
+    decode: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         h = nn.LayerNorm()(x)
-        h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=self.d_model)(h, h, mask=mask)
+        h = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, qkv_features=self.d_model, decode=self.decode, name="MultiHeadDotProductAttention_0"
+        )(h, h, mask=mask)
         x = x + h
         h = nn.LayerNorm()(x)
         h = nn.Dense(self.mlp_ratio * self.d_model)(h)
@@ -45,6 +48,9 @@ class TransformerPolicy(nn.Module):
         num_layers: transformer blocks.
         mlp_ratio: MLP hidden width / d_model.
         logit_scale: multiplies the output logits (< 1 flattens, > 1 sharpens the initial policy).
+        decode: internal (use ``transformer_decode_logits``): the module then reads raw input ids
+            (BOS = V first) a few positions at a time and keeps keys/values in the ``"cache"``
+            collection, so sampling costs O(L) forward steps instead of O(L²). Same parameters.
     """
 
     vocab_size: int
@@ -54,6 +60,7 @@ class TransformerPolicy(nn.Module):
     num_layers: int = 2
     mlp_ratio: int = 4
     logit_scale: float = 1.0
+    decode: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -61,17 +68,76 @@ class TransformerPolicy(nn.Module):
             raise ValueError(f"vocab_size and length must be >= 1, got V={self.vocab_size}, L={self.length}")
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
-        batch = tokens.shape[0]
-        bos = jnp.full((batch, 1), self.vocab_size, jnp.int32)
-        inputs = jnp.concatenate([bos, tokens[:, : self.length - 1].astype(jnp.int32)], axis=1)
-        x = nn.Embed(self.vocab_size + 1, self.d_model, name="token_embed")(inputs)
         pos = self.param("pos_embed", nn.initializers.normal(0.02), (self.length, self.d_model))
-        x = x + pos[None, :, :].astype(x.dtype)
-        mask = nn.make_causal_mask(inputs)
+        if self.decode:
+            # tokens are raw input ids (BOS = V at position 0); positions continue from the cache index
+            inputs = tokens.astype(jnp.int32)
+            index = self.variable("cache", "position", lambda: jnp.zeros((), jnp.int32))
+            pos_t = jax.lax.dynamic_slice_in_dim(pos, index.value, inputs.shape[1], axis=0)
+            index.value = index.value + inputs.shape[1]
+            mask = None  # the attention cache masks positions not yet written
+        else:
+            batch = tokens.shape[0]
+            bos = jnp.full((batch, 1), self.vocab_size, jnp.int32)
+            inputs = jnp.concatenate([bos, tokens[:, : self.length - 1].astype(jnp.int32)], axis=1)
+            pos_t = pos
+            mask = nn.make_causal_mask(inputs)
+        x = nn.Embed(self.vocab_size + 1, self.d_model, name="token_embed")(inputs)
+        x = x + pos_t[None, :, :].astype(x.dtype)
         for i in range(self.num_layers):
-            x = _Block(self.d_model, self.num_heads, self.mlp_ratio, name=f"block_{i}")(x, mask)
+            x = _Block(self.d_model, self.num_heads, self.mlp_ratio, self.decode, name=f"block_{i}")(x, mask)
         x = nn.LayerNorm()(x)
         return self.logit_scale * nn.Dense(self.vocab_size, name="head")(x)
+
+
+def _empty_cache(module: TransformerPolicy, batch: int):
+    decoder = module.clone(decode=True)
+    shapes = jax.eval_shape(decoder.init, jax.random.key(0), jnp.zeros((batch, module.length), jnp.int32))
+    return decoder, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes["cache"])
+
+
+@jax.jit
+def transformer_decode_logits(policy: Policy, tokens: jax.Array) -> jax.Array:
+    """Teacher-forced logits computed one position at a time through the key/value cache.
+
+    Equal (up to rounding) to ``policy.logits(tokens)``; exists to test the cached decoding path
+    used by ``Policy.sample``.
+
+    Args:
+        policy: a ``Policy`` with a ``TransformerPolicy`` module.
+        tokens: ``int[B, L]``.
+
+    Returns:
+        ``float[B, L, V]``.
+    """
+    module = policy.module
+    decoder, cache = _empty_cache(module, tokens.shape[0])
+    bos = jnp.full((tokens.shape[0], 1), module.vocab_size, jnp.int32)
+    inputs = jnp.concatenate([bos, tokens[:, : module.length - 1].astype(jnp.int32)], axis=1)
+
+    def step(cache, x_t):
+        logits, upd = decoder.apply({"params": policy.params, "cache": cache}, x_t[:, None], mutable=["cache"])
+        return upd["cache"], logits[:, 0]
+
+    _, logits = jax.lax.scan(step, cache, inputs.T)
+    return jnp.swapaxes(logits, 0, 1)
+
+
+def sample_transformer(policy: Policy, key: jax.Array, num: int) -> jax.Array:
+    """``int32[num, L]`` sampled autoregressively with the key/value cache (one position per step)."""
+    module = policy.module
+    decoder, cache = _empty_cache(module, num)
+    keys = jax.random.split(key, module.length)
+
+    def step(carry, k):
+        cache, prev = carry
+        logits, upd = decoder.apply({"params": policy.params, "cache": cache}, prev[:, None], mutable=["cache"])
+        tok = jax.random.categorical(k, logits[:, 0], axis=-1).astype(jnp.int32)
+        return (upd["cache"], tok), tok
+
+    init = (cache, jnp.full((num,), module.vocab_size, jnp.int32))
+    _, toks = jax.lax.scan(step, init, keys)
+    return toks.T
 
 
 def init_transformer_policy(
