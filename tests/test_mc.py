@@ -258,6 +258,10 @@ def test_bad_input_raises():
         win_rate_estimate(jnp.zeros(5), jnp.zeros((5, 2)))
     with pytest.raises(ValueError, match="shape \\(K,\\)"):
         plugin_kl_estimate(jnp.zeros(4, jnp.int32), jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="same shape|shape \\(K,\\)"):
+        bt.mc.ExactSpace(jnp.zeros(4), jnp.zeros(5), 2)
+    with pytest.raises(ValueError, match="1-D"):
+        bon_log_ratio_from_reference(jnp.zeros((2, 2)), jnp.zeros(3), 2)
     with pytest.raises(TypeError, match="labels"):
         cell_key(key, 1.5)
     with pytest.raises(ValueError, match="at least one"):
