@@ -22,4 +22,5 @@ EXPERIMENTS: tuple[str, ...] = (
     "regime_map",
     "gao_fits",
     "token_kl",
+    "vbon",
 )

@@ -20,6 +20,7 @@ from bontheory.vbon.divergences import (
     log_bon_ratio,
     reverse_kl,
 )
+from bontheory.vbon.methods import VBON_METHODS, MethodSettings, train_toward_bon
 from bontheory.vbon.metrics import approximation_metrics, pareto_frontier
 from bontheory.vbon.objectives import (
     BoNBoNLoss,
@@ -30,6 +31,7 @@ from bontheory.vbon.objectives import (
     empirical_log_cdfs,
     sequence_token_kl,
 )
+from bontheory.vbon.tasks import SentimentReward, sentiment_reward
 from bontheory.vbon.targets import tie_effect, vbon_target_log_probs
 from bontheory.vbon.train import TrainState, init_train_state, train_steps
 
@@ -64,6 +66,12 @@ __all__ = [
     "bonbon_data",
     "iterated_bond",
     "expand_tabular_policy",
+    # methods and the toy task
+    "VBON_METHODS",
+    "MethodSettings",
+    "train_toward_bon",
+    "SentimentReward",
+    "sentiment_reward",
     # measurements
     "approximation_metrics",
     "pareto_frontier",

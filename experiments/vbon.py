@@ -1,0 +1,347 @@
+"""Variational BoN and the other ways of training toward BoN, measured exactly on enumerated sequences.
+
+Controlled generation: a reference policy over V^L token sequences (tabular memoryless, and a tiny random
+transformer), the toy "sentiment" reward with negation (:func:`bontheory.vbon.sentiment_reward`:
+non-additive, many ties). For each n, each method is trained from the reference with Adam
+(:func:`bontheory.vbon.train_toward_bon`) into a policy class — tabular full history (can represent π_n
+exactly), tabular memoryless (cannot), the transformer — and measured exactly: KL(π_θ‖π_n), KL(π_n‖π_θ),
+reward gap, win rates, and its (KL to p, E[r]) point. KL-RL is swept over β. The continuous-form target's
+own distance to π_n (the tie effect), and the sampled vBoN error against the number M of reference
+samples, are reported too. The paper's claims (Amini et al., arXiv 2407.06057: BoN best; vBoN closest to
+BoN and most often on the reward–KL Pareto frontier, more than KL-RL) are checked in ``summary``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bontheory.exact import tilted_pmf
+from bontheory.plotting import new_figure, save_figure
+from bontheory.policies import enumerate_sequences, init_transformer_policy, random_tabular_policy
+from bontheory.progress import progress
+from bontheory.vbon import (
+    MethodSettings,
+    approximation_metrics,
+    empirical_log_cdfs,
+    expand_tabular_policy,
+    pareto_frontier,
+    reverse_kl,
+    sentiment_reward,
+    tie_effect,
+    train_toward_bon,
+    vbon_target_log_probs,
+)
+
+NAME = "vbon"
+SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier"
+
+LABELS = {
+    "bon": "BoN (exact)",
+    "vbon_exact": "vBoN (exact target)",
+    "vbon_continuous": "vBoN (continuous pF^{n-1})",
+    "vbon_sampled": "vBoN (sampled, M refs)",
+    "vbon_sampled_exact": "vBoN (sampled, exact-target form)",
+    "kl_rl": "KL-RL (β sweep)",
+    "bon_sft": "BoN-SFT",
+    "bond": "BOND (Jeffreys)",
+    "bond_iterated": "BOND iterated (2^t)",
+    "bonbon": "BoNBoN",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings.
+
+    Attributes:
+      vocab_size: V (token 0 is "not"; the others carry sentiment ±1, ±2, 0).
+      length: L (V^L sequences are enumerated).
+      ns: BoN sizes (powers of 2, for iterated BOND).
+      policy_classes: trained policy classes: ``tabular_full``, ``tabular_memoryless`` (reference is a
+        random memoryless tabular policy) and ``transformer`` (reference is a random tiny transformer).
+      methods: methods trained on the full-history tabular class.
+      memoryless_methods: methods trained on the memoryless tabular class.
+      transformer_methods: methods trained on the transformer class.
+      transformer_learning_rate: Adam learning rate for the transformer (exact methods; sampled ones use half).
+      m_study_classes: policy classes of the error-vs-M study.
+      betas: KL-RL coefficients swept.
+      ms: numbers M of reference samples for the sampled-vBoN error-vs-M study.
+      m_study_n: n of the error-vs-M study.
+      m_study_draws: independent F̂ draws for the estimation-only error.
+      num_steps, learning_rate, sampled_batch, num_reference_samples, num_sft_samples: training settings.
+      reference_temperature: temperature of the random tabular reference.
+      transformer_logit_scale: logit scale of the random transformer reference.
+      seed: random seed.
+      x64: compute in float64.
+    """
+
+    vocab_size: int = 4
+    length: int = 6
+    ns: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    policy_classes: tuple[str, ...] = ("tabular_full", "tabular_memoryless", "transformer")
+    methods: tuple[str, ...] = (
+        "vbon_exact", "vbon_continuous", "vbon_sampled", "vbon_sampled_exact", "bon_sft", "bond",
+        "bond_iterated", "bonbon",
+    )
+    memoryless_methods: tuple[str, ...] = (
+        "vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond", "bond_iterated", "bonbon",
+    )
+    transformer_methods: tuple[str, ...] = ("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond")
+    transformer_learning_rate: float = 0.01
+    m_study_classes: tuple[str, ...] = ("tabular_full", "tabular_memoryless")
+    betas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    ms: tuple[int, ...] = (10, 30, 100, 300, 1000)
+    m_study_n: int = 8
+    m_study_draws: int = 20
+    num_steps: int = 400
+    learning_rate: float = 0.1
+    sampled_batch: int = 32
+    num_reference_samples: int = 300
+    num_sft_samples: int = 1000
+    reference_temperature: float = 1.0
+    transformer_logit_scale: float = 3.0
+    seed: int = 0
+    x64: bool = True
+
+
+QUICK = Config(
+    length=4,
+    ns=(2, 8, 32),
+    policy_classes=("tabular_full", "tabular_memoryless", "transformer"),
+    methods=("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond", "bonbon"),
+    memoryless_methods=("vbon_exact", "vbon_continuous", "bond"),
+    transformer_methods=("vbon_exact", "vbon_continuous", "bon_sft"),
+    betas=(1.0, 2.0, 4.0, 8.0),
+    ms=(10, 300),
+    m_study_classes=("tabular_full",),
+    m_study_draws=10,
+    num_steps=200,
+    sampled_batch=16,
+)
+
+
+def _task(config: Config, policy_class: str):
+    """Reference policy, initial trained policy, reward, and the enumerated space."""
+    key = jax.random.fold_in(jax.random.key(config.seed), 0)
+    reward = sentiment_reward(config.vocab_size)
+    if policy_class == "transformer":
+        ref = init_transformer_policy(key, config.vocab_size, config.length, d_model=16, num_heads=2,
+                                      num_layers=1, logit_scale=config.transformer_logit_scale)
+        init = ref
+    else:
+        ref = random_tabular_policy(key, config.vocab_size, config.length, order=0,
+                                    temperature=config.reference_temperature)
+        init = expand_tabular_policy(ref, None) if policy_class == "tabular_full" else ref
+    seqs, lp = enumerate_sequences(ref)
+    return ref, init, reward, seqs, lp, reward(seqs)
+
+
+def _methods(config: Config, policy_class: str) -> tuple[str, ...]:
+    return {"transformer": config.transformer_methods, "tabular_memoryless": config.memoryless_methods}.get(
+        policy_class, config.methods)
+
+
+def _settings(config: Config, policy_class: str, **kw) -> MethodSettings:
+    lr = config.transformer_learning_rate if policy_class == "transformer" else config.learning_rate
+    base = dict(num_steps=config.num_steps, learning_rate=lr, sampled_learning_rate=lr / 2,
+                sampled_batch=config.sampled_batch,
+                num_reference_samples=config.num_reference_samples, num_sft_samples=config.num_sft_samples)
+    return MethodSettings(**{**base, **kw})
+
+
+def _floats(d) -> dict:
+    return {k: float(v) for k, v in d.items()}
+
+
+def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
+    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    bon = vbon_target_log_probs(lp, r, n, "exact")
+    out = {"bon": _floats(approximation_metrics(bon, lp, r, bon)), "tie": _floats(tie_effect(lp, r, n))}
+    methods = _methods(config, policy_class)
+    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    for i, m in enumerate(methods):
+        pol, info = train_toward_bon(jax.random.fold_in(key, i), m, init, ref_policy=ref, reward=reward,
+                                     sequences=seqs, ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class))
+        out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
+        out[m]["final_loss"] = float(np.asarray(info["loss"])[-1])
+    return out
+
+
+def _beta_cell(config: Config, policy_class: str, beta: float, cell: int) -> dict:
+    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    pol, _ = train_toward_bon(key, "kl_rl", init, ref_policy=ref, reward=reward, sequences=seqs,
+                              ref_log_probs=lp, rewards=r, n=2, beta=beta, settings=_settings(config, policy_class))
+    lq = pol.log_prob(seqs)
+    q = jnp.exp(lq)
+    tilt = tilted_pmf(jnp.exp(lp), r, beta)
+    return {
+        "kl_to_ref": float(reverse_kl(lq, lp)),
+        "reward": float(jnp.sum(q * r)),
+        "optimal_kl_to_ref": float(reverse_kl(jnp.log(tilt), lp)),
+        "optimal_reward": float(jnp.sum(tilt * r)),
+        # KL-RL's own approximation error to each BoN (for the error-vs-n figure, not its objective)
+        "kl_to_bon": {str(n): float(reverse_kl(lq, vbon_target_log_probs(lp, r, n, "exact"))) for n in config.ns},
+    }
+
+
+def _m_cell(config: Config, policy_class: str, m: int, cell: int) -> dict:
+    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    n = config.m_study_n
+    bon = vbon_target_log_probs(lp, r, n, "exact")
+    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    kt, ke = jax.random.split(key)
+    pol, _ = train_toward_bon(kt, "vbon_sampled", init, ref_policy=ref, reward=reward, sequences=seqs,
+                              ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class, num_reference_samples=m))
+    trained = float(reverse_kl(pol.log_prob(seqs), bon))
+    # estimation error alone: the exact optimum for a given F̂, p·F̂₋^{n−1}/Z, against π_n
+    est = []
+    for d in range(config.m_study_draws):
+        ref_r = reward(ref.sample(jax.random.fold_in(ke, d), m))
+        log_fm, _ = empirical_log_cdfs(r, ref_r)
+        t = lp + (n - 1) * log_fm
+        est.append(float(reverse_kl(t - jax.nn.logsumexp(t), bon)))
+    return {"trained_kl_to_bon": trained, "optimum_kl_to_bon_mean": float(np.mean(est)),
+            "optimum_kl_to_bon_se": float(np.std(est) / np.sqrt(len(est)))}
+
+
+def run(config: Config, run) -> dict:
+    jobs = []
+    for ci, pc in enumerate(config.policy_classes):
+        for n in config.ns:
+            jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n, c=len(jobs): _n_cell(config, pc, n, 1000 + c)))
+        for b in config.betas:
+            jobs.append((f"{pc}/kl_rl/beta={b:g}", lambda pc=pc, b=b, c=len(jobs): _beta_cell(config, pc, b, 1000 + c)))
+        if pc in config.m_study_classes:
+            for m in config.ms:
+                jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m, c=len(jobs): _m_cell(config, pc, m, 1000 + c)))
+    results = {}
+    for name, fn in progress(jobs, desc=NAME):
+        results[name] = run.cell(name, fn)
+    out = {"ns": list(config.ns), "betas": list(config.betas), "ms": list(config.ms),
+           "policy_classes": list(config.policy_classes), "cells": results}
+    out["analysis"] = analyse(config, results)
+    return out
+
+
+def _points(config: Config, cells: dict, pc: str) -> list[tuple[str, float, float]]:
+    pts = []
+    methods = ["bon"] + list(_methods(config, pc))
+    for n in config.ns:
+        c = cells[f"{pc}/n={n}"]
+        for m in methods:
+            pts.append((m, c[m]["kl_to_ref"], c[m]["reward"]))
+    for b in config.betas:
+        c = cells[f"{pc}/kl_rl/beta={b:g}"]
+        pts.append(("kl_rl", c["kl_to_ref"], c["reward"]))
+    return pts
+
+
+def analyse(config: Config, cells: dict) -> dict:
+    """Pareto-frontier fractions and closeness to BoN per policy class, and the claims' verdicts."""
+    out = {}
+    for pc in config.policy_classes:
+        pts = _points(config, cells, pc)
+        on = pareto_frontier([p[1] for p in pts], [p[2] for p in pts])
+        frac, closeness = {}, {}
+        for m in dict.fromkeys(p[0] for p in pts):
+            idx = [i for i, p in enumerate(pts) if p[0] == m]
+            frac[m] = float(np.mean(on[idx]))
+        methods = _methods(config, pc)
+        for m in methods:
+            closeness[m] = float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns]))
+        closeness["kl_rl"] = float(np.mean([min(cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_bon"][str(n)] for b in config.betas)
+                                            for n in config.ns]))
+        vbon = [m for m in methods if m.startswith("vbon")]
+        best_vbon_frac = max(frac[m] for m in vbon)
+        closest = min(closeness, key=closeness.get)
+        out[pc] = {
+            "frontier_fraction": frac,
+            "mean_kl_to_bon": closeness,
+            "claim_bon_best": bool(frac["bon"] >= max(v for k, v in frac.items() if k != "bon")),
+            "claim_vbon_closest": bool(closest.startswith("vbon")),
+            "closest_method": closest,
+            "claim_vbon_frontier_more_than_kl_rl": bool(best_vbon_frac > frac["kl_rl"]),
+        }
+    return out
+
+
+def plot(metrics: dict, out_dir) -> list:
+    cells = metrics["cells"]
+    ns = metrics["ns"]
+    pcs = metrics["policy_classes"]
+    paths = []
+    # 1. reward vs KL
+    fig, axes = new_figure(1, len(pcs), squeeze=False)
+    for ax, pc in zip(axes[0], pcs):
+        methods = [k for k in cells[f"{pc}/n={ns[0]}"] if k not in ("tie",)]
+        for m in methods:
+            kl = [cells[f"{pc}/n={n}"][m]["kl_to_ref"] for n in ns]
+            rw = [cells[f"{pc}/n={n}"][m]["reward"] for n in ns]
+            style = dict(marker="*", ms=10, color="k", lw=1.5) if m == "bon" else dict(marker="o", ms=4, lw=0.8)
+            ax.plot(kl, rw, label=LABELS.get(m, m), **style)
+        betas = metrics["betas"]
+        kl = [cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_ref"] for b in betas]
+        rw = [cells[f"{pc}/kl_rl/beta={b:g}"]["reward"] for b in betas]
+        ax.plot(kl, rw, "s--", ms=4, lw=0.8, label=LABELS["kl_rl"])
+        okl = [cells[f"{pc}/kl_rl/beta={b:g}"]["optimal_kl_to_ref"] for b in betas]
+        orw = [cells[f"{pc}/kl_rl/beta={b:g}"]["optimal_reward"] for b in betas]
+        ax.plot(okl, orw, ":", color="grey", lw=1, label="tilted optimum p e^{r/β}")
+        ax.set_xlabel("KL(π ‖ p)")
+        ax.set_ylabel("E_π[r]")
+        ax.set_title(pc.replace("_", " "))
+    axes[0][0].legend(fontsize=6)
+    paths += save_figure(fig, out_dir, "vbon_reward_vs_kl")
+    # 2. approximation error vs n
+    fig, axes = new_figure(1, len(pcs), squeeze=False)
+    for ax, pc in zip(axes[0], pcs):
+        methods = [k for k in cells[f"{pc}/n={ns[0]}"] if k not in ("tie", "bon")]
+        for m in methods:
+            ax.plot(ns, [max(cells[f"{pc}/n={n}"][m]["kl_to_bon"], 1e-6) for n in ns], "o-", ms=3, label=LABELS.get(m, m))
+        ax.plot(ns, [max(cells[f"{pc}/n={n}"]["tie"]["kl_cont_to_bon"], 1e-6) for n in ns], "k:",
+                label="tie effect KL(pF^{n-1}/Z ‖ π_n)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel("KL(π_θ ‖ π_n)")
+        ax.set_title(pc.replace("_", " "))
+    axes[0][0].legend(fontsize=6)
+    paths += save_figure(fig, out_dir, "vbon_error_vs_n")
+    # 3. error vs M
+    tab = [pc for pc in pcs if f"{pc}/M={metrics['ms'][0]}" in cells]
+    if tab:
+        fig, ax = new_figure(1, 1)
+        ms = metrics["ms"]
+        for pc in tab:
+            (line,) = ax.plot(ms, [cells[f"{pc}/M={m}"]["trained_kl_to_bon"] for m in ms], "o-", label=f"{pc}: trained (sampled vBoN)")
+            ax.errorbar(ms, [cells[f"{pc}/M={m}"]["optimum_kl_to_bon_mean"] for m in ms],
+                        yerr=[cells[f"{pc}/M={m}"]["optimum_kl_to_bon_se"] for m in ms], fmt="s--",
+                        color=line.get_color(), label=f"{pc}: exact optimum for F̂ (estimation only)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("M (reference samples for F̂)")
+        ax.set_ylabel("KL(π_θ ‖ π_n)")
+        ax.legend(fontsize=6)
+        paths += save_figure(fig, out_dir, "vbon_error_vs_m")
+    return paths
+
+
+def summary(metrics: dict) -> list[dict]:
+    rows = []
+    for pc, a in metrics["analysis"].items():
+        fr = a["frontier_fraction"]
+        rows.append({
+            "policy": pc,
+            "BoN on frontier": round(fr["bon"], 2),
+            "best vBoN on frontier": round(max(v for k, v in fr.items() if k.startswith("vbon")), 2),
+            "KL-RL on frontier": round(fr["kl_rl"], 2),
+            "closest to BoN": a["closest_method"],
+            "mean KL(vBoN exact‖π_n)": float(f"{a['mean_kl_to_bon'].get('vbon_exact', float('nan')):.3g}"),
+            "claims: BoN best / vBoN closest / vBoN>KL-RL": f"{a['claim_bon_best']} / {a['claim_vbon_closest']} / "
+                                                            f"{a['claim_vbon_frontier_more_than_kl_rl']}",
+        })
+    return rows
