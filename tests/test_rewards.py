@@ -126,6 +126,7 @@ def test_hack_region_has_the_stated_mass_enumerated():
     np.testing.assert_allclose(np.asarray(proxy.gold(seqs)), b - 2.0 * inside, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_hack_region_mass_monte_carlo():
     """Calibrated from samples (enumeration switched off): the exact mass of the region is within
     5 standard errors of the target plus one sequence's mass (discreteness), and the returned
