@@ -157,6 +157,7 @@ def _theory_numbers() -> dict[str, str]:
         "exKL": _fmt(float(bt.bon_kl(p, r, 3)), 6),
         "exKLBound": _fmt(float(bt.bon_kl_bound(3)), 6),
         "exWinRate": _fmt(float(bt.bon_win_rate(p, r, 3)), 4),
+        "exWinBound": _fmt(float(bt.bon_win_rate_bound(3)), 4),
     }
     for n, word in [(2, "Two"), (8, "Eight"), (64, "SixtyFour"), (1024, "ThousandTwentyFour")]:
         nums[f"klBound{word}"] = _fmt(float(bt.bon_kl_bound(n)), 5)
