@@ -52,6 +52,10 @@ LABELS = {
     "bonbon": "BoNBoN",
 }
 
+# one fixed colour per method across panels (the house palette has fewer colours than methods)
+_TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+COLORS = {m: _TAB10[i % 10] for i, m in enumerate(m for m in LABELS if m != "bon")}
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -67,6 +71,8 @@ class Config:
       memoryless_methods: methods trained on the memoryless tabular class.
       transformer_methods: methods trained on the transformer class.
       transformer_learning_rate: Adam learning rate for the transformer (exact methods; sampled ones use half).
+        Reverse-KL training of the transformer collapses to a point mass (where the gradient vanishes) at
+        learning rates ≥ 0.03; 0.003 trains stably.
       m_study_classes: policy classes of the error-vs-M study.
       betas: KL-RL coefficients swept.
       ms: numbers M of reference samples for the sampled-vBoN error-vs-M study.
@@ -91,7 +97,7 @@ class Config:
         "vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond", "bond_iterated", "bonbon",
     )
     transformer_methods: tuple[str, ...] = ("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond")
-    transformer_learning_rate: float = 0.01
+    transformer_learning_rate: float = 0.003
     m_study_classes: tuple[str, ...] = ("tabular_full", "tabular_memoryless")
     betas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     ms: tuple[int, ...] = (10, 30, 100, 300, 1000)
@@ -282,26 +288,27 @@ def plot(metrics: dict, out_dir) -> list:
         for m in methods:
             kl = [cells[f"{pc}/n={n}"][m]["kl_to_ref"] for n in ns]
             rw = [cells[f"{pc}/n={n}"][m]["reward"] for n in ns]
-            style = dict(marker="*", ms=10, color="k", lw=1.5) if m == "bon" else dict(marker="o", ms=4, lw=0.8)
+            style = dict(marker="*", ms=10, color="k", lw=1.5) if m == "bon" else dict(marker="o", ms=4, lw=0.8, color=COLORS.get(m))
             ax.plot(kl, rw, label=LABELS.get(m, m), **style)
         betas = metrics["betas"]
         kl = [cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_ref"] for b in betas]
         rw = [cells[f"{pc}/kl_rl/beta={b:g}"]["reward"] for b in betas]
-        ax.plot(kl, rw, "s--", ms=4, lw=0.8, label=LABELS["kl_rl"])
+        ax.plot(kl, rw, "s--", ms=4, lw=0.8, color=COLORS["kl_rl"], label=LABELS["kl_rl"])
         okl = [cells[f"{pc}/kl_rl/beta={b:g}"]["optimal_kl_to_ref"] for b in betas]
         orw = [cells[f"{pc}/kl_rl/beta={b:g}"]["optimal_reward"] for b in betas]
         ax.plot(okl, orw, ":", color="grey", lw=1, label="tilted optimum p e^{r/β}")
         ax.set_xlabel("KL(π ‖ p)")
         ax.set_ylabel("E_π[r]")
         ax.set_title(pc.replace("_", " "))
-    axes[0][0].legend(fontsize=6)
+        ax.legend(fontsize=6)
     paths += save_figure(fig, out_dir, "vbon_reward_vs_kl")
     # 2. approximation error vs n
     fig, axes = new_figure(1, len(pcs), squeeze=False)
     for ax, pc in zip(axes[0], pcs):
         methods = [k for k in cells[f"{pc}/n={ns[0]}"] if k not in ("tie", "bon")]
         for m in methods:
-            ax.plot(ns, [max(cells[f"{pc}/n={n}"][m]["kl_to_bon"], 1e-6) for n in ns], "o-", ms=3, label=LABELS.get(m, m))
+            ax.plot(ns, [max(cells[f"{pc}/n={n}"][m]["kl_to_bon"], 1e-6) for n in ns], "o-", ms=3,
+                    color=COLORS.get(m), label=LABELS.get(m, m))
         ax.plot(ns, [max(cells[f"{pc}/n={n}"]["tie"]["kl_cont_to_bon"], 1e-6) for n in ns], "k:",
                 label="tie effect KL(pF^{n-1}/Z ‖ π_n)")
         ax.set_xscale("log", base=2)
@@ -309,7 +316,7 @@ def plot(metrics: dict, out_dir) -> list:
         ax.set_xlabel("n")
         ax.set_ylabel("KL(π_θ ‖ π_n)")
         ax.set_title(pc.replace("_", " "))
-    axes[0][0].legend(fontsize=6)
+        ax.legend(fontsize=6)
     paths += save_figure(fig, out_dir, "vbon_error_vs_n")
     # 3. error vs M
     tab = [pc for pc in pcs if f"{pc}/M={metrics['ms'][0]}" in cells]
