@@ -173,7 +173,10 @@ def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
         pol, info = train_toward_bon(jax.random.fold_in(key, i), m, init, ref_policy=ref, reward=reward,
                                      sequences=seqs, ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class))
         out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
-        out[m]["final_loss"] = float(np.asarray(info["loss"])[-1])
+        loss = np.asarray(info["loss"], dtype=float)
+        out[m]["final_loss"] = float(loss[-1])
+        if m in ("vbon_exact", "bond", "bon_sft"):  # for vbon_exact the loss is KL(π_θ‖π_n) itself
+            out[m]["loss_curve"] = loss[:: max(len(loss) // 50, 1)].tolist()
     return out
 
 
@@ -228,7 +231,7 @@ def run(config: Config, run) -> dict:
     results = {}
     for name, fn in progress(jobs, desc=NAME):
         results[name] = run.cell(name, fn)
-    out = {"ns": list(config.ns), "betas": list(config.betas), "ms": list(config.ms),
+    out = {"ns": list(config.ns), "betas": list(config.betas), "ms": list(config.ms), "num_steps": config.num_steps,
            "policy_classes": list(config.policy_classes), "cells": results}
     out["analysis"] = analyse(config, results)
     return out
@@ -318,7 +321,21 @@ def plot(metrics: dict, out_dir) -> list:
         ax.set_title(pc.replace("_", " "))
         ax.legend(fontsize=6)
     paths += save_figure(fig, out_dir, "vbon_error_vs_n")
-    # 3. error vs M
+    # 3. error vs training steps (vBoN exact target: the loss is KL(π_θ‖π_n))
+    fig, ax = new_figure(1, 1)
+    for pc, ls in zip(pcs, ("-", "--", ":")):
+        for n in ns:
+            c = cells[f"{pc}/n={n}"].get("vbon_exact", {})
+            if "loss_curve" in c:
+                curve = np.maximum(np.asarray(c["loss_curve"]), 1e-7)
+                steps = np.linspace(0, metrics.get("num_steps", len(curve)), len(curve), endpoint=False)
+                ax.plot(steps, curve, ls, label=f"{pc}, n={n}")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("KL(π_θ ‖ π_n)  (vBoN, exact target)")
+    ax.legend(fontsize=6, ncol=2)
+    paths += save_figure(fig, out_dir, "vbon_error_vs_steps")
+    # 4. error vs M
     tab = [pc for pc in pcs if f"{pc}/M={metrics['ms'][0]}" in cells]
     if tab:
         fig, ax = new_figure(1, 1)
