@@ -19,8 +19,8 @@ run of each experiment to ``paper/figures/<experiment>-<stem>.pdf``.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from bontheory.runs import atomic_write_bytes  # noqa: E402
 
 __all__ = [
     "COLORS",
@@ -111,19 +112,9 @@ def new_figure(
 
 
 def _atomic_savefig(fig: plt.Figure, path: Path, fmt: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def save_figure(
