@@ -110,6 +110,20 @@ def _estimator_unchecked(eps: jax.Array, nf: jax.Array) -> jax.Array:
     return jnp.where(eps >= 1, 0, jnp.where(eps > 0, est, folk))
 
 
+def _n_and_collision(ref_probs: jax.Array, n: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+    """Validated n and the collision probability :math:`\\sum_y p(y)^2`, both as floats of shape
+    ``broadcast(batch, n.shape)``."""
+    p = _checks.to_array(ref_probs, "ref_probs")
+    _checks.check_probs(p, "ref_probs")
+    n = _checks.check_n(n)
+    dtype = _checks.float_dtype(p, n)
+    p = p.astype(dtype)
+    collision = jnp.sum(p * p, axis=-1)
+    shape = tuple(jnp.broadcast_shapes(collision.shape, n.shape))
+    nf = jnp.broadcast_to(n.astype(dtype), shape)
+    return nf, jnp.broadcast_to(collision, shape)
+
+
 def bon_kl_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
     r"""Beirami et al.'s bound on the folk formula's error: :math:`0 \le \log n - \tfrac{n-1}{n} - \mathrm{KL}(\pi_n\|p)
     \le 2n(n-1)\sum_y p(y)^2`. Holds with and without ties.
@@ -120,15 +134,8 @@ def bon_kl_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    p = _checks.to_array(ref_probs, "ref_probs")
-    _checks.check_probs(p, "ref_probs")
-    n = _checks.check_n(n)
-    dtype = _checks.float_dtype(p, n)
-    p = p.astype(dtype)
-    collision = jnp.sum(p * p, axis=-1)
-    shape = tuple(jnp.broadcast_shapes(collision.shape, n.shape))
-    nf = jnp.broadcast_to(n.astype(dtype), shape)
-    return 2 * nf * (nf - 1) * jnp.broadcast_to(collision, shape)
+    nf, collision = _n_and_collision(ref_probs, n)
+    return 2 * nf * (nf - 1) * collision
 
 
 def bon_win_rate_bound(n: jax.Array | int) -> jax.Array:
@@ -146,12 +153,5 @@ def bon_win_rate_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Arra
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    p = _checks.to_array(ref_probs, "ref_probs")
-    _checks.check_probs(p, "ref_probs")
-    n = _checks.check_n(n)
-    dtype = _checks.float_dtype(p, n)
-    p = p.astype(dtype)
-    collision = jnp.sum(p * p, axis=-1)
-    shape = tuple(jnp.broadcast_shapes(collision.shape, n.shape))
-    nf = jnp.broadcast_to(n.astype(dtype), shape)
-    return 0.5 * (nf - 1) * jnp.broadcast_to(collision, shape)
+    nf, collision = _n_and_collision(ref_probs, n)
+    return 0.5 * (nf - 1) * collision
