@@ -87,7 +87,7 @@ def main() -> None:
 
     import jax.numpy as jnp
 
-    from bontheory.exact import bon_kl, bon_pmf, bon_sample_exact
+    from bontheory import bon_kl, bon_pmf, bon_sample_exact
 
     dtype = np.dtype(args.dtype)
     k = args.outcomes

@@ -196,7 +196,7 @@ SWEEP_SCRIPT = textwrap.dedent(
     import json, sys, time
     import numpy as np
     import jax, bontheory as bt
-    from bontheory.mc import bon_sweep, trial_mesh
+    from bontheory import bon_sweep, trial_mesh
     n, trials = int(sys.argv[1]), int(sys.argv[2])
     pols = {"a": bt.random_tabular_policy(jax.random.key(0), 16, 16, order=1)}
     rews = {"s": bt.random_token_score_reward(jax.random.key(1), 16, 16)}

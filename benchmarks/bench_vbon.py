@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bontheory.policies import enumerate_sequences, random_tabular_policy
+from bontheory import enumerate_sequences, random_tabular_policy
 from bontheory.policies.tabular import context_index
-from bontheory.vbon import (
+from bontheory import (
     ExactDivergenceLoss,
     PolicyGradientLoss,
     expand_tabular_policy,

@@ -1,24 +1,207 @@
 """bontheory: theory and simulation of Best-of-N (BoN) inference-time alignment in JAX.
 
-This module only re-exports the public API of the subpackages (each lists its names in ``__all__``).
+This module is the public API: every public name is imported here once, and ``__all__`` is derived from these
+imports. Subpackages group the implementation by layer (see ``docs/theory.md`` and the README):
+
+* :mod:`bontheory.exact`: what a method's distribution *is* on a finite outcome space (BoN and its alternatives,
+  bounds, divergences and proxy-vs-gold metrics, the tilted optimum);
+* :mod:`bontheory.policies` and :mod:`bontheory.rewards`: the spaces (token-level policies, toy and learned rewards);
+* :mod:`bontheory.mc`: what a method *does* when sampled (chunked kernels, samplers, estimators, sweeps, sharding);
+* :mod:`bontheory.studies`: problems built from the layers below (proxy/gold problems, method curves, fits);
+* :mod:`bontheory.vbon`: variational BoN and the other methods trained toward BoN;
+* :mod:`bontheory.runs`, :mod:`bontheory.plotting`, :mod:`bontheory.cli`: experiments as resumable runs.
 """
 
 __version__ = "0.1.0"
 
-from bontheory import alternatives, exact, mc, policies, rewards, vbon  # noqa: E402
-from bontheory.exact import *  # noqa: E402,F401,F403
-from bontheory.mc import *  # noqa: E402,F401,F403
-from bontheory.policies import *  # noqa: E402,F401,F403
-from bontheory.rewards import *  # noqa: E402,F401,F403
-from bontheory.vbon import *  # noqa: E402,F401,F403
-from bontheory.alternatives import *  # noqa: E402,F401,F403
+from types import ModuleType as _ModuleType
 
-__all__ = [
-    "__version__",
-    *exact.__all__,
-    *policies.__all__,
-    *rewards.__all__,
-    *mc.__all__,
-    *vbon.__all__,
-    *alternatives.__all__,
-]
+from bontheory.exact.bon import (
+    bon_expected_reward,
+    bon_expected_reward_from_levels,
+    bon_kl,
+    bon_kl_from_levels,
+    bon_log_pmf,
+    bon_log_pmf_from_levels,
+    bon_pmf,
+    bon_sample_exact,
+    bon_win_rate,
+    bon_win_rate_from_levels,
+)
+from bontheory.exact.bounds import (
+    bon_kl_bound,
+    bon_kl_estimate,
+    bon_kl_estimator,
+    bon_kl_gap_bound,
+    bon_win_rate_bound,
+    bon_win_rate_gap_bound,
+)
+from bontheory.exact.divergences import chi2_divergence, kl_divergence, total_variation, win_rate
+from bontheory.exact.levels import compact_levels, level_log_mass_of_max, reward_levels, RewardLevels
+from bontheory.exact.metrics import (
+    chi2_coverage,
+    em_divergence,
+    expected_reward,
+    max_density_ratio,
+    pairwise_error,
+    proxy_gold_metrics,
+    ProxyGoldMetrics,
+    regret,
+    reward_model_error,
+    win_rate_regret,
+)
+from bontheory.exact.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.exact.regularized import regularized_bon_pmf, regularized_bon_score
+from bontheory.exact.soft_bon import auto_num_nodes, soft_bon_log_pmf, soft_bon_pmf
+from bontheory.exact.tilted import (
+    Frontier,
+    mid_cdf,
+    quantile_tilted_pmf,
+    reward_kl_frontier,
+    tilted_pmf,
+    win_rate_kl_frontier,
+)
+from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
+from bontheory.mc.distributed import (
+    initialize_distributed,
+    sharded_bon_monte_carlo,
+    to_host,
+    TRIAL_AXIS,
+    trial_mesh,
+)
+from bontheory.mc.estimators import (
+    beirami_kl_estimate,
+    bon_log_ratio_from_reference,
+    Estimate,
+    log_ratio_kl_estimates,
+    mean_estimate,
+    plugin_kl_estimate,
+    sequence_index,
+    win_rate_estimate,
+)
+from bontheory.mc.kernels import (
+    bon_candidates,
+    bon_monte_carlo,
+    bon_trials,
+    BoNCandidates,
+    BoNDraws,
+    candidate_trials,
+    regularized_bon_scorer,
+    reward_scorer,
+    soft_bon_scorer,
+)
+from bontheory.mc.policy_samplers import (
+    pessimism_policy_sample,
+    PolicyDraws,
+    quantile_truncation_policy_sample,
+    regularized_bon_policy_sample,
+    soft_bon_policy_sample,
+)
+from bontheory.mc.samplers import (
+    draw_outcomes,
+    pessimism_num_candidates,
+    pessimism_sample,
+    quantile_truncation_sample,
+    regularized_bon_sample,
+    select_pessimism,
+    select_quantile_truncation,
+    select_regularized_bon,
+    select_soft_bon,
+    soft_bon_sample,
+)
+from bontheory.mc.sweep import bon_cell, bon_sweep, cell_key, exact_space, ExactSpace
+from bontheory.policies.enumerate import all_sequences, enumerate_sequences, MAX_ENUMERATED_SEQUENCES
+from bontheory.policies.kl import (
+    kl_k1,
+    kl_k2,
+    kl_k3,
+    sequence_entropy,
+    sequence_kl,
+    sequence_kl_mc,
+    SequenceKLEstimate,
+    token_kl,
+)
+from bontheory.policies.policy import Policy, policy_from_module
+from bontheory.policies.tabular import (
+    MAX_TABLE_SIZE,
+    random_tabular_policy,
+    tabular_log_probs_table,
+    tabular_policy_from_logits,
+    TabularPolicy,
+)
+from bontheory.policies.transformer import init_transformer_policy, TransformerPolicy
+from bontheory.rewards.bradley_terry import (
+    bradley_terry_labels,
+    BradleyTerryFit,
+    BradleyTerryNet,
+    LearnedReward,
+    pairwise_accuracy,
+    train_bradley_terry,
+)
+from bontheory.rewards.proxy import (
+    HackCalibration,
+    HackedGoldReward,
+    HackProxyReward,
+    make_hack_proxy,
+    NoisyProxyReward,
+)
+from bontheory.rewards.toy import (
+    hashed_draws,
+    PalindromeReward,
+    PatternReward,
+    QuantizedReward,
+    random_token_score_reward,
+    sequence_keys,
+    SequenceHashReward,
+    TokenCountReward,
+    TokenScoreReward,
+)
+from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl, GaoFit
+from bontheory.studies.proxy import (
+    DEFAULT_GRIDS,
+    GoldCurves,
+    method_gold_curves,
+    method_grid_curves,
+    method_pmfs,
+    METHODS,
+    proxy_problem,
+    ProxyProblem,
+    SCALED_METHODS,
+)
+from bontheory.studies.sequence_limit import (
+    additive_reward_distribution,
+    bon_tilted_gap_per_token,
+    BoNTiltGap,
+    token_tilt_kl_reward,
+)
+from bontheory.vbon.baselines import (
+    bon_sft_data,
+    bonbon_beta,
+    bonbon_data,
+    expand_tabular_policy,
+    iterated_bond,
+)
+from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
+from bontheory.vbon.divergences import (
+    forward_kl,
+    harmonic_number,
+    jeffreys_divergence,
+    log_bon_ratio,
+    reverse_kl,
+)
+from bontheory.vbon.methods import MethodSettings, train_toward_bon, VBON_METHODS
+from bontheory.vbon.metrics import approximation_metrics, pareto_frontier
+from bontheory.vbon.objectives import (
+    BoNBoNLoss,
+    empirical_log_cdfs,
+    ExactDivergenceLoss,
+    ExactKLRegularisedLoss,
+    MaximumLikelihoodLoss,
+    PolicyGradientLoss,
+    sequence_token_kl,
+)
+from bontheory.vbon.targets import tie_effect, vbon_target_log_probs
+from bontheory.vbon.tasks import sentiment_reward, SentimentReward
+from bontheory.vbon.train import init_train_state, train_steps, TrainState
+
+__all__ = sorted(name for name, value in dict(globals()).items() if not name.startswith("_") and not isinstance(value, _ModuleType))

@@ -37,16 +37,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "ConfigError",
-    "apply_overrides",
-    "config_fields",
-    "format_table",
-    "load_experiment",
-    "main",
-    "plot_run",
-    "run_experiment",
-]
 
 DEFAULT_OUT = Path("results")
 
@@ -64,7 +54,7 @@ _REQUIRED = ("Config", "QUICK", "run", "plot")
 
 def registered() -> tuple[str, ...]:
     """The registered experiment names, in order."""
-    import experiments
+    from bontheory import experiments
 
     return tuple(experiments.EXPERIMENTS)
 
@@ -76,7 +66,7 @@ def load_experiment(name: str) -> types.ModuleType:
       ConfigError: if there is no such experiment or the module lacks part of the protocol.
     """
     if name in registered():
-        module_name = f"experiments.{name}"
+        module_name = f"bontheory.experiments.{name}"
     elif "." in name:
         module_name = name
     else:
@@ -92,7 +82,7 @@ def load_experiment(name: str) -> types.ModuleType:
         raise
     missing = [attr for attr in _REQUIRED if not hasattr(mod, attr)]
     if missing:
-        raise ConfigError(f"experiment module {module_name!r} lacks {', '.join(missing)} (see experiments/__init__.py)")
+        raise ConfigError(f"experiment module {module_name!r} lacks {', '.join(missing)} (see bontheory/experiments/__init__.py)")
     if not dataclasses.is_dataclass(mod.Config):
         raise ConfigError(f"{module_name}.Config must be a dataclass")
     return mod

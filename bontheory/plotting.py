@@ -32,13 +32,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from bontheory.runs import atomic_write_bytes  # noqa: E402
 
-__all__ = [
-    "COLORS",
-    "STYLE",
-    "color_cycle",
-    "new_figure",
-    "save_figure",
-]
 
 #: A colour-blind-safe palette (Okabe & Ito, 2008), in the order lines are drawn.
 COLORS: tuple[str, ...] = (

@@ -29,7 +29,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
-__all__ = ["format_duration", "progress"]
 
 T = TypeVar("T")
 

@@ -43,23 +43,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "CorruptResultError",
-    "Run",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "config_hash",
-    "config_to_dict",
-    "find_runs",
-    "is_table",
-    "latest_run",
-    "load_metrics",
-    "open_run",
-    "read_checked_json",
-    "read_run_info",
-    "to_jsonable",
-]
 
 _FOLDER_RE = re.compile(r"^(?P<experiment>.+)-(?P<hash>[0-9a-f]{12})$")
 

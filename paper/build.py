@@ -357,7 +357,7 @@ def _figure_block(mod: Any, name: str, exp: str) -> list[str]:
 def write_figure_inputs(tex: str, runs: dict[str, Path], modules: dict[str, Any],
                         collected: dict[str, list[str]]) -> list[str]:
     """Writes ``generated/figures-<experiment>.tex`` for every experiment; returns the problems found."""
-    import experiments
+    from bontheory import experiments
 
     problems = []
     GENERATED.mkdir(exist_ok=True)

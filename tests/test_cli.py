@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-import experiments
+from bontheory import experiments
 from bontheory import cli
 from bontheory.runs import find_runs, load_metrics
 
@@ -41,7 +41,7 @@ def _load_fresh(name: str = "tiny"):
 def tiny(monkeypatch):
     mod = _load_fresh()
     monkeypatch.setattr(experiments, "EXPERIMENTS", ("tiny",))
-    monkeypatch.setitem(sys.modules, "experiments.tiny", mod)
+    monkeypatch.setitem(sys.modules, "bontheory.experiments.tiny", mod)
     monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
     return mod
 
@@ -226,7 +226,7 @@ def test_reproduce_continues_past_a_failure_and_exits_nonzero(tiny, tmp_path, mo
         raise RuntimeError("boom")
 
     broken.run = fail
-    monkeypatch.setitem(sys.modules, "experiments.broken", broken)
+    monkeypatch.setitem(sys.modules, "bontheory.experiments.broken", broken)
     monkeypatch.setattr(experiments, "EXPERIMENTS", ("broken", "tiny"))
     assert cli.main(["reproduce", "--quick", "--out", str(tmp_path)]) == 1
     captured = capsys.readouterr()

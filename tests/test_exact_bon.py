@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bontheory
-from bontheory.exact import (
+from bontheory import (
     bon_expected_reward,
     bon_kl,
     bon_kl_bound,
@@ -153,8 +153,10 @@ def test_levels_structure():
 
 def test_importable_from_package():
     assert bontheory.bon_pmf is bon_pmf
-    for name in bontheory.exact.__all__:
-        assert getattr(bontheory, name) is getattr(bontheory.exact, name)
+    assert len(bontheory.__all__) == len(set(bontheory.__all__))
+    for name in bontheory.__all__:
+        value = getattr(bontheory, name)
+        assert getattr(value, "__module__", "bontheory").startswith("bontheory"), name
 
 
 def test_zero_probability_outcomes():

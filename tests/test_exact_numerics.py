@@ -8,15 +8,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bontheory.exact import (
+from bontheory import (
+
     bon_expected_reward,
+
     bon_kl,
+
     bon_kl_bound,
+
     bon_kl_estimate,
+
     bon_log_pmf,
+
     bon_pmf,
+
     bon_win_rate,
+
     reward_levels,
+
 )
 
 

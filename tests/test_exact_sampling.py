@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bontheory.exact import bon_pmf, bon_sample_exact
+from bontheory import bon_pmf, bon_sample_exact
 
 ALPHA = 1e-4
 DRAWS = 200_000

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import stats
 
 import bontheory as bt
-from bontheory.mc import (
+from bontheory import (
     beirami_kl_estimate,
     bon_candidates,
     bon_cell,
@@ -259,7 +259,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="shape \\(K,\\)"):
         plugin_kl_estimate(jnp.zeros(4, jnp.int32), jnp.zeros((2, 3)))
     with pytest.raises(ValueError, match="same shape|shape \\(K,\\)"):
-        bt.mc.ExactSpace(jnp.zeros(4), jnp.zeros(5), 2)
+        bt.ExactSpace(jnp.zeros(4), jnp.zeros(5), 2)
     with pytest.raises(ValueError, match="1-D"):
         bon_log_ratio_from_reference(jnp.zeros((2, 2)), jnp.zeros(3), 2)
     with pytest.raises(TypeError, match="labels"):

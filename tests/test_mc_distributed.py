@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import bontheory as bt
-from bontheory.mc import bon_monte_carlo, bon_sweep
+from bontheory import bon_monte_carlo, bon_sweep
 
 N, TRIALS, CHUNK = 5, 1000, 2  # 1000 trials: not a multiple of 3 devices' worth of padding checks
 
@@ -27,12 +27,12 @@ WORKER = textwrap.dedent(
     mode, out = sys.argv[1], sys.argv[2]
     import jax
     if mode == "multi":
-        from bontheory.mc import initialize_distributed
+        from bontheory import initialize_distributed
         initialize_distributed(local_device_count=2)  # reads BONTHEORY_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import bontheory as bt
-    from bontheory.mc import bon_sweep, sharded_bon_monte_carlo, trial_mesh
+    from bontheory import bon_sweep, sharded_bon_monte_carlo, trial_mesh
     N, TRIALS, CHUNK = {N}, {TRIALS}, {CHUNK}
     policy = bt.random_tabular_policy(jax.random.key(0), 3, 3, order=1, temperature=0.7)
     reward = bt.TokenCountReward(target=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import experiments
+from bontheory import experiments
 from bontheory import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def registry(monkeypatch):
     names = re.findall(r"^\\experimentfigures\{([^}]+)\}", build_tex, flags=re.M)
     assert names, "main.tex shows no experiment's figures"
     for name in names:
-        monkeypatch.setitem(sys.modules, f"experiments.{name}", _fake_experiment(name))
+        monkeypatch.setitem(sys.modules, f"bontheory.experiments.{name}", _fake_experiment(name))
     monkeypatch.setattr(experiments, "EXPERIMENTS", tuple(names))
     monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
     return names

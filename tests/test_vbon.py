@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bontheory.policies import enumerate_sequences, random_tabular_policy
-from bontheory.vbon import (
+from bontheory import enumerate_sequences, random_tabular_policy
+from bontheory import (
     BoNBoNLoss,
     ExactDivergenceLoss,
     ExactKLRegularisedLoss,
@@ -245,7 +245,7 @@ def test_sampled_gradient_is_unbiased(kind):
     kp, kq, kr, km = jax.random.split(jax.random.key(7), 4)
     ref = random_tabular_policy(kp, vocab, length, order=None)
     pol = random_tabular_policy(kq, vocab, length, order=None)
-    from bontheory.rewards import random_token_score_reward
+    from bontheory import random_token_score_reward
 
     reward = random_token_score_reward(kr, vocab, length)
     ref_samples = reward(ref.sample(km, 9))
@@ -278,7 +278,7 @@ def test_sampled_vbon_training_approaches_its_target():
     vocab, length = 2, 3
     kp, kr, km = jax.random.split(jax.random.key(3), 3)
     ref = random_tabular_policy(kp, vocab, length, order=None)
-    from bontheory.rewards import random_token_score_reward
+    from bontheory import random_token_score_reward
 
     reward = random_token_score_reward(kr, vocab, length)
     ref_samples = reward(ref.sample(km, 300))
@@ -304,7 +304,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     vocab, length = 2, 3
     kp, kr, km = jax.random.split(jax.random.key(0), 3)
     ref = random_tabular_policy(kp, vocab, length, order=0)
-    from bontheory.rewards import random_token_score_reward
+    from bontheory import random_token_score_reward
 
     reward = random_token_score_reward(kr, vocab, length)
     data = {"ref_policy": ref, "reward": reward, "kl_coef": jnp.asarray(1.0), "n": jnp.asarray(4.0),
@@ -356,7 +356,7 @@ def test_pareto_frontier():
 
 
 def test_sentiment_reward_negation_is_not_additive():
-    from bontheory.vbon import sentiment_reward
+    from bontheory import sentiment_reward
 
     rew = sentiment_reward(4)  # tokens: 0 "not", 1 (+1), 2 (−1), 3 (+2)
     seqs = jnp.array([[1, 1, 2], [0, 1, 3], [0, 0, 2], [3, 0, 0]])
@@ -369,7 +369,7 @@ def test_sentiment_reward_negation_is_not_additive():
 
 
 def test_train_toward_bon_validates_method_and_runs():
-    from bontheory.vbon import MethodSettings, train_toward_bon
+    from bontheory import MethodSettings, train_toward_bon
 
     ref, seqs, lp, rewards = _task(6, 2, 3)
     kw = dict(ref_policy=ref, reward=None, sequences=seqs, ref_log_probs=lp, rewards=rewards)

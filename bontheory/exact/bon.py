@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
+from bontheory import validation
 from bontheory.exact.levels import (
     RewardLevels,
     _bcast,
@@ -34,18 +34,6 @@ from bontheory.exact.levels import (
     reward_levels,
 )
 
-__all__ = [
-    "bon_expected_reward",
-    "bon_expected_reward_from_levels",
-    "bon_kl",
-    "bon_kl_from_levels",
-    "bon_log_pmf",
-    "bon_log_pmf_from_levels",
-    "bon_pmf",
-    "bon_sample_exact",
-    "bon_win_rate",
-    "bon_win_rate_from_levels",
-]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -115,7 +103,7 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 
 
 def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
-    n = _checks.check_n(n)
+    n = validation.check_n(n)
     levels = reward_levels(ref_probs, rewards)
     return levels, n
 

@@ -10,29 +10,21 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
+from bontheory import validation
 from bontheory.exact.bon import bon_log_pmf_from_levels
 from bontheory.exact.levels import _bcast, reward_levels
 
-__all__ = [
-    "bon_kl_bound",
-    "bon_kl_estimate",
-    "bon_kl_estimator",
-    "bon_kl_gap_bound",
-    "bon_win_rate_bound",
-    "bon_win_rate_gap_bound",
-]
 
 
 def _float(n: jax.Array) -> jax.Array:
-    return n.astype(_checks.float_dtype(n))
+    return n.astype(validation.float_dtype(n))
 
 
 def bon_kl_bound(n: jax.Array | int) -> jax.Array:
     r"""The folk formula :math:`\log n - (n-1)/n`: exact KL(π_n‖p) when the reward law under p has no atoms,
     an upper bound for every p, r (strict for discrete p and n ≥ 2). Shape of ``n``.
     """
-    nf = _float(_checks.check_n(n))
+    nf = _float(validation.check_n(n))
     return jnp.log(nf) - (nf - 1) / nf
 
 
@@ -54,15 +46,15 @@ def bon_kl_estimator(eps: jax.Array, n: jax.Array | int) -> jax.Array:
     Returns:
       ``broadcast(eps.shape, n.shape)``.
     """
-    eps = _checks.to_array(eps, "eps")
-    n = _checks.check_n(n)
-    if _checks.is_concrete(eps):
+    eps = validation.to_array(eps, "eps")
+    n = validation.check_n(n)
+    if validation.is_concrete(eps):
         import numpy as np
 
         v = np.asarray(eps, dtype=np.float64)
         if np.any(~(v >= 0)) or np.any(v > 1):
             raise ValueError("eps must be probabilities in [0, 1]")
-    dtype = _checks.float_dtype(eps, n)
+    dtype = validation.float_dtype(eps, n)
     shape = tuple(jnp.broadcast_shapes(eps.shape, n.shape))
     e = jnp.broadcast_to(eps.astype(dtype), shape)
     nf = jnp.broadcast_to(n.astype(dtype), shape)
@@ -80,7 +72,7 @@ def bon_kl_estimate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    n = _checks.check_n(n)
+    n = validation.check_n(n)
     levels = reward_levels(ref_probs, rewards)
     return _estimate_core(levels, n)
 
@@ -113,10 +105,10 @@ def _estimator_unchecked(eps: jax.Array, nf: jax.Array) -> jax.Array:
 def _n_and_collision(ref_probs: jax.Array, n: jax.Array | int) -> tuple[jax.Array, jax.Array]:
     """Validated n and the collision probability :math:`\\sum_y p(y)^2`, both as floats of shape
     ``broadcast(batch, n.shape)``."""
-    p = _checks.to_array(ref_probs, "ref_probs")
-    _checks.check_probs(p, "ref_probs")
-    n = _checks.check_n(n)
-    dtype = _checks.float_dtype(p, n)
+    p = validation.to_array(ref_probs, "ref_probs")
+    validation.check_probs(p, "ref_probs")
+    n = validation.check_n(n)
+    dtype = validation.float_dtype(p, n)
     p = p.astype(dtype)
     collision = jnp.sum(p * p, axis=-1)
     shape = tuple(jnp.broadcast_shapes(collision.shape, n.shape))
@@ -140,7 +132,7 @@ def bon_kl_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
 
 def bon_win_rate_bound(n: jax.Array | int) -> jax.Array:
     r"""The continuous-case win rate of BoN against p, :math:`n/(n+1)` — an upper bound on :math:`W_n`."""
-    nf = _float(_checks.check_n(n))
+    nf = _float(validation.check_n(n))
     return nf / (nf + 1)
 
 

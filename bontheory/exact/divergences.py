@@ -10,25 +10,19 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
+from bontheory import validation
 from bontheory.exact.levels import _reward_levels
 
-__all__ = [
-    "chi2_divergence",
-    "kl_divergence",
-    "total_variation",
-    "win_rate",
-]
 
 
 def _pair(p, q, name_p: str, name_q: str) -> tuple[jax.Array, jax.Array]:
-    p = _checks.to_array(p, name_p)
-    q = _checks.to_array(q, name_q)
-    _checks.check_probs(p, name_p)
-    _checks.check_probs(q, name_q)
-    batch = _checks.check_same_last_axis(p, q, name_p, name_q)
-    dtype = _checks.float_dtype(p, q)
-    p, q = _checks.broadcast_batch(p.astype(dtype), q.astype(dtype), batch_shape=batch)
+    p = validation.to_array(p, name_p)
+    q = validation.to_array(q, name_q)
+    validation.check_probs(p, name_p)
+    validation.check_probs(q, name_q)
+    batch = validation.check_same_last_axis(p, q, name_p, name_q)
+    dtype = validation.float_dtype(p, q)
+    p, q = validation.broadcast_batch(p.astype(dtype), q.astype(dtype), batch_shape=batch)
     return p, q
 
 
@@ -94,22 +88,22 @@ def win_rate(policy_probs: jax.Array, ref_probs: jax.Array, rewards: jax.Array) 
     Returns:
       ``(...)`` (broadcast batch shape).
     """
-    pi = _checks.to_array(policy_probs, "policy_probs")
-    p = _checks.to_array(ref_probs, "ref_probs")
-    r = _checks.to_array(rewards, "rewards")
-    _checks.check_probs(pi, "policy_probs")
-    _checks.check_probs(p, "ref_probs")
-    _checks.check_rewards(r, "rewards")
-    b1 = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
-    b2 = _checks.check_same_last_axis(pi, r, "policy_probs", "rewards")
+    pi = validation.to_array(policy_probs, "policy_probs")
+    p = validation.to_array(ref_probs, "ref_probs")
+    r = validation.to_array(rewards, "rewards")
+    validation.check_probs(pi, "policy_probs")
+    validation.check_probs(p, "ref_probs")
+    validation.check_rewards(r, "rewards")
+    b1 = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
+    b2 = validation.check_same_last_axis(pi, r, "policy_probs", "rewards")
     batch = tuple(jnp.broadcast_shapes(b1, b2))
     return _win_rate_core(pi, p, r, batch)
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _win_rate_core(pi: jax.Array, p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
-    levels = _reward_levels(*_checks.broadcast_batch(p, r, batch_shape=batch), batch)
+    levels = _reward_levels(*validation.broadcast_batch(p, r, batch_shape=batch), batch)
     loss = levels.tail + 0.5 * levels.mass
     loss_y = jnp.take_along_axis(loss, levels.level_of, axis=-1)
-    (pi,) = _checks.broadcast_batch(pi.astype(loss_y.dtype), batch_shape=batch)
+    (pi,) = validation.broadcast_batch(pi.astype(loss_y.dtype), batch_shape=batch)
     return 1 - jnp.sum(pi * loss_y, axis=-1)

@@ -30,14 +30,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
+from bontheory import validation
 
-__all__ = [
-    "RewardLevels",
-    "compact_levels",
-    "level_log_mass_of_max",
-    "reward_levels",
-]
 
 
 class RewardLevels(NamedTuple):
@@ -147,15 +141,15 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = T
       floating dtype of the inputs. Level arrays have length K, or fewer after compaction.
 
     Raises:
-      ValueError / TypeError: on bad input (see :mod:`bontheory._checks`; value checks only when concrete).
+      ValueError / TypeError: on bad input (see :mod:`bontheory.validation`; value checks only when concrete).
     """
-    p = _checks.to_array(ref_probs, "ref_probs")
-    r = _checks.to_array(rewards, "rewards")
-    _checks.check_probs(p, "ref_probs")
-    _checks.check_rewards(r, "rewards")
-    batch = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
+    p = validation.to_array(ref_probs, "ref_probs")
+    r = validation.to_array(rewards, "rewards")
+    validation.check_probs(p, "ref_probs")
+    validation.check_rewards(r, "rewards")
+    batch = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
     levels = _reward_levels(p, r, batch)
-    if compact and _checks.is_concrete(p, r):
+    if compact and validation.is_concrete(p, r):
         levels = compact_levels(levels)
     return levels
 
@@ -183,9 +177,9 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
 
 @functools.partial(jax.jit, static_argnums=2)
 def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
-    dtype = _checks.float_dtype(p, r)
+    dtype = validation.float_dtype(p, r)
     k = p.shape[-1]
-    p, r = _checks.broadcast_batch(p, r, batch_shape=batch)
+    p, r = validation.broadcast_batch(p, r, batch_shape=batch)
     fn = lambda pp, rr: _levels_1d(pp, rr, dtype)  # noqa: E731
     for _ in batch:
         fn = jax.vmap(fn)

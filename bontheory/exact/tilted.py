@@ -21,17 +21,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
+from bontheory import validation
 from bontheory.exact.levels import _reward_levels
 
-__all__ = [
-    "Frontier",
-    "mid_cdf",
-    "quantile_tilted_pmf",
-    "reward_kl_frontier",
-    "tilted_pmf",
-    "win_rate_kl_frontier",
-]
 
 
 class Frontier(NamedTuple):
@@ -43,12 +35,12 @@ class Frontier(NamedTuple):
 
 
 def _inputs(ref_probs, rewards):
-    p = _checks.to_array(ref_probs, "ref_probs")
-    r = _checks.to_array(rewards, "rewards")
-    _checks.check_probs(p, "ref_probs")
-    _checks.check_rewards(r, "rewards")
-    batch = _checks.check_same_last_axis(p, r, "ref_probs", "rewards")
-    dtype = _checks.float_dtype(p, r)
+    p = validation.to_array(ref_probs, "ref_probs")
+    r = validation.to_array(rewards, "rewards")
+    validation.check_probs(p, "ref_probs")
+    validation.check_rewards(r, "rewards")
+    batch = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
+    dtype = validation.float_dtype(p, r)
     return p, r, batch, dtype
 
 
@@ -73,12 +65,12 @@ _mid_cdf_jit = jax.jit(_mid_cdf_levels, static_argnums=2)
 def _tilt_core(p, r, strength, batch, kind, frontier):
     """The tilt ``softmax(log p + strength·score)`` (score r for ``kind='reward'`` with strength 1/β, the
     mid-CDF for ``'quantile'``), and optionally its (KL, E[score])."""
-    dtype = _checks.float_dtype(p, r)
+    dtype = validation.float_dtype(p, r)
     shape = tuple(jnp.broadcast_shapes(batch, strength.shape))
     scale = jnp.broadcast_to(strength.astype(dtype), shape)[..., None]
-    p, r = _checks.broadcast_batch(p, r, batch_shape=batch)
+    p, r = validation.broadcast_batch(p, r, batch_shape=batch)
     score = r.astype(dtype) if kind == "reward" else _mid_cdf_levels(p, r, batch).astype(dtype)
-    log_p, score = _checks.broadcast_batch(_log_p(p, dtype), score, batch_shape=shape)
+    log_p, score = validation.broadcast_batch(_log_p(p, dtype), score, batch_shape=shape)
     logits = jnp.where(log_p > -jnp.inf, log_p + scale * score, -jnp.inf)
     pi = jax.nn.softmax(logits, axis=-1)
     if not frontier:
@@ -90,13 +82,13 @@ def _tilt_core(p, r, strength, batch, kind, frontier):
 
 
 def _beta_strength(beta) -> jax.Array:
-    beta = _checks.check_positive(beta, "beta")
-    return 1 / beta.astype(_checks.float_dtype(beta))
+    beta = validation.check_positive(beta, "beta")
+    return 1 / beta.astype(validation.float_dtype(beta))
 
 
 def _c_strength(c) -> jax.Array:
-    c = _checks.to_array(c, "c")
-    if _checks.is_concrete(c):
+    c = validation.to_array(c, "c")
+    if validation.is_concrete(c):
         import numpy as np
 
         if np.any(~(np.asarray(c, dtype=np.float64) >= 0)):

@@ -32,7 +32,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bontheory.mc.kernels import BoNDraws, Scorer, _check_policy_reward, _check_sizes, bon_trials
 
-__all__ = ["TRIAL_AXIS", "trial_mesh", "sharded_bon_monte_carlo", "initialize_distributed", "to_host"]
 
 #: Name of the mesh axis the trials are sharded over.
 TRIAL_AXIS = "trials"

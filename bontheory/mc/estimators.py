@@ -25,16 +25,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "Estimate",
-    "mean_estimate",
-    "win_rate_estimate",
-    "beirami_kl_estimate",
-    "plugin_kl_estimate",
-    "log_ratio_kl_estimates",
-    "bon_log_ratio_from_reference",
-    "sequence_index",
-]
 
 
 class Estimate(NamedTuple):
@@ -118,7 +108,7 @@ def beirami_kl_estimate(log_probs: jax.Array, n: int) -> Estimate:
     Returns:
         :class:`Estimate` of ``E_{π_n}[D̂(p(Y))]`` (which the paper conjectures is ≥ KL).
     """
-    from bontheory.exact import bon_kl_estimator
+    from bontheory.exact.bounds import bon_kl_estimator
 
     lp = _check_1d(log_probs, "log_probs")
     return mean_estimate(bon_kl_estimator(jnp.exp(lp), n))
@@ -193,7 +183,7 @@ def log_ratio_kl_estimates(log_ratios: jax.Array) -> tuple[Estimate, Estimate]:
 
 @jax.jit
 def _k1_k3(lr):
-    from bontheory.policies import kl_k1, kl_k3
+    from bontheory.policies.kl import kl_k1, kl_k3
 
     zero = jnp.zeros_like(lr)
     return _mean_se(kl_k1(lr, zero)), _mean_se(kl_k3(lr, zero))

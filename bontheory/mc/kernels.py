@@ -35,17 +35,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "BoNDraws",
-    "BoNCandidates",
-    "bon_monte_carlo",
-    "bon_candidates",
-    "bon_trials",
-    "candidate_trials",
-    "reward_scorer",
-    "soft_bon_scorer",
-    "regularized_bon_scorer",
-]
 
 Scorer = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 

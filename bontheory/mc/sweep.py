@@ -31,7 +31,6 @@ from bontheory.mc.estimators import (
 )
 from bontheory.mc.kernels import Scorer, bon_monte_carlo
 
-__all__ = ["cell_key", "ExactSpace", "exact_space", "bon_cell", "bon_sweep"]
 
 
 def _label_int(label: Any) -> int:
@@ -82,7 +81,7 @@ class ExactSpace:
 
 def exact_space(policy: Any, reward: Any) -> ExactSpace:
     """Enumerate ``policy``'s V**L sequences and score them (see :func:`bontheory.policies.enumerate_sequences`)."""
-    from bontheory.policies import enumerate_sequences
+    from bontheory.policies.enumerate import enumerate_sequences
 
     seqs, log_probs = enumerate_sequences(policy)
     return ExactSpace(log_probs, reward(seqs), policy.vocab_size)
@@ -127,7 +126,7 @@ def bon_cell(
     Returns:
         A flat dict of floats.
     """
-    from bontheory.exact import bon_kl_bound
+    from bontheory.exact.bounds import bon_kl_bound
 
     k_bon, k_ref = jax.random.split(key)
     if mesh is None:
@@ -161,7 +160,8 @@ def bon_cell(
     put("kl_k3_ref", k3)
     row["tie_fraction"] = float(jnp.mean(jnp.asarray(draws.num_tied) > 1))
     if space is not None:
-        from bontheory.exact import bon_expected_reward, bon_kl, bon_kl_estimate, bon_log_pmf, bon_win_rate
+        from bontheory.exact.bon import bon_expected_reward, bon_kl, bon_log_pmf, bon_win_rate
+        from bontheory.exact.bounds import bon_kl_estimate
 
         p = jnp.exp(space.log_probs)
         r = space.rewards

@@ -24,16 +24,6 @@ from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, _index_to_tok
 from bontheory.policies.policy import Policy
 from bontheory.policies.tabular import TabularPolicy
 
-__all__ = [
-    "kl_k1",
-    "kl_k2",
-    "kl_k3",
-    "token_kl",
-    "sequence_kl",
-    "sequence_kl_mc",
-    "SequenceKLEstimate",
-    "sequence_entropy",
-]
 
 
 def kl_k1(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:

@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Policy", "policy_from_module"]
 
 
 def _is_concrete(x: Any) -> bool:

@@ -25,13 +25,6 @@ import numpy as np
 
 from bontheory.policies.policy import Policy
 
-__all__ = [
-    "TabularPolicy",
-    "random_tabular_policy",
-    "tabular_policy_from_logits",
-    "tabular_log_probs_table",
-    "MAX_TABLE_SIZE",
-]
 
 #: Largest number of logits entries L * V**k * V a tabular policy may hold (64 Mi floats).
 MAX_TABLE_SIZE = 2**26

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 
 from bontheory.policies.policy import Policy, policy_from_module
 
-__all__ = ["TransformerPolicy", "init_transformer_policy", "transformer_decode_logits"]
 
 
 class _Block(nn.Module):

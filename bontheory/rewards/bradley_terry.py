@@ -23,17 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bontheory.policies import Policy
+from bontheory.policies.policy import Policy
 from bontheory.rewards.toy import _as_sequences
 
-__all__ = [
-    "BradleyTerryNet",
-    "LearnedReward",
-    "BradleyTerryFit",
-    "bradley_terry_labels",
-    "train_bradley_terry",
-    "pairwise_accuracy",
-]
 
 
 class BradleyTerryNet(nn.Module):

@@ -17,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.policies import Policy, enumerate_sequences
+from bontheory.policies.policy import Policy
+
+from bontheory.policies.enumerate import enumerate_sequences
 from bontheory.rewards.toy import _as_sequences, _check_tokens_fit_hash, hashed_draws
 
-__all__ = ["NoisyProxyReward", "HackProxyReward", "HackedGoldReward", "make_hack_proxy", "HackCalibration"]
 
 _NOISES = ("gaussian", "student_t", "cauchy")
 

@@ -13,17 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "TokenCountReward",
-    "TokenScoreReward",
-    "random_token_score_reward",
-    "PatternReward",
-    "PalindromeReward",
-    "QuantizedReward",
-    "SequenceHashReward",
-    "sequence_keys",
-    "hashed_draws",
-]
 
 
 def _as_sequences(sequences, length: int | None = None) -> jax.Array:

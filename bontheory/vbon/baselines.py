@@ -21,13 +21,6 @@ from bontheory.vbon.objectives import ExactDivergenceLoss
 from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import TrainState, train_steps
 
-__all__ = [
-    "bon_sft_data",
-    "bonbon_beta",
-    "bonbon_data",
-    "iterated_bond",
-    "expand_tabular_policy",
-]
 
 
 def bon_sft_data(key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array, rewards: jax.Array, n, num_samples: int) -> dict[str, jax.Array]:
@@ -36,7 +29,7 @@ def bon_sft_data(key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array,
     Returns:
       ``{"samples": int[num_samples, L]}`` for :class:`~bontheory.vbon.objectives.MaximumLikelihoodLoss`.
     """
-    from bontheory.exact import bon_sample_exact
+    from bontheory.exact.bon import bon_sample_exact
 
     idx = bon_sample_exact(key, jnp.exp(ref_log_probs), rewards, n, (int(num_samples),))
     return {"samples": jnp.asarray(sequences)[idx]}
@@ -150,7 +143,7 @@ def expand_tabular_policy(policy, order: int | None):
     (``bontheory.policies.tabular``), so the order-k' table (k' ≥ k) is ``new[t, c] = old[t, c mod V^k]``.
     Used to initialise a higher-capacity policy from the reference.
     """
-    from bontheory.policies import tabular_policy_from_logits
+    from bontheory.policies.tabular import tabular_policy_from_logits
     from bontheory.policies.tabular import effective_order
 
     old = policy.params["logits"]

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 from bontheory.runs import atomic_write_bytes
 from bontheory.vbon.train import TrainState, train_steps
 
-__all__ = ["save_checkpoint", "load_checkpoint", "train_with_checkpoints"]
 
 
 def _to_raw(state: TrainState) -> TrainState:

@@ -16,13 +16,6 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = [
-    "reverse_kl",
-    "forward_kl",
-    "jeffreys_divergence",
-    "log_bon_ratio",
-    "harmonic_number",
-]
 
 
 def _xlogy_diff(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:

@@ -27,7 +27,6 @@ from bontheory.vbon.objectives import (
 from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import init_train_state, train_steps
 
-__all__ = ["VBON_METHODS", "MethodSettings", "train_toward_bon"]
 
 #: Method names understood by :func:`train_toward_bon`.
 VBON_METHODS = (

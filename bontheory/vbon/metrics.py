@@ -9,7 +9,6 @@ from jax.typing import ArrayLike
 
 from bontheory.vbon.divergences import reverse_kl
 
-__all__ = ["approximation_metrics", "pareto_frontier"]
 
 
 def approximation_metrics(
@@ -31,7 +30,7 @@ def approximation_metrics(
       ``win_rate_vs_bon`` the same against Y'∼π_n (½ means q is as good as BoN),
       ``bon_win_rate_vs_ref`` BoN's own win rate against p.
     """
-    from bontheory.exact import win_rate
+    from bontheory.exact.divergences import win_rate
 
     lq = jnp.asarray(log_probs)
     lp = jnp.asarray(ref_log_probs)

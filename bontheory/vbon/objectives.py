@@ -29,15 +29,6 @@ import jax.numpy as jnp
 
 from bontheory.vbon.divergences import forward_kl, jeffreys_divergence, log_bon_ratio, reverse_kl
 
-__all__ = [
-    "ExactDivergenceLoss",
-    "ExactKLRegularisedLoss",
-    "MaximumLikelihoodLoss",
-    "BoNBoNLoss",
-    "PolicyGradientLoss",
-    "empirical_log_cdfs",
-    "sequence_token_kl",
-]
 
 Data = dict[str, Any]
 

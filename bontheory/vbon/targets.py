@@ -22,7 +22,6 @@ from bontheory.exact.bon import bon_log_pmf_from_levels
 from bontheory.exact.levels import reward_levels
 from bontheory.vbon.divergences import reverse_kl
 
-__all__ = ["vbon_target_log_probs", "tie_effect"]
 
 _TARGETS = ("exact", "continuous")
 

@@ -6,7 +6,6 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-__all__ = ["SentimentReward", "sentiment_reward"]
 
 
 @flax.struct.dataclass

@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["TrainState", "init_train_state", "train_steps"]
 
 
 @flax.struct.dataclass

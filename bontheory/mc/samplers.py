@@ -5,7 +5,7 @@ to the index of the returned candidate. The same rules drive
 
 * the raw samplers on ``(ref_probs, rewards)`` arrays below (candidates are outcome indices drawn from
   ``p`` by inverse CDF), used to check the finite-N laws against exact enumeration, and
-* the token-level samplers in :mod:`bontheory.alternatives.policy_samplers`, which draw candidate sequences
+* the token-level samplers in :mod:`bontheory.mc.policy_samplers`, which draw candidate sequences
   with the Monte Carlo kernels of :mod:`bontheory.mc`.
 
 Rules (key first; all jit/vmap friendly):
@@ -30,22 +30,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bontheory.alternatives import _validate
-from bontheory.alternatives.pessimism import _threshold_from_levels
+from bontheory import validation
+from bontheory.exact.pessimism import _threshold_from_levels
 from bontheory.exact.levels import _levels_1d
 
-__all__ = [
-    "draw_outcomes",
-    "pessimism_num_candidates",
-    "pessimism_sample",
-    "quantile_truncation_sample",
-    "regularized_bon_sample",
-    "select_pessimism",
-    "select_quantile_truncation",
-    "select_regularized_bon",
-    "select_soft_bon",
-    "soft_bon_sample",
-]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -160,10 +148,10 @@ def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size)
 
 
 def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: Sequence[int], rule: str, a, b, batch_size: int):
-    ref_probs, rewards, batch = _validate.pmf_inputs(ref_probs, rewards)
+    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
     if batch:
         raise ValueError(f"raw samplers take one distribution: ref_probs and rewards of shape (K,), got batch {batch}")
-    dtype = _validate.float_dtype(ref_probs, rewards)
+    dtype = validation.float_dtype(ref_probs, rewards)
     shape = tuple(int(s) for s in shape)
     total = math.prod(shape)
     out = _raw_sample_jit(
@@ -178,14 +166,14 @@ def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: 
 
     Law: :func:`bontheory.alternatives.soft_bon_pmf`. ``n`` and ``shape`` are static.
     """
-    n = int(_validate.check_n(n))
-    _validate.check_positive(temperature, "temperature")
+    n = int(validation.check_n(n))
+    validation.check_positive(temperature, "temperature")
     return _raw_sampler(key, ref_probs, rewards, n, shape, "soft_bon", temperature, 0.0, batch_size)
 
 
 def regularized_bon_sample(key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
     """Regularised-BoN samples (argmax of ``r + β log p`` over n draws); law :func:`regularized_bon_pmf`."""
-    n = int(_validate.check_n(n))
+    n = int(validation.check_n(n))
     return _raw_sampler(key, ref_probs, rewards, n, shape, "regularized_bon", beta, 0.0, batch_size)
 
 
@@ -194,8 +182,8 @@ def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape:
 
     As N → ∞ its law converges to :func:`quantile_truncated_pmf` (``M`` fixed).
     """
-    n = int(_validate.check_n(n))
-    _validate.at_least_one(m, "m")
+    n = int(validation.check_n(n))
+    validation.at_least_one(m, "m")
     return _raw_sampler(key, ref_probs, rewards, n, shape, "quantile_truncation", m, 0.0, batch_size)
 
 
@@ -209,8 +197,8 @@ def pessimism_sample(
     :func:`chi2_pessimism_pmf` (the rejection step targets ``p (r − λ̂)_+/β``; the fallback has probability
     ``(1 − 1/M)^N``).
     """
-    n = int(_validate.check_n(n))
-    _validate.check_positive(beta, "beta")
+    n = int(validation.check_n(n))
+    validation.check_positive(beta, "beta")
     if r_max is None:
         p = jnp.asarray(ref_probs)
         r_max = jnp.max(jnp.where(p > 0, jnp.asarray(rewards), -jnp.inf))

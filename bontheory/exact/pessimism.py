@@ -18,10 +18,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bontheory.alternatives import _validate
+from bontheory import validation
 from bontheory.exact.levels import RewardLevels, reward_levels
 
-__all__ = ["chi2_pessimism_pmf", "chi2_pessimism_threshold"]
 
 
 def _threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
@@ -54,8 +53,8 @@ def chi2_pessimism_threshold(ref_probs: Any, rewards: Any, beta: Any) -> jax.Arr
     Returns:
       ``float[...]`` λ (≤ the top reward; equals ``E_p[r̂] − β`` once every outcome is active).
     """
-    ref_probs, rewards, _ = _validate.pmf_inputs(ref_probs, rewards)
-    beta = _validate.check_positive(beta, "beta")
+    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
+    beta = validation.check_positive(beta, "beta")
     return _threshold_from_levels(reward_levels(ref_probs, rewards), beta)
 
 
@@ -79,8 +78,8 @@ def chi2_pessimism_pmf(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
       Huang, Block, Liu, Jiang, Foster, Krishnamurthy, "Is Best-of-N the Best of Them? Coverage, Scaling,
       and Optimality in Inference-Time Alignment", arXiv 2503.21878.
     """
-    ref_probs, rewards, _ = _validate.pmf_inputs(ref_probs, rewards)
-    beta = _validate.check_positive(beta, "beta")
+    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
+    beta = validation.check_positive(beta, "beta")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
     lam = _threshold_from_levels(lv, beta)

@@ -5,7 +5,7 @@ Part 1 (frontiers) enumerates the sequences of a random memoryless tabular polic
 reward (no proxy error) and compares BoN's exact points ``(KL(π_n‖p), E r)`` and ``(KL, W_n)`` with the
 tilted frontier (optimal for reward), the quantile-tilt frontier (optimal for win rate) and quantile
 truncation. Part 2 computes, for ``log n = c·L``, the per-token reward gap of BoN to the tilted optimum at
-equal KL (:func:`bontheory.alternatives.sequence_limit.bon_tilted_gap_per_token`), which Yang et al.
+equal KL (:func:`bontheory.studies.sequence_limit.bon_tilted_gap_per_token`), which Yang et al.
 (arXiv 2404.01730) show vanishes as L → ∞.
 """
 
@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.alternatives import quantile_truncated_pmf
-from bontheory.alternatives.sequence_limit import bon_tilted_gap_per_token
-from bontheory.exact import (
+from bontheory import quantile_truncated_pmf
+from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
+from bontheory import (
     bon_expected_reward,
     bon_kl,
     bon_win_rate,
@@ -70,8 +70,8 @@ QUICK = Config(length=6, lengths=(1, 2, 4, 8, 16, 32, 64, 128), num_betas=40)
 
 
 def _frontier_cell(config: Config) -> dict:
-    from bontheory.policies import enumerate_sequences, random_tabular_policy
-    from bontheory.rewards import random_token_score_reward
+    from bontheory import enumerate_sequences, random_tabular_policy
+    from bontheory import random_token_score_reward
 
     k_pol, k_r = jax.random.split(jax.random.key(config.seed))
     policy = random_tabular_policy(k_pol, config.vocab_size, config.length, order=0)

@@ -13,7 +13,6 @@ Two kinds of check, and what happens under ``jax.jit`` / ``jax.vmap``:
   meaningless numbers. Validate once at your own boundary (e.g. call the function un-jitted on a sample
   input, or call :func:`check_probs` yourself) if your inputs are not trustworthy.
 
-Other helpers may add functions at the end of this file.
 """
 
 from __future__ import annotations
@@ -24,18 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "broadcast_batch",
-    "check_n",
-    "check_positive",
-    "check_probs",
-    "check_rewards",
-    "check_same_last_axis",
-    "float_dtype",
-    "is_concrete",
-    "prob_tolerance",
-    "to_array",
-]
 
 
 def is_concrete(*xs: Any) -> bool:
@@ -162,3 +149,30 @@ def check_positive(x: Any, name: str) -> jax.Array:
 def broadcast_batch(*arrays: jax.Array, batch_shape: tuple[int, ...]) -> list[jax.Array]:
     """Broadcasts each ``(..., K)`` array explicitly to ``batch_shape + (K,)`` (rank promotion is strict)."""
     return [jnp.broadcast_to(a, tuple(batch_shape) + a.shape[-1:]) for a in arrays]
+
+
+def pmf_inputs(ref_probs: Any, rewards: Any, reward_name: str = "rewards") -> tuple[jax.Array, jax.Array, tuple[int, ...]]:
+    """Validates a reference pmf and rewards ``(..., K)``; returns them as arrays and the batch shape."""
+    p = to_array(ref_probs, "ref_probs")
+    r = to_array(rewards, reward_name)
+    check_probs(p, "ref_probs")
+    check_rewards(r, reward_name)
+    batch = check_same_last_axis(p, r, "ref_probs", reward_name)
+    return p, r, batch
+
+
+def probs(x: Any, name: str) -> jax.Array:
+    """Validates a pmf ``(..., K)`` named ``name``."""
+    arr = to_array(x, name)
+    check_probs(arr, name)
+    return arr
+
+
+def at_least_one(x: Any, name: str) -> jax.Array:
+    """Converts ``x`` to an array; if concrete, checks every entry is ≥ 1 (real-valued, not NaN)."""
+    arr = to_array(x, name)
+    if is_concrete(arr):
+        v = np.asarray(arr, dtype=np.float64)
+        if np.any(np.isnan(v)) or np.any(v < 1):
+            raise ValueError(f"{name} must be >= 1, got {x!r}")
+    return arr

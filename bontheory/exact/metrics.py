@@ -22,31 +22,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory import _checks
-from bontheory.alternatives import _validate
+from bontheory import validation
+from bontheory import validation
 from bontheory.exact.divergences import chi2_divergence, kl_divergence, win_rate
 
-__all__ = [
-    "ProxyGoldMetrics",
-    "chi2_coverage",
-    "em_divergence",
-    "expected_reward",
-    "max_density_ratio",
-    "pairwise_error",
-    "proxy_gold_metrics",
-    "regret",
-    "reward_model_error",
-    "win_rate_regret",
-]
 
 
 def _policy_and_rewards(policy_probs, rewards, name="rewards"):
-    pi = _validate.probs(policy_probs, "policy_probs")
-    r = _checks.to_array(rewards, name)
-    _checks.check_rewards(r, name)
-    batch = _checks.check_same_last_axis(pi, r, "policy_probs", name)
-    dtype = _checks.float_dtype(pi, r)
-    pi, r = _checks.broadcast_batch(pi.astype(dtype), r.astype(dtype), batch_shape=batch)
+    pi = validation.probs(policy_probs, "policy_probs")
+    r = validation.to_array(rewards, name)
+    validation.check_rewards(r, name)
+    batch = validation.check_same_last_axis(pi, r, "policy_probs", name)
+    dtype = validation.float_dtype(pi, r)
+    pi, r = validation.broadcast_batch(pi.astype(dtype), r.astype(dtype), batch_shape=batch)
     return pi, r
 
 
@@ -68,11 +56,11 @@ def win_rate_regret(policy_probs: Any, comparator_probs: Any, ref_probs: Any, go
 
 def reward_model_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any) -> jax.Array:
     r"""``ε²_RM = E_p[(r̂ − r*)²]`` (the squared reward-model error under the reference). Returns ``(...)``."""
-    p, rp, batch = _validate.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
-    rg = _checks.to_array(gold_rewards, "gold_rewards")
-    _checks.check_rewards(rg, "gold_rewards")
-    _checks.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
-    dtype = _checks.float_dtype(p, rp, rg)
+    p, rp, batch = validation.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
+    rg = validation.to_array(gold_rewards, "gold_rewards")
+    validation.check_rewards(rg, "gold_rewards")
+    validation.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
+    dtype = validation.float_dtype(p, rp, rg)
     return jnp.sum(p.astype(dtype) * (rp.astype(dtype) - rg.astype(dtype)) ** 2, axis=-1)
 
 
@@ -113,13 +101,13 @@ def pairwise_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any, *, blo
     Returns:
       ``float[...]`` in ``[0, 1]``.
     """
-    p, rp, batch = _validate.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
-    rg = _checks.to_array(gold_rewards, "gold_rewards")
-    _checks.check_rewards(rg, "gold_rewards")
-    b2 = _checks.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
+    p, rp, batch = validation.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
+    rg = validation.to_array(gold_rewards, "gold_rewards")
+    validation.check_rewards(rg, "gold_rewards")
+    b2 = validation.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
     batch = tuple(jnp.broadcast_shapes(batch, b2))
-    dtype = _checks.float_dtype(p, rp, rg)
-    p, rp, rg = _checks.broadcast_batch(p.astype(dtype), rp.astype(dtype), rg.astype(dtype), batch_shape=batch)
+    dtype = validation.float_dtype(p, rp, rg)
+    p, rp, rg = validation.broadcast_batch(p.astype(dtype), rp.astype(dtype), rg.astype(dtype), batch_shape=batch)
     k = p.shape[-1]
     fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))  # noqa: E731
     for _ in batch:
@@ -134,11 +122,11 @@ def chi2_coverage(comparator_probs: Any, ref_probs: Any) -> jax.Array:
 
 def max_density_ratio(comparator_probs: Any, ref_probs: Any) -> jax.Array:
     r"""``C_∞ = max_y π*(y)/p(y)`` over ``π* > 0`` (``inf`` if π* charges an outcome with ``p = 0``)."""
-    q = _validate.probs(comparator_probs, "comparator_probs")
-    p = _validate.probs(ref_probs, "ref_probs")
-    batch = _checks.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
-    dtype = _checks.float_dtype(q, p)
-    q, p = _checks.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=batch)
+    q = validation.probs(comparator_probs, "comparator_probs")
+    p = validation.probs(ref_probs, "ref_probs")
+    batch = validation.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
+    dtype = validation.float_dtype(q, p)
+    q, p = validation.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=batch)
     ratio = jnp.where(q > 0, jnp.where(p > 0, q / jnp.where(p > 0, p, 1), jnp.inf), 0.0)
     return jnp.max(ratio, axis=-1)
 
@@ -150,13 +138,13 @@ def em_divergence(comparator_probs: Any, ref_probs: Any, m: Any) -> jax.Array:
       comparator_probs, ref_probs: ``(..., K)``.
       m: ``M ≥ 1`` scalar or broadcastable with the batch shape.
     """
-    q = _validate.probs(comparator_probs, "comparator_probs")
-    p = _validate.probs(ref_probs, "ref_probs")
-    m = _validate.at_least_one(m, "m")
-    batch = _checks.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
-    dtype = _checks.float_dtype(q, p)
+    q = validation.probs(comparator_probs, "comparator_probs")
+    p = validation.probs(ref_probs, "ref_probs")
+    m = validation.at_least_one(m, "m")
+    batch = validation.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
+    dtype = validation.float_dtype(q, p)
     shape = tuple(jnp.broadcast_shapes(batch, jnp.shape(m)))
-    q, p = _checks.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=shape)
+    q, p = validation.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=shape)
     mm = jnp.broadcast_to(jnp.asarray(m, dtype), shape)[..., None]
     return jnp.sum(jnp.maximum(q - mm * p, 0.0), axis=-1)
 

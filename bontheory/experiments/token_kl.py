@@ -75,7 +75,7 @@ def _problem(config: Config, policy_name: str, reward_name: str):
 
 def _exact(config: Config, policy, reward) -> dict:
     import bontheory as bt
-    from bontheory.mc import exact_space
+    from bontheory import exact_space
 
     space = exact_space(policy, reward)
     p = jnp.exp(space.log_probs)
@@ -94,7 +94,7 @@ def _exact(config: Config, policy, reward) -> dict:
 
 
 def run(config: Config, run) -> dict:
-    from bontheory.mc import bon_cell, cell_key, exact_space
+    from bontheory import bon_cell, cell_key, exact_space
     from bontheory.progress import progress
 
     out = {"policies": list(POLICIES), "rewards": list(REWARDS), "panels": {}}

@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.exact import tilted_pmf
+from bontheory import tilted_pmf
 from bontheory.plotting import new_figure, save_figure
-from bontheory.policies import enumerate_sequences, init_transformer_policy, random_tabular_policy
+from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
 from bontheory.progress import progress
-from bontheory.vbon import (
+from bontheory import (
     MethodSettings,
     approximation_metrics,
     empirical_log_cdfs,

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-__all__ = ["GaoFit", "bon_unbiased_estimate", "fit_gao_bon", "fit_gao_rl"]
 
 
 class GaoFit(NamedTuple):

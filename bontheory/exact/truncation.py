@@ -21,10 +21,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bontheory.alternatives import _validate
+from bontheory import validation
 from bontheory.exact.levels import reward_levels
 
-__all__ = ["quantile_truncated_pmf", "quantile_truncation_sampler_pmf"]
 
 
 def _gather(level_values: jax.Array, level_of: jax.Array) -> jax.Array:
@@ -56,8 +55,8 @@ def quantile_truncated_pmf(ref_probs: Any, rewards: Any, m: Any) -> jax.Array:
       Sriraman & Block, "Scaling-monotonic inference-time alignment via quantile truncation",
       arXiv 2603.05739 (COLT 2026).
     """
-    ref_probs, rewards, _ = _validate.pmf_inputs(ref_probs, rewards)
-    m = _validate.at_least_one(m, "m")
+    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
+    m = validation.at_least_one(m, "m")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
     m = jnp.asarray(m, dtype)
@@ -114,9 +113,9 @@ def quantile_truncation_sampler_pmf(ref_probs: Any, rewards: Any, n: Any, m: Any
     Returns:
       ``float[..., K]`` pmf.
     """
-    ref_probs, rewards, _ = _validate.pmf_inputs(ref_probs, rewards)
-    n = _validate.check_n(n)
-    m = _validate.at_least_one(m, "m")
+    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
+    n = validation.check_n(n)
+    m = validation.at_least_one(m, "m")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
     nn = jnp.asarray(n, dtype)

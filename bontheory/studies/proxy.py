@@ -27,25 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.alternatives.pessimism import chi2_pessimism_pmf
-from bontheory.alternatives.regularized import regularized_bon_pmf
-from bontheory.alternatives.soft_bon import soft_bon_pmf
-from bontheory.alternatives.truncation import quantile_truncation_sampler_pmf
+from bontheory.exact.pessimism import chi2_pessimism_pmf
+from bontheory.exact.regularized import regularized_bon_pmf
+from bontheory.exact.soft_bon import soft_bon_pmf
+from bontheory.exact.truncation import quantile_truncation_sampler_pmf
 from bontheory.exact.bon import bon_pmf
 from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.tilted import tilted_pmf
 
-__all__ = [
-    "DEFAULT_GRIDS",
-    "SCALED_METHODS",
-    "method_grid_curves",
-    "GoldCurves",
-    "METHODS",
-    "ProxyProblem",
-    "method_pmfs",
-    "method_gold_curves",
-    "proxy_problem",
-]
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
 
@@ -91,13 +80,11 @@ def proxy_problem(
     Returns:
       :class:`ProxyProblem` of float64 (when x64 is on) arrays of length ``V^L``.
     """
-    from bontheory.policies import enumerate_sequences, random_tabular_policy
-    from bontheory.rewards import (
-        NoisyProxyReward,
-        make_hack_proxy,
-        random_token_score_reward,
-        train_bradley_terry,
-    )
+    from bontheory.policies.enumerate import enumerate_sequences
+    from bontheory.policies.tabular import random_tabular_policy
+    from bontheory.rewards.proxy import NoisyProxyReward, make_hack_proxy
+    from bontheory.rewards.toy import random_token_score_reward
+    from bontheory.rewards.bradley_terry import train_bradley_terry
 
     k_pol, k_gold, k_proxy = jax.random.split(key, 3)
     policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)

@@ -14,8 +14,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory.alternatives import pessimism_sample
-from bontheory.alternatives.sweeps import DEFAULT_GRIDS, method_grid_curves, proxy_problem
+from bontheory import pessimism_sample
+from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -34,7 +34,7 @@ class Config:
     """Settings.
 
     Attributes:
-      families: proxy families (see ``bontheory.alternatives.sweeps.proxy_problem``).
+      families: proxy families (see ``bontheory.studies.proxy.proxy_problem``).
       errors: proxy error size per family (same order): noise scale, hack bonus, BT label temperature.
       vocab_size: V.
       length: L (the space has V**L sequences).

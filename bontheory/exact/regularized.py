@@ -12,10 +12,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bontheory.alternatives import _validate
+from bontheory import validation
 from bontheory.exact.bon import bon_pmf
 
-__all__ = ["regularized_bon_pmf", "regularized_bon_score"]
 
 
 def regularized_bon_score(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
@@ -26,11 +25,11 @@ def regularized_bon_score(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
     Args:
       ref_probs: ``float[..., K]``; rewards: ``float[..., K]``; beta: ``β ≥ 0`` scalar or batch-shaped.
     """
-    ref_probs, rewards, batch = _validate.pmf_inputs(ref_probs, rewards)
-    beta = _validate.to_array(beta, "beta")
-    if _validate.is_concrete(beta) and bool(jnp.any(~(beta >= 0))):
+    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
+    beta = validation.to_array(beta, "beta")
+    if validation.is_concrete(beta) and bool(jnp.any(~(beta >= 0))):
         raise ValueError(f"beta must be >= 0, got {beta}")
-    dtype = _validate.float_dtype(ref_probs, rewards)
+    dtype = validation.float_dtype(ref_probs, rewards)
     p = ref_probs.astype(dtype)
     support = p > 0
     log_p = jnp.log(jnp.where(support, p, 1.0))

@@ -5,7 +5,7 @@ r"""Token-level samplers of BoN's alternatives, built on the Monte Carlo kernels
   :func:`bontheory.mc.regularized_bon_scorer` (memory bounded whatever n);
 * quantile truncation and InferenceTimePessimism need a trial's whole candidate set: they draw it with
   :func:`bontheory.mc.bon_candidates` (``T × n`` candidates with sequences; size it to memory) and apply the
-  selection rules of :mod:`bontheory.alternatives.samplers`.
+  selection rules of :mod:`bontheory.mc.samplers`.
 
 Each function returns :class:`PolicyDraws` (the selected sequence, its reward and log-probability per trial).
 """
@@ -17,19 +17,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory.alternatives.samplers import (
+from bontheory.mc.samplers import (
     pessimism_num_candidates,
     select_pessimism,
     select_quantile_truncation,
 )
 
-__all__ = [
-    "PolicyDraws",
-    "pessimism_policy_sample",
-    "quantile_truncation_policy_sample",
-    "regularized_bon_policy_sample",
-    "soft_bon_policy_sample",
-]
 
 
 class PolicyDraws(NamedTuple):
@@ -47,7 +40,7 @@ def soft_bon_policy_sample(key, policy, reward, n: int, temperature: float, num_
     Exact law on an enumerated space: :func:`bontheory.alternatives.soft_bon_pmf`.
     ``kernel_kwargs`` go to :func:`bontheory.mc.bon_monte_carlo` (``chunk_size``, ``trial_batch``).
     """
-    from bontheory.mc import bon_monte_carlo, soft_bon_scorer
+    from bontheory.mc.kernels import bon_monte_carlo, soft_bon_scorer
 
     d = bon_monte_carlo(key, policy, reward, n, num_trials, scorer=soft_bon_scorer(temperature), **kernel_kwargs)
     return PolicyDraws(d.sequences, d.rewards, d.log_probs)
@@ -58,7 +51,7 @@ def regularized_bon_policy_sample(key, policy, reward, n: int, beta: float, num_
 
     Exact law: :func:`bontheory.alternatives.regularized_bon_pmf`.
     """
-    from bontheory.mc import bon_monte_carlo, regularized_bon_scorer
+    from bontheory.mc.kernels import bon_monte_carlo, regularized_bon_scorer
 
     d = bon_monte_carlo(key, policy, reward, n, num_trials, scorer=regularized_bon_scorer(beta), **kernel_kwargs)
     return PolicyDraws(d.sequences, d.rewards, d.log_probs)
@@ -78,7 +71,7 @@ def quantile_truncation_policy_sample(key, policy, reward, n: int, m: float, num
 
     Exact law on an enumerated space: :func:`bontheory.alternatives.quantile_truncation_sampler_pmf`.
     """
-    from bontheory.mc import bon_candidates
+    from bontheory.mc.kernels import bon_candidates
 
     k_draw, k_sel = jax.random.split(key)
     cands = bon_candidates(k_draw, policy, reward, n, num_trials, return_sequences=True, **kernel_kwargs)
@@ -95,7 +88,7 @@ def pessimism_policy_sample(
     ``(r − λ̂)_+/(R_max − λ̂)``; if none is accepted the last draw is returned (see
     :func:`bontheory.alternatives.select_pessimism`). ``r_max`` must bound the reward (``R_max``).
     """
-    from bontheory.mc import bon_candidates
+    from bontheory.mc.kernels import bon_candidates
 
     k_draw, k_sel = jax.random.split(key)
     total = pessimism_num_candidates(n)

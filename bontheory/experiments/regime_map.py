@@ -2,7 +2,7 @@
 
 For each proxy family, error size and reference-policy temperature, a random memoryless tabular policy is
 enumerated and every method's exact gold-reward curve is computed over n and its parameter grid
-(:func:`bontheory.alternatives.sweeps.method_grid_curves`). The comparator is the optimum itself, the
+(:func:`bontheory.studies.proxy.method_grid_curves`). The comparator is the optimum itself, the
 gold-best sequence ``y*``: regret = ``r*(y*) − J(π)`` (always ≥ 0), and its coverage is
 ``C = 1 + χ²(δ_{y*}‖p) = C_∞ = 1/p(y*)``. The policy temperature moves the coverage: a peaked reference
 (low temperature) covers ``y*`` badly (large C), a flat one well.
@@ -22,7 +22,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory.alternatives.sweeps import DEFAULT_GRIDS, method_grid_curves, proxy_problem
+from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 

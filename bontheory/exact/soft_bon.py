@@ -26,9 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from bontheory.alternatives import _validate
+from bontheory import validation
 
-__all__ = ["auto_num_nodes", "soft_bon_log_pmf", "soft_bon_pmf"]
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
 _HEAD_EPS = 1e-20
@@ -103,7 +102,7 @@ def auto_num_nodes(ref_probs, rewards, n, temperature) -> int:
     """
     import numpy as np
 
-    if not _validate.is_concrete(ref_probs, rewards, n, temperature):
+    if not validation.is_concrete(ref_probs, rewards, n, temperature):
         return _TRACED_NODES
     p = np.asarray(ref_probs, np.float64)
     r = np.broadcast_to(np.asarray(rewards, np.float64), np.broadcast_shapes(p.shape, np.shape(rewards)))
@@ -123,14 +122,14 @@ def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | Non
     Returns:
       ``float[..., K]``: ``log P_{n,λ}(y)``; ``-inf`` where ``p(y) = 0``.
     """
-    ref_probs, rewards, batch = _validate.pmf_inputs(ref_probs, rewards)
-    n = _validate.check_n(n)
-    temperature = _validate.check_positive(temperature, "temperature")
+    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
+    n = validation.check_n(n)
+    temperature = validation.check_positive(temperature, "temperature")
     if num_nodes is None:
         num_nodes = auto_num_nodes(ref_probs, rewards, n, temperature)
     if num_nodes < 16:
         raise ValueError(f"num_nodes must be at least 16, got {num_nodes}")
-    dtype = _validate.float_dtype(ref_probs, rewards)
+    dtype = validation.float_dtype(ref_probs, rewards)
     batch = tuple(jnp.broadcast_shapes(batch, jnp.shape(n), jnp.shape(temperature)))
     shape = (*batch, ref_probs.shape[-1])
     ref_probs = jnp.broadcast_to(ref_probs.astype(dtype), shape)

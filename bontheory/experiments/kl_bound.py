@@ -12,13 +12,20 @@ import dataclasses
 
 import numpy as np
 
-from bontheory.exact import (
+from bontheory import (
+
     bon_kl,
+
     bon_kl_bound,
+
     bon_kl_estimate,
+
     bon_kl_gap_bound,
+
     bon_win_rate,
+
     bon_win_rate_bound,
+
 )
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress

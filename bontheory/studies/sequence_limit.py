@@ -19,12 +19,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = [
-    "BoNTiltGap",
-    "additive_reward_distribution",
-    "bon_tilted_gap_per_token",
-    "token_tilt_kl_reward",
-]
 
 
 def _log_conv(a: np.ndarray, b: np.ndarray) -> np.ndarray:

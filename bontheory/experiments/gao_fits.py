@@ -3,7 +3,7 @@ d(α − β log d) for comparison), on exact BoN curves of token-level proxy/gol
 
 Per family, error size and seed, the exact BoN gold reward gain ``gold(n) − gold(1)`` and ``KL(π_n‖p)`` are
 computed on a fine grid of n over the enumerated sequences; both forms are fitted by least squares
-(:mod:`bontheory.alternatives.fits`). A Monte Carlo check compares the exact curve with the unbiased
+(:mod:`bontheory.studies.fits`). A Monte Carlo check compares the exact curve with the unbiased
 order-statistics estimate from K reference samples.
 """
 
@@ -14,9 +14,9 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory.alternatives import draw_outcomes
-from bontheory.alternatives.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
-from bontheory.alternatives.sweeps import method_gold_curves, proxy_problem
+from bontheory import draw_outcomes
+from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
+from bontheory.studies.proxy import method_gold_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
