@@ -138,7 +138,7 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _theory_numbers() -> dict[str, str]:
-    """Worked examples of THEORY.md, computed by the library in float64."""
+    """Worked examples of docs/theory.md, computed by the library in float64."""
     import jax
 
     jax.config.update("jax_enable_x64", True)

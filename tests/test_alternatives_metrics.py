@@ -33,7 +33,7 @@ def test_scalar_metrics():
     np.testing.assert_allclose(bt.em_divergence(best, P, np.array([1.0, 2.0, 5.0])), [0.8, 0.6, 0.0])
     np.testing.assert_allclose(bt.em_divergence(pi, P, 1.0), bt.total_variation(pi, P))
     m = bt.proxy_gold_metrics(pi, P, PROXY, GOLD)
-    np.testing.assert_allclose(m.kl, 0.341530, atol=1e-6)  # THEORY §1 worked example
+    np.testing.assert_allclose(m.kl, 0.341530, atol=1e-6)  # docs/theory.md §1.7 worked example
     np.testing.assert_allclose(m.proxy_win_rate, 0.7025, atol=1e-12)
     np.testing.assert_allclose(m.gold_reward, pi @ GOLD)
     assert float(bt.max_density_ratio(np.array([0.5, 0.5]), np.array([1.0, 0.0]))) == np.inf

@@ -174,7 +174,7 @@ def test_bon_cell_exact_columns(space):
     for name in ("mean_reward", "win_rate", "kl_k1", "kl_beirami"):
         exact = {"kl_k1": "exact_kl", "kl_beirami": "exact_kl_beirami"}.get(name, "exact_" + name)
         assert abs(row[name] - row[exact]) <= 4 * row[name + "_se"], (name, row)
-    assert row["exact_kl"] < row["kl_folk"]  # ties: the folk formula overestimates (THEORY §2)
+    assert row["exact_kl"] < row["kl_folk"]  # ties: the folk formula overestimates (docs/theory.md §2)
     # E[D̂] ≤ folk formula always; E[D̂] ≥ KL is the paper's conjecture (it holds on this fixed instance).
     assert row["exact_kl"] <= row["exact_kl_beirami"] + 1e-9 <= row["kl_folk"] + 2e-9
 

@@ -69,7 +69,7 @@ def test_build_collects_figures_and_writes_numbers(registry, monkeypatch, tmp_pa
     assert build.main(["--results", str(results), "--no-compile"]) == 0
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}-curve.pdf" for n in registry)
     numbers = (tmp_path / "generated" / "numbers.tex").read_text()
-    assert "\\newcommand{\\exKL}{\\ensuremath{0.341530}}" in numbers  # THEORY.md's worked example, computed by the library
+    assert "\\newcommand{\\exKL}{\\ensuremath{0.341530}}" in numbers  # docs/theory.md §1.7's worked example, computed by the library
     assert "\\newcommand{\\standInLastN}{\\ensuremath{4}}" in numbers  # from the saved metrics (QUICK.ns ends at 4)
     for name in registry:
         assert f"figures/{name}-curve" in (tmp_path / "generated" / f"figures-{name}.tex").read_text()

@@ -1,4 +1,4 @@
-r"""The exact Best-of-n policy on a finite outcome space (THEORY §1).
+r"""The exact Best-of-n policy on a finite outcome space (docs/theory.md §1).
 
 BoN draws :math:`Y_1..Y_n \sim p` i.i.d. and returns a draw of maximal reward, ties broken uniformly at
 random among the tied draws. With :math:`F(y) = P_p(r(Y) \le r(y))`, :math:`F^-(y) = P_p(r(Y) < r(y))` and
@@ -13,7 +13,7 @@ broadcasts with the batch shape of the distributions, or a tracer. Results have 
 
 References:
   Beirami et al., "Theoretical guarantees on the best-of-n alignment policy", arXiv 2401.01879 (tie-free
-  form :math:`F^n - F^{-n}`); the tie-splitting form is derived in THEORY.md §1.
+  form :math:`F^n - F^{-n}`); the tie-splitting form is derived in docs/theory.md §1.2.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def bon_log_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) ->
 def bon_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
     r"""Exact pmf of the best-of-n policy: :math:`\pi_n(y) = \frac{p(y)}{m(y)}(F(y)^n - F^-(y)^n)`.
 
-    Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (THEORY §1). Shapes as
+    Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (docs/theory.md §1.2). Shapes as
     :func:`bon_log_pmf`.
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)

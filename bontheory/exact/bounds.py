@@ -1,4 +1,4 @@
-r"""The folk KL formula, Beirami et al.'s estimator and the gap bounds (THEORY §2).
+r"""The folk KL formula, Beirami et al.'s estimator and the gap bounds (docs/theory.md §2).
 
 References:
   A. Beirami, A. Agarwal, J. Berant, A. D'Amour, J. Eisenstein, C. Nagpal, A. T. Suresh, "Theoretical
@@ -140,7 +140,7 @@ def bon_win_rate_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Arra
     r"""Beirami et al.'s bound :math:`n/(n+1) - W_n \le \tfrac{n-1}{2}\sum_y p(y)^2`.
 
     **Valid only when distinct outcomes have distinct rewards** (the paper's assumption). With ties (counted
-    ½) it can fail (THEORY §2 found 364 failures in 7 775 tie-heavy random cases); do not apply it then.
+    ½) it can fail (docs/theory.md §2.5 records 364 failures in 7 775 tie-heavy random cases); do not apply it then.
 
     Returns:
       ``broadcast(batch, n.shape)``.

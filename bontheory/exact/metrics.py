@@ -1,4 +1,4 @@
-r"""Proxy-vs-gold metrics on a finite outcome space (THEORY §5).
+r"""Proxy-vs-gold metrics on a finite outcome space (docs/theory.md §5).
 
 A method optimises a *proxy* reward ``r̂``; the user cares about a *gold* reward ``r*``. For a policy ``π``
 (a pmf over the outcomes of a reference ``p``) these functions give

@@ -1,6 +1,6 @@
 """Soft Best-of-N: draw n candidates from p, pick one with probability softmax(r / temperature).
 
-Exact pmf on a finite outcome space by a one-dimensional integral (THEORY §4).
+Exact pmf on a finite outcome space by a one-dimensional integral (docs/theory.md §4.1, soft BoN).
 
 For the chosen candidate the exponential-race identity ``1/S = ∫₀^∞ e^{-tS} dt`` gives, with
 ``w(y) = exp(r(y)/λ)`` and ``φ(t) = Σ_y p(y) e^{-t w(y)}``::

@@ -1,4 +1,4 @@
-r"""The KL-regularised optimum (exponential tilts) and the optimal frontiers BoN is compared with (THEORY §3).
+r"""The KL-regularised optimum (exponential tilts) and the optimal frontiers BoN is compared with (docs/theory.md §3).
 
 * Reward: :math:`\pi_\beta(y) \propto p(y)\,e^{r(y)/\beta}` maximises :math:`E_\pi[r] - \beta\,\mathrm{KL}(\pi\|p)`.
 * Win rate: the win rate of π against p (ties ½) is *linear* in π,

@@ -1,9 +1,9 @@
 """The folk KL formula log n − (n−1)/n against the exact KL(π_n‖p) and Beirami et al.'s estimator.
 
 For n from 1 to 10⁴ (log grid) on uniform references of several sizes (distinct rewards), a binary
-reference, and a reference whose best outcome has tiny mass: the exact KL (THEORY §1), the folk formula
+reference, and a reference whose best outcome has tiny mass: the exact KL (docs/theory.md §1.5), the folk formula
 (an upper bound, exact only without atoms), the estimator E_{π_n}[D̂(p(y))] and the collision gap bound
-2n(n−1)Σp² (THEORY §2). Everything is exact (no sampling); ``seed`` is unused but recorded.
+2n(n−1)Σp² (docs/theory.md §2.3). Everything is exact (no sampling); ``seed`` is unused but recorded.
 """
 
 from __future__ import annotations

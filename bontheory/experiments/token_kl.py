@@ -6,7 +6,7 @@ sequence space: the exact KL(π_n‖p) (``bon_kl``), the folk formula log n − 
 the exact expectation of Beirami's estimator (``bon_kl_estimate``), over n. By Monte Carlo
 (``bontheory.mc.bon_cell``): the Beirami estimator with p(y) from the policy, k1 with the exact log-ratio,
 k1 with the log-ratio estimated from reference rewards, and the plug-in KL, each ± a standard error.
-THEORY.md §2, §7.
+docs/theory.md §2, §7.
 """
 
 from __future__ import annotations

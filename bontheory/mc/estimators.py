@@ -192,7 +192,7 @@ def _k1_k3(lr):
 def bon_log_ratio_from_reference(selected_rewards: jax.Array, reference_rewards: jax.Array, n: int) -> jax.Array:
     """Estimated ``log π_n(y)/p(y)`` for selected draws from the reference rewards' empirical CDF.
 
-    ``π_n(y)/p(y) = (F(y)ⁿ − F⁻(y)ⁿ)/(F(y) − F⁻(y))`` (THEORY.md §1) depends on y only through its reward,
+    ``π_n(y)/p(y) = (F(y)ⁿ − F⁻(y)ⁿ)/(F(y) − F⁻(y))`` (docs/theory.md §1.3) depends on y only through its reward,
     so it can be estimated with ``F̂(r) = (#{r'_j ≤ r} + ½)/(M + 1)`` and ``F̂⁻(r) = (#{r'_j < r} + ½)/(M + 1)``;
     when no reference reward equals r (an atomless reward) the ratio's limit ``n F̂ⁿ⁻¹`` is used. Consistent as
     M → ∞; biased when n is comparable to M (the top of the CDF is then poorly resolved).

@@ -1,7 +1,7 @@
 """Monte Carlo Best-of-N kernels: draw n candidates per trial, score them, select the best.
 
 Per trial ``i`` the kernel draws ``n`` i.i.d. sequences ``Y_1..Y_n ~ π`` from a policy, scores them and
-returns a draw of maximal score, ties broken uniformly at random among the tied draws (THEORY.md §1)::
+returns a draw of maximal score, ties broken uniformly at random among the tied draws (docs/theory.md §1.2)::
 
     Ŷ = Y_J,   J ~ Uniform{ j : s(Y_j) = max_k s(Y_k) }.
 
@@ -319,7 +319,7 @@ def bon_monte_carlo(
         Ŷ = Y_J,  J ~ Uniform argmax_j s_j,  s = scorer(key, r(Y_{1..n}), log π(Y_{1..n})),
 
     so with the default score ``s = r`` the selected sequences are i.i.d. draws of the BoN policy
-    ``π_n(y) = p(y)/m(y) (F(y)ⁿ − F⁻(y)ⁿ)`` (THEORY.md §1), p = ``policy``. Memory holds
+    ``π_n(y) = p(y)/m(y) (F(y)ⁿ − F⁻(y)ⁿ)`` (docs/theory.md §1.2), p = ``policy``. Memory holds
     ``trial_batch × chunk_size`` candidates at a time (plus the policy's intermediates), whatever ``n``.
 
     Args:

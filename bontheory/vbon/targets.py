@@ -1,6 +1,6 @@
 r"""The two targets of variational BoN over an enumerated outcome space, and the tie effect.
 
-* Exact target: the BoN pmf :math:`\pi_n(y) = p(y)\,(F(y)^n - F^-(y)^n)/m(y)` (THEORY.md §1).
+* Exact target: the BoN pmf :math:`\pi_n(y) = p(y)\,(F(y)^n - F^-(y)^n)/m(y)` (docs/theory.md §1.2).
 * Continuous target (Amini et al., arXiv 2407.06057, eq. 5): the optimum of
   :math:`(n-1)\,\mathbb{E}_\pi[\log F(r)] - \mathrm{KL}(\pi\|p)`,
 
