@@ -1,4 +1,4 @@
-"""Run folders: provenance, atomic writes, resumable sweeps.
+"""Run folders: provenance, resumable sweeps.
 
 A run lives in one folder ``<out>/<experiment>-<config hash>/``:
 
@@ -14,16 +14,12 @@ A run lives in one folder ``<out>/<experiment>-<config hash>/``:
   the experiment's ``summary(metrics)`` rows as ``summary.csv``;
 * figures as PNG and PDF (see :mod:`bontheory.plotting`).
 
-Every write goes to a temporary file in the same folder and is renamed into place (``os.replace`` is
-atomic on POSIX and Windows), so an interrupted run leaves either the old file or the new one, never half
-of one. The same config always maps to the same folder (the hash covers every field and the seed), so a run
+Every file is written atomically (:mod:`bontheory.storage`), so an interrupted run leaves either the old
+file or the new one, never half of one. The same config always maps to the same folder (the hash covers every field and the seed), so a run
 started again continues where it stopped, and a changed config gets a new folder instead of mixing results.
 
 What the hash does *not* cover is the code: if you change an experiment's computation without changing its
 config, stored cells from the old code are reused. Start afresh with ``bontheory run NAME --fresh``.
-
-Floats: NaN and infinities are stored as JSON's common extension ``NaN``/``Infinity``/``-Infinity`` (what
-Python's ``json`` module reads and writes), so values come back as floats.
 """
 
 from __future__ import annotations
@@ -38,116 +34,29 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from bontheory.storage import (
+    CorruptResultError,
+    atomic_write_json,
+    atomic_write_text,
+    canonical_json,
+    read_checked_json,
+    read_json,
+    to_jsonable,
+)
 
 
 _FOLDER_RE = re.compile(r"^(?P<experiment>.+)-(?P<hash>[0-9a-f]{12})$")
 
 
-class CorruptResultError(ValueError):
-    """A results file exists but cannot be trusted (truncated, not JSON, or checksum mismatch)."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# JSON values and atomic writes
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Converts arrays, NumPy/JAX scalars, tuples, paths and dataclasses into plain JSON values.
-
-    Dict keys become strings, tuples become lists, arrays become (nested) lists via ``tolist()``. Floats
-    stay floats, including NaN and infinities.
-
-    Raises:
-      TypeError: for a value with no JSON form (e.g. an arbitrary object).
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str, float)):
-        return obj
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy / jax arrays and scalars
-        return to_jsonable(obj.tolist())
-    raise TypeError(f"cannot store a value of type {type(obj).__name__} as JSON: {obj!r}")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
-
-
-def _checksum(payload: Any) -> str:
-    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
-
-
-def atomic_write_json(path: str | os.PathLike, payload: Any, *, checksum: bool = False) -> Path:
-    """Writes ``payload`` as indented JSON, atomically.
-
-    With ``checksum=True`` the file holds ``{"sha256": ..., "payload": ...}`` and must be read back with
-    :func:`read_checked_json`.
-    """
-    data = to_jsonable(payload)
-    if checksum:
-        data = {"sha256": _checksum(data), "payload": data}
-    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def read_checked_json(path: str | os.PathLike) -> Any:
-    """Reads a file written with ``atomic_write_json(..., checksum=True)``.
-
-    Raises:
-      FileNotFoundError: if the file does not exist.
-      CorruptResultError: if the file is not valid JSON, lacks a checksum, or its checksum disagrees.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptResultError(f"{path} is not valid JSON ({e})") from e
-    if not isinstance(data, dict) or "sha256" not in data or "payload" not in data:
-        raise CorruptResultError(f"{path} has no checksum: not written by bontheory.runs")
-    if _checksum(data["payload"]) != data["sha256"]:
-        raise CorruptResultError(f"{path} fails its checksum: the file is corrupt or was edited")
-    return data["payload"]
-
-
 def _read_json(path: Path) -> Any:
-    """Reads a plain JSON file; ``None`` if it is missing or unreadable."""
+    """Reads a JSON file; ``None`` if it is missing or unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return read_json(path)
+    except (OSError, CorruptResultError):
         return None
 
 
@@ -164,7 +73,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_hash(experiment: str, config: Any) -> str:
     """A short stable hash (12 hex digits) of the experiment name and every config field, the seed included."""
-    blob = _canonical({"experiment": experiment, "config": config_to_dict(config)})
+    blob = canonical_json({"experiment": experiment, "config": config_to_dict(config)})
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 

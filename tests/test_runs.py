@@ -1,4 +1,4 @@
-"""Run folders (``bontheory.runs``) and the progress bar (``bontheory.progress``)."""
+"""Run folders (``bontheory.runs``) and the file primitives below them (``bontheory.storage``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bontheory import runs
+from bontheory import runs, storage
 from bontheory.progress import format_duration, progress
 from bontheory.runs import CorruptResultError, open_run
 
@@ -110,16 +110,16 @@ def test_interrupted_compute_leaves_no_cell_and_no_temp_file(tmp_path):
 
 def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "f.json"
-    runs.atomic_write_json(path, {"v": 1}, checksum=True)
+    storage.atomic_write_json(path, {"v": 1}, checksum=True)
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_json(path, {"v": 2}, checksum=True)
+        storage.atomic_write_json(path, {"v": 2}, checksum=True)
     monkeypatch.undo()
-    assert runs.read_checked_json(path) == {"v": 1}
+    assert storage.read_checked_json(path) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
@@ -143,7 +143,18 @@ def test_metrics_tables_become_csv_and_metrics_are_checksummed(tmp_path):
 
 def test_to_jsonable_rejects_objects_with_no_json_form():
     with pytest.raises(TypeError, match="cannot store"):
-        runs.to_jsonable({"f": object()})
+        storage.to_jsonable({"f": object()})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_get_the_permissions_open_would_give(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        for path in (storage.atomic_write_bytes(tmp_path / "b.bin", b"x"),
+                     storage.atomic_write_json(tmp_path / "c.json", {"v": 1}, checksum=True)):
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(old)
 
 
 def test_find_runs_and_latest_run(tmp_path):
