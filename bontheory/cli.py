@@ -415,7 +415,9 @@ class PlotError(RuntimeError):
 
 
 def _report(outcome: RunOutcome) -> None:
-    from bontheory.progress import format_duration
+    from tqdm import tqdm
+
+    format_duration = tqdm.format_interval
 
     s = outcome.stats
     print(
@@ -517,7 +519,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from bontheory.progress import format_duration
+    from tqdm import tqdm
+
+    format_duration = tqdm.format_interval
     from bontheory.runs import atomic_write_json
 
     names = list(args.only) if args.only else list(registered())

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "tiny"
 SUMMARY = "a tiny experiment for the tests: the mean of n uniforms, per n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 from bontheory import runs, storage
-from bontheory.progress import format_duration, progress
 from bontheory.runs import CorruptResultError, open_run
 
 
@@ -186,46 +184,3 @@ def test_run_json_records_sessions_and_status(tmp_path):
     assert info["sessions"][0]["cells_computed"] == 1 and info["sessions"][1]["cells_reused"] == 1
     assert "jax_version" in info["sessions"][1]["provenance"]
     assert runs.read_run_info(run.root)["status"] == "complete"
-
-
-class _Tty(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_yields_every_item_and_reports(monkeypatch):
-    monkeypatch.delenv("BONTHEORY_PROGRESS", raising=False)
-    log = io.StringIO()
-    assert list(progress(range(50), desc="sweep", stream=log)) == list(range(50))
-    lines = log.getvalue().splitlines()
-    assert 2 <= len(lines) <= 13  # every ~10%, not every item
-    assert lines[-1].startswith("sweep 50/50") and "done" in lines[-1]
-    tty = _Tty()
-    list(progress(iter(range(3)), desc="gen", stream=tty))  # no len(): counts without a bar
-    assert "\r" in tty.getvalue() and "3 done" in tty.getvalue()
-    monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
-    quiet = io.StringIO()
-    assert list(progress([1, 2], stream=quiet)) == [1, 2] and quiet.getvalue() == ""
-
-
-def test_progress_estimates_time_left(monkeypatch):
-    import bontheory.progress as pr
-
-    now = [0.0]
-    monkeypatch.setattr(pr.time, "monotonic", lambda: now[0])
-    monkeypatch.setenv("BONTHEORY_PROGRESS", "1")
-    tty = _Tty()
-    it = progress(range(10), desc="d", stream=tty)
-    next(it)
-    for _ in range(3):  # one second per item
-        now[0] += 1.0
-        next(it)
-    last = tty.getvalue().split("\r")[-1]
-    assert "3/10" in last and "0:03 elapsed" in last and "~0:07 left" in last
-    it.close()
-
-
-def test_format_duration():
-    assert format_duration(5) == "0:05"
-    assert format_duration(3725) == "1:02:05"
-    assert format_duration(float("nan")) == "?" and format_duration(None) == "?"
