@@ -55,7 +55,7 @@ class BuildError(RuntimeError):
 
 def newest_runs(results: Path) -> tuple[dict[str, Path], dict[str, Any], list[str]]:
     """``{experiment: run folder}``, ``{experiment: module}`` and the experiments that have no finished run."""
-    from bontheory.cli import _experiment_name, load_experiment, registered
+    from bontheory.runner import experiment_name, load_experiment, registered
     from bontheory.runs import CorruptResultError, latest_run, load_metrics
 
     found, modules, missing = {}, {}, []
@@ -65,7 +65,7 @@ def newest_runs(results: Path) -> tuple[dict[str, Path], dict[str, Any], list[st
         except Exception as e:  # noqa: BLE001 - reported, not hidden
             missing.append(f"{name}: cannot import its module ({type(e).__name__}: {e})")
             continue
-        exp = _experiment_name(mod)
+        exp = experiment_name(mod)
         run_dir = latest_run(results, exp)
         if run_dir is None:
             missing.append(f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)")

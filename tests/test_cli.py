@@ -245,18 +245,20 @@ def test_reproduce_continues_past_a_failure_and_exits_nonzero(tiny, tmp_path, mo
 def test_convert_value_covers_the_annotations():
     from typing import Literal, Optional
 
-    assert cli.convert_value("1_000", int) == 1000 and cli.convert_value("2e6", int) == 2_000_000
-    assert cli.convert_value("3", float) == 3.0 and isinstance(cli.convert_value("3", float), float)
-    assert cli.convert_value("()", tuple[int, ...]) == ()
-    assert cli.convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
-    assert cli.convert_value("7,", tuple[int, ...]) == (7,)
-    assert cli.convert_value("a,b", tuple[str, ...]) == ("a", "b")
-    assert cli.convert_value("None", Optional[float]) is None
-    assert cli.convert_value("0.5", float | None) == 0.5
-    assert cli.convert_value("2", Literal[1, 2]) == 2
+    from bontheory.configs import convert_value
+
+    assert convert_value("1_000", int) == 1000 and convert_value("2e6", int) == 2_000_000
+    assert convert_value("3", float) == 3.0 and isinstance(convert_value("3", float), float)
+    assert convert_value("()", tuple[int, ...]) == ()
+    assert convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
+    assert convert_value("7,", tuple[int, ...]) == (7,)
+    assert convert_value("a,b", tuple[str, ...]) == ("a", "b")
+    assert convert_value("None", Optional[float]) is None
+    assert convert_value("0.5", float | None) == 0.5
+    assert convert_value("2", Literal[1, 2]) == 2
     for text, tp in [("1.5", int), ("x", float), ("2", bool), ("1,2", tuple[int, int, int]), ("inf", int)]:
         with pytest.raises(ValueError):
-            cli.convert_value(text, tp)
+            convert_value(text, tp)
 
 
 def _script() -> str:
