@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 from tqdm import tqdm
 
 from bontheory.configs import apply_overrides, config_fields, type_name
-from bontheory.runs import load_metrics, open_run
+from bontheory.runs import git_state, load_metrics, open_run, read_run_info
 from bontheory.storage import atomic_write_json
 
 T = TypeVar("T")
@@ -252,6 +252,20 @@ def _enable_x64_if_asked(config: Any, x64: bool) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def _describe_commit(state: Mapping[str, Any]) -> str:
+    return f"{state['git_commit'][:12]}" + (" with uncommitted changes" if state.get("git_dirty") else "")
+
+
+def _warn_if_code_changed(root: Path, stored: int) -> None:
+    """Warns when the run folder was created by another git commit than the one running now."""
+    created = read_run_info(root).get("provenance", {})
+    now = git_state()
+    if created.get("git_commit") and now.get("git_commit") and created["git_commit"] != now["git_commit"]:
+        log(f"warning: {root} was created by commit {_describe_commit(created)}; this is commit "
+            f"{_describe_commit(now)}. Its {stored} stored cells are reused as they are: if the computation "
+            "changed, run again with --fresh.")
+
+
 def plot_run(mod: types.ModuleType, run_dir: Path) -> list[Path]:
     """Regenerates ``mod``'s figures in ``run_dir`` from its saved ``metrics.json`` alone."""
     from bontheory import plotting  # noqa: F401  (selects the Agg backend and the house style)
@@ -285,14 +299,13 @@ def run_experiment(
     """
     _enable_x64_if_asked(config, x64)
     name = experiment_name(mod)
-    run = open_run(name, config, out, extra={"module": mod.__name__})
+    run = open_run(name, config, out, extra={"module": mod.__name__}, fresh=fresh)
     if fresh:
-        removed = run.clear_cells()
-        run.metrics_path.unlink(missing_ok=True)
-        if removed:
-            log(f"{name}: --fresh: deleted {removed} stored cells")
+        log(f"{name}: --fresh: stored cells and metrics deleted")
     stored = len(list(run.cells_dir.glob("*.json"))) if run.cells_dir.is_dir() else 0
     log(f"{name}: {run.root}" + (f"  (resuming: {stored} cells stored)" if stored else ""))
+    if stored:
+        _warn_if_code_changed(run.root, stored)
     run.mark_started()
     start = time.monotonic()
     try:
@@ -429,7 +442,7 @@ def plot_target(target: str, out: Path) -> tuple[types.ModuleType, Path]:
     Raises:
       UsageError: if the folder is not a readable run folder or the experiment has no finished run.
     """
-    from bontheory.runs import latest_run, read_run_info
+    from bontheory.runs import latest_run
 
     path = Path(target)
     if path.is_dir() and (path / "config.json").exists():

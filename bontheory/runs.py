@@ -3,7 +3,8 @@
 A run lives in one folder ``<out>/<experiment>-<config hash>/``:
 
 * ``config.json``  the experiment name, the config (every field), the seed, and the provenance of the
-  session that created the folder: package/JAX/NumPy/Python versions, backend, devices, float64 on/off;
+  session that created the folder: package/JAX/NumPy/Python versions, backend, devices, float64 on/off,
+  and the git commit (with whether the checkout had uncommitted changes) when run from a git checkout;
 * ``run.json``  the run's status (``running``, ``complete``, ``interrupted``, ``failed``), and one entry per
   session that worked on it (start and end time, provenance, cells computed and reused), so a run resumed
   on another machine or JAX version says so;
@@ -19,7 +20,8 @@ file or the new one, never half of one. The same config always maps to the same 
 started again continues where it stopped, and a changed config gets a new folder instead of mixing results.
 
 What the hash does *not* cover is the code: if you change an experiment's computation without changing its
-config, stored cells from the old code are reused. Start afresh with ``bontheory run NAME --fresh``.
+config, stored cells from the old code are reused (``bontheory run`` warns when the git commit differs
+from the one that created the folder). Start afresh with ``bontheory run NAME --fresh``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -81,14 +84,43 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def git_state() -> dict[str, Any]:
+    """The code's git commit and whether the checkout has uncommitted changes, if bontheory runs from one.
+
+    Returns:
+      ``{"git_commit": <40 hex digits>, "git_dirty": bool}`` when this ``bontheory`` package is a tracked
+      folder of a git checkout (dirty: a tracked file differs from the commit; untracked files such as
+      results do not count); ``{}`` otherwise (an installed package, or no ``git``).
+    """
+    package = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return {}
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if head.returncode != 0 or status.returncode != 0:
+        return {}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
 def provenance() -> dict[str, Any]:
-    """Where and with what a computation ran: versions, backend, devices, float64 on/off."""
+    """Where and with what a computation ran: versions, backend, devices, float64 on/off, git commit.
+
+    The git commit and dirty flag (see :func:`git_state`) are present only when bontheory runs from a
+    git checkout.
+    """
     import jax
     import numpy as np
 
     from bontheory import __version__
 
     return {
+        **git_state(),
         "bontheory_version": __version__,
         "jax_version": jax.__version__,
         "numpy_version": np.__version__,
@@ -282,12 +314,19 @@ class Run:
         if error is not None:
             fields["error"] = error
         # the provenance at the end tells whether the experiment switched float64 on while running
-        fields["x64_at_end"] = provenance()["x64"]
+        import jax
+
+        fields["x64_at_end"] = bool(jax.config.read("jax_enable_x64"))
         self._update_info(**fields)
 
 
 def open_run(
-    experiment: str, config: Any, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None
+    experiment: str,
+    config: Any,
+    out_dir: str | os.PathLike,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    fresh: bool = False,
 ) -> Run:
     """Opens (creating if needed) the run folder for ``experiment`` with ``config`` under ``out_dir``.
 
@@ -295,6 +334,7 @@ def open_run(
     changed config gets a new one. ``config.json`` is written when the folder is created (or if it is
     missing or unreadable) and kept afterwards: it records who created the run; ``run.json`` records each
     later session. ``extra`` entries (e.g. the experiment's module) are added to a new ``config.json``.
+    ``fresh=True`` deletes the stored cells and metrics and writes ``config.json`` anew: the run starts over.
 
     Raises:
       CorruptResultError: if the folder's ``config.json`` holds a different config (a hash collision or a
@@ -303,26 +343,30 @@ def open_run(
     config_dict = config_to_dict(config)
     root = Path(out_dir) / f"{experiment}-{config_hash(experiment, config)}"
     root.mkdir(parents=True, exist_ok=True)
+    run = Run(root=root, experiment=experiment, config=config)
     existing = _read_json(root / "config.json")
-    if isinstance(existing, dict) and "config" in existing:
+    if fresh:
+        run.clear_cells()
+        run.metrics_path.unlink(missing_ok=True)
+    elif isinstance(existing, dict) and "config" in existing:
         if existing.get("experiment") != experiment or existing["config"] != json.loads(json.dumps(config_dict)):
             raise CorruptResultError(
                 f"{root / 'config.json'} holds a different config than the one being run; "
                 "move the folder away to start afresh"
             )
-    else:
-        atomic_write_json(
-            root / "config.json",
-            {
-                "experiment": experiment,
-                "config": config_dict,
-                "seed": config_dict.get("seed"),
-                "created": _now(),
-                "provenance": provenance(),
-                **(extra or {}),
-            },
-        )
-    return Run(root=root, experiment=experiment, config=config)
+        return run
+    atomic_write_json(
+        root / "config.json",
+        {
+            "experiment": experiment,
+            "config": config_dict,
+            "seed": config_dict.get("seed"),
+            "created": _now(),
+            "provenance": provenance(),
+            **(extra or {}),
+        },
+    )
+    return run
 
 
 # ----------------------------------------------------------------------------------------------------

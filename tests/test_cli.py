@@ -82,6 +82,40 @@ def test_run_end_to_end_writes_config_metrics_csv_and_figures(tiny, tmp_path, ca
     assert tiny.CALLS == {"run": 1, "compute": 4, "plot": 1}
 
 
+def _git_head() -> str | None:
+    repo = Path(cli.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return head.stdout.strip() if head.returncode == 0 else None
+
+
+def test_provenance_records_the_git_commit_and_a_resume_under_another_commit_warns(tiny, tmp_path, capsys):
+    head = _git_head()
+    if head is None:
+        pytest.skip("bontheory does not run from a git checkout here")
+    tiny.INTERRUPT_AFTER = 2
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 130
+    root = _only_run(tmp_path)
+    config = json.loads((root / "config.json").read_text())
+    assert config["provenance"]["git_commit"] == head and isinstance(config["provenance"]["git_dirty"], bool)
+    assert json.loads((root / "run.json").read_text())["sessions"][0]["provenance"]["git_commit"] == head
+    capsys.readouterr()
+
+    config["provenance"]["git_commit"] = "0123456789ab" + "0" * 28  # as if created by another commit
+    (root / "config.json").write_text(json.dumps(config))
+    tiny.INTERRUPT_AFTER = None
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "created by commit 0123456789ab" in err and f"this is commit {head[:12]}" in err
+    assert "2 stored cells are reused" in err and "--fresh" in err
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--fresh"]) == 0  # starts over:
+    assert json.loads((root / "config.json").read_text())["provenance"]["git_commit"] == head  # a new creator
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert "created by commit" not in capsys.readouterr().err
+
+
 def test_full_and_quick_and_seed_get_separate_folders(tiny, tmp_path):
     assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
     assert cli.main(["run", "tiny", "--quick", "--seed", "3", "--out", str(tmp_path)]) == 0
