@@ -20,11 +20,11 @@ Exit codes: 0 success, 1 an experiment failed, 2 a mistake in the command (one l
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from bontheory import runner
 from bontheory.runner import UsageError
@@ -50,13 +50,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    mod = runner.load_experiment(args.name)
-    config = runner.make_config(mod, quick=args.quick, sets=args.set, seed=args.seed)
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder this process can write to (created if missing)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
     try:
-        outcome = runner.run_experiment(mod, config, args.out, fresh=args.fresh, x64=args.x64)
-    except KeyboardInterrupt:
-        runner.log(runner.interrupted_message(args.out))
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out {out} is not a writable folder ({e.strerror or e})") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        with runner.stop_on_signals() as stop:  # from the start: a signal while importing stops before any cell
+            mod = runner.load_experiment(args.name)
+            config = runner.make_config(mod, quick=args.quick, sets=args.set, seed=args.seed)
+            _check_out(args.out)
+            outcome = runner.run_experiment(mod, config, args.out, fresh=args.fresh, x64=args.x64, stop=stop)
+    except runner.RunInterrupted as e:
+        runner.log(runner.interrupted_message(e.root))
         return 130
     except runner.PlotError as e:
         traceback.print_exc()
@@ -81,9 +95,18 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     names = list(args.only) if args.only else list(runner.registered())
-    outcome = runner.reproduce(names, args.out, quick=args.quick, x64=args.x64)
-    if outcome.interrupted:
-        runner.log(runner.interrupted_message(args.out))
+    with runner.stop_on_signals() as stop:
+        for name in names:  # a misspelt name is a mistake in the command; a broken module is reported below
+            try:
+                runner.load_experiment(name)
+            except UsageError:
+                raise
+            except Exception:  # noqa: BLE001 - reported by reproduce, which continues past it
+                pass
+        _check_out(args.out)
+        outcome = runner.reproduce(names, args.out, quick=args.quick, x64=args.x64, stop=stop)
+    if outcome.interrupted is not None:
+        runner.log(runner.interrupted_message(outcome.interrupted))
         return 130
     if outcome.failed:
         runner.log(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
@@ -91,8 +114,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): ``bontheory run: error: ... (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bontheory",
         description="Run, resume and plot the bontheory experiments.",
         epilog="Results go to one folder per run: OUT/<experiment>-<config hash>/.",
@@ -129,18 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bontheory`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
-    previous = None
-    try:  # `kill` (SIGTERM) is handled like Ctrl-C: the run records it was interrupted
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    except ValueError:  # not in the main thread
-        pass
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a malformed command line (2, one line on stderr)
+        return e.code if isinstance(e.code, int) else 2
     try:
         return {"list": _cmd_list, "run": _cmd_run, "plot": _cmd_plot, "reproduce": _cmd_reproduce}[args.command](args)
     except UsageError as e:
@@ -149,9 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         runner.log("\ninterrupted.")
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,18 @@ An experiment shows the progress of its sweep with :func:`progress` (``tqdm``)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import io
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -33,7 +36,7 @@ from tqdm import tqdm
 
 from bontheory.configs import apply_overrides, config_fields, type_name
 from bontheory.runs import git_state, load_metrics, open_run, read_run_info
-from bontheory.storage import atomic_write_json
+from bontheory.storage import CorruptResultError, atomic_write_json
 
 T = TypeVar("T")
 
@@ -245,11 +248,129 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _enable_x64_if_asked(config: Any, x64: bool) -> None:
-    if x64 or getattr(config, "x64", False) is True or getattr(config, "float64", False) is True:
-        import jax
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or ``kill``; its folder (``root``) is marked ``interrupted`` and resumes."""
 
-        jax.config.update("jax_enable_x64", True)
+    def __init__(self, root: Path):
+        super().__init__(str(root))
+        self.root = root
+
+
+def interrupted_message(where: Path) -> str:
+    """What to tell the user after an interruption of the run in folder ``where``."""
+    return (
+        f"\ninterrupted: {where} is marked interrupted and every finished cell in it is saved; "
+        "run the same command again to continue where it stopped."
+    )
+
+
+#: Seconds a run may take to reach its next cell after Ctrl-C or ``kill`` before it stops at once
+#: (``BONTHEORY_STOP_GRACE`` overrides it; clusters give a process 10 to 30 seconds before SIGKILL).
+STOP_GRACE = 10.0
+
+
+def _say(text: str) -> None:
+    """Writes to stderr with ``os.write``: safe inside a signal handler, even one that interrupted a print."""
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass
+
+
+class StopRequest(threading.Event):
+    """Set by the first Ctrl-C or ``kill``: the run stops before its next cell (see :func:`stop_on_signals`).
+
+    Attributes:
+      grace: seconds after the request before the process stops at once.
+      run: the run in progress (set by :func:`run_experiment`), marked ``interrupted`` by a stop at once.
+    """
+
+    def __init__(self, grace: float = STOP_GRACE):
+        super().__init__()
+        self.grace = grace
+        self.run: Any = None
+        self._timer: threading.Timer | None = None
+
+    def request(self, what: str) -> None:
+        """The first request sets the event and starts the grace timer; a second one stops at once."""
+        if self.is_set():
+            self.stop_now()
+        self.set()
+        _say(f"\n{what}: stopping after the current cell (at most {self.grace:g} s; again to stop at once)\n")
+        self._timer = threading.Timer(self.grace, self.stop_now)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def stop_now(self) -> None:
+        """Marks the run in progress ``interrupted``, says so and ends the process with exit code 130.
+
+        ``os._exit`` skips the interpreter's shutdown, where XLA computations still running crash it. Every
+        stored cell is safe (written atomically); the cell being computed is lost.
+        """
+        run = self.run
+        try:
+            if run is not None:
+                run.mark_finished("interrupted")
+        finally:
+            _say(interrupted_message(run.root) + "\n" if run is not None else "\ninterrupted.\n")
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - exiting anyway
+                    pass
+            os._exit(130)
+
+
+@contextlib.contextmanager
+def stop_on_signals(grace: float | None = None) -> Iterator[StopRequest]:
+    """Within the block, Ctrl-C (SIGINT) and ``kill`` (SIGTERM) stop a run between two cells.
+
+    Yields the :class:`StopRequest` to pass to :func:`run_experiment`. The first signal sets it: the run
+    stops before its next cell (:meth:`bontheory.runs.Run.cell`), is marked ``interrupted``, and the command
+    exits with code 130. If the current cell is still computing ``grace`` seconds later (default
+    :data:`STOP_GRACE`, or ``BONTHEORY_STOP_GRACE``), or at a second signal, the process stops at once
+    (:meth:`StopRequest.stop_now`: the run is marked ``interrupted``, exit code 130, the cell is lost).
+
+    Why not raise ``KeyboardInterrupt`` in the handler: a Python signal handler runs between two bytecodes of
+    whatever code is running, JAX's dispatch and garbage-collection callbacks included. An exception raised
+    there is lost ("Exception ignored in _xla_gc_callback", the run went on) or leaves XLA mid-call, and the
+    interpreter then crashed at exit (exit code 139 in 2 of 3 tries of ``kill`` during a vBoN run).
+
+    Outside the main thread (where no handler can be installed) no signal sets it.
+
+    Raises:
+      UsageError: if ``BONTHEORY_STOP_GRACE`` is not a number of seconds.
+    """
+    if grace is None:
+        text = os.environ.get("BONTHEORY_STOP_GRACE", "").strip()
+        try:
+            grace = float(text) if text else STOP_GRACE
+        except ValueError:
+            grace = -1.0
+        if not grace >= 0:
+            raise UsageError(f"BONTHEORY_STOP_GRACE must be a number of seconds >= 0, got {text!r}")
+    stop = StopRequest(grace)
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.request(names.get(signum, f"signal {signum}"))
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in names:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield stop
+    finally:
+        stop.cancel()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _describe_commit(state: Mapping[str, Any]) -> str:
@@ -289,17 +410,47 @@ def run_experiment(
     fresh: bool = False,
     x64: bool = False,
     plot: bool = True,
+    stop: StopRequest | None = None,
 ) -> RunOutcome:
     """Runs one experiment into its run folder under ``out``: computes (resuming), saves metrics, plots.
 
-    Raises whatever the experiment raises; ``run.json`` records ``failed`` or ``interrupted`` first.
+    The run computes in float64 if ``x64`` or the config's ``x64`` field is true, or if JAX already does
+    (the precision is part of the run folder's identity); JAX's float64 switch is restored afterwards.
+
+    Args:
+      mod: the experiment module (:func:`load_experiment`).
+      config: its config (:func:`make_config`).
+      out: the results folder.
+      fresh: delete the run's stored cells and metrics first.
+      x64: compute in float64.
+      plot: draw the figures after saving the metrics.
+      stop: stops the run before its next cell when set (:func:`stop_on_signals`).
 
     Raises:
+      RunInterrupted: on Ctrl-C, ``kill`` or ``stop`` (``run.json`` says ``interrupted``).
+      UsageError: if the run folder cannot be used (its ``config.json`` was edited or is damaged).
       PlotError: if ``plot()`` fails (the metrics are saved).
+      Exception: whatever the experiment raises (``run.json`` says ``failed``).
     """
-    _enable_x64_if_asked(config, x64)
+    import jax
+
+    previous = bool(jax.config.read("jax_enable_x64"))
+    if x64 or getattr(config, "x64", False) is True:
+        jax.config.update("jax_enable_x64", True)
+    try:
+        return _run_experiment(mod, config, Path(out), fresh=fresh, plot=plot, stop=stop)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def _run_experiment(
+    mod: types.ModuleType, config: Any, out: Path, *, fresh: bool, plot: bool, stop: StopRequest | None
+) -> RunOutcome:
     name = experiment_name(mod)
-    run = open_run(name, config, out, extra={"module": mod.__name__}, fresh=fresh)
+    try:
+        run = open_run(name, config, out, extra={"module": mod.__name__}, fresh=fresh, stop=stop)
+    except CorruptResultError as e:
+        raise UsageError(f"{e}; move the folder away, or run with --fresh to start it over") from None
     if fresh:
         log(f"{name}: --fresh: stored cells and metrics deleted")
     stored = len(list(run.cells_dir.glob("*.json"))) if run.cells_dir.is_dir() else 0
@@ -308,15 +459,22 @@ def run_experiment(
         _warn_if_code_changed(run.root, stored)
     run.mark_started()
     start = time.monotonic()
+    if stop is not None:
+        stop.run = run  # a stop at once marks it interrupted
     try:
         metrics = mod.run(config, run)
         run.save_metrics(metrics)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if stop is not None:
+            stop.cancel()  # stopped in time: no stop at once
         run.mark_finished("interrupted")
-        raise
+        raise RunInterrupted(run.root) from e
     except BaseException as e:
         run.mark_finished("failed", error=f"{type(e).__name__}: {e}")
         raise
+    finally:
+        if stop is not None:
+            stop.run = None
     seconds = time.monotonic() - start
     run.mark_finished("complete")
     metrics = run.load_metrics()  # summarise and plot exactly what was saved
@@ -350,52 +508,55 @@ def report(outcome: RunOutcome) -> None:
         print(f"  figure: {f}")
 
 
-def interrupted_message(out: Path) -> str:
-    """What to tell the user after an interruption."""
-    return (
-        "\ninterrupted: every finished cell is saved under "
-        f"{out}; run the same command again to continue where it stopped."
-    )
-
-
 # ----------------------------------------------------------------------------------------------------
 # Reproducing every experiment
 
 
 @dataclasses.dataclass
 class ReproduceOutcome:
-    """What :func:`reproduce` did: one row per experiment, the failed ones, whether it was interrupted."""
+    """What :func:`reproduce` did: one row per experiment, the failed ones, and where it was interrupted.
+
+    ``interrupted`` is the run folder that was stopped (the results folder if it stopped between runs),
+    ``None`` if it was not interrupted.
+    """
 
     rows: list[dict[str, Any]]
     failed: list[str]
-    interrupted: bool
+    interrupted: Path | None
     seconds: float
 
 
-def reproduce(names: Sequence[str], out: Path, *, quick: bool = False, x64: bool = False) -> ReproduceOutcome:
+def reproduce(
+    names: Sequence[str],
+    out: Path,
+    *,
+    quick: bool = False,
+    x64: bool = False,
+    stop: StopRequest | None = None,
+) -> ReproduceOutcome:
     """Runs the experiments ``names`` one after the other, then plots them; continues past a failure.
 
-    Each experiment starts with the float64 switch the session had (none inherits another's). Prints each
-    run's report and, at the end, a table of all; writes it to ``out/reproduce.json``.
+    Each experiment starts with the float64 switch the session had (:func:`run_experiment` restores it).
+    Prints each run's report and, at the end, a table of all; writes it to ``out/reproduce.json``.
+    ``stop`` (:func:`stop_on_signals`) stops the current run before its next cell and starts no other.
     """
-    import jax
-
+    out = Path(out)
     rows: list[dict[str, Any]] = []
     done: list[tuple[types.ModuleType, RunOutcome, dict[str, Any]]] = []
     failed: list[str] = []
     start = time.monotonic()
-    interrupted = False
-    x64_default = bool(jax.config.read("jax_enable_x64"))
+    interrupted: Path | None = None
     for name in names:
         t0 = time.monotonic()
-        jax.config.update("jax_enable_x64", x64_default)
         try:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             mod = load_experiment(name)
-            outcome = run_experiment(mod, make_config(mod, quick=quick), out, x64=x64, plot=False)
-        except KeyboardInterrupt:
+            outcome = run_experiment(mod, make_config(mod, quick=quick), out, x64=x64, plot=False, stop=stop)
+        except KeyboardInterrupt as e:
+            interrupted = e.root if isinstance(e, RunInterrupted) else out
             rows.append({"experiment": name, "status": "interrupted",
-                         "time": tqdm.format_interval(time.monotonic() - t0)})
-            interrupted = True
+                         "time": tqdm.format_interval(time.monotonic() - t0), "folder": str(interrupted)})
             break
         except Exception as e:
             traceback.print_exc()
@@ -409,15 +570,16 @@ def reproduce(names: Sequence[str], out: Path, *, quick: bool = False, x64: bool
                "cells": outcome.stats["computed"] + outcome.stats["reused"], "folder": str(outcome.root)}
         rows.append(row)
         done.append((mod, outcome, row))
-    jax.config.update("jax_enable_x64", x64_default)
-    if not interrupted:
+    if interrupted is None:
         log("plotting from saved metrics ...")
         for mod, outcome, row in done:
             try:
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
                 outcome.figures = plot_run(mod, outcome.root)
                 row["figures"] = len(outcome.figures)
             except KeyboardInterrupt:
-                interrupted = True
+                interrupted = out
                 break
             except Exception as e:
                 traceback.print_exc()
@@ -428,7 +590,7 @@ def reproduce(names: Sequence[str], out: Path, *, quick: bool = False, x64: bool
     print(format_table(rows))
     print(f"total {tqdm.format_interval(total)}")
     try:
-        atomic_write_json(Path(out) / "reproduce.json", {"quick": quick, "seconds": total, "experiments": rows})
+        atomic_write_json(out / "reproduce.json", {"quick": quick, "seconds": total, "experiments": rows})
     except OSError:
         pass
     return ReproduceOutcome(rows, failed, interrupted, total)

@@ -37,6 +37,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,16 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return to_jsonable(config)
 
 
-def config_hash(experiment: str, config: Any) -> str:
-    """A short stable hash (12 hex digits) of the experiment name and every config field, the seed included."""
-    blob = canonical_json({"experiment": experiment, "config": config_to_dict(config)})
+def config_hash(experiment: str, config: Any, x64: bool) -> str:
+    """A short stable hash (12 hex digits) of a run's identity: experiment, every config field, precision.
+
+    Args:
+      experiment: the experiment's name.
+      config: the config (every field counts, the seed included).
+      x64: whether the run computes with float64 (``jax_enable_x64``): the same config in float32 and in
+        float64 gives different numbers, so it is a different run.
+    """
+    blob = canonical_json({"experiment": experiment, "config": config_to_dict(config), "x64": bool(x64)})
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
@@ -185,6 +193,9 @@ class Run:
       experiment: the experiment's name.
       config: the config (a frozen dataclass).
       stats: counters for this session: ``computed`` and ``reused`` cells, ``recomputed_corrupt``.
+      x64: whether the run computes in float64 (part of the folder's identity).
+      stop: when set (e.g. by a signal handler), the next :meth:`cell` raises ``KeyboardInterrupt`` instead
+        of starting: the run stops between cells, never inside a computation.
     """
 
     root: Path
@@ -193,6 +204,8 @@ class Run:
     stats: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"computed": 0, "reused": 0, "recomputed_corrupt": 0}, compare=False
     )
+    x64: bool = False
+    stop: threading.Event | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def cells_dir(self) -> Path:
@@ -229,7 +242,12 @@ class Run:
         Args:
           name: a unique name for the cell within the run, e.g. ``f"n={n},trial={t}"``.
           compute: a function of no arguments computing the cell.
+
+        Raises:
+          KeyboardInterrupt: if the run was asked to stop (``stop`` is set).
         """
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt(f"stop requested before cell {name!r}")
         try:
             value = self._read_cell(name)
         except FileNotFoundError:
@@ -327,34 +345,67 @@ def open_run(
     *,
     extra: Mapping[str, Any] | None = None,
     fresh: bool = False,
+    x64: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> Run:
     """Opens (creating if needed) the run folder for ``experiment`` with ``config`` under ``out_dir``.
 
-    The folder name carries a hash of the config, so the same config resumes the same folder and a
-    changed config gets a new one. ``config.json`` is written when the folder is created (or if it is
-    missing or unreadable) and kept afterwards: it records who created the run; ``run.json`` records each
-    later session. ``extra`` entries (e.g. the experiment's module) are added to a new ``config.json``.
-    ``fresh=True`` deletes the stored cells and metrics and writes ``config.json`` anew: the run starts over.
+    The folder name carries a hash of the config and the precision, so the same config resumes the same
+    folder and a changed config, or the same config in the other precision, gets a new one.
+    ``config.json`` is written when the folder is created (or if it is missing) and kept afterwards: it
+    records who created the run; ``run.json`` records each later session. ``extra`` entries (e.g. the
+    experiment's module) are added to a new ``config.json``. ``fresh=True`` deletes the stored cells and
+    metrics and writes ``config.json`` anew: the run starts over.
+
+    Args:
+      experiment, config: the run's experiment name and config (a dataclass).
+      out_dir: the results folder holding run folders.
+      extra: entries added to a new ``config.json``.
+      fresh: start over (see above).
+      x64: whether the run computes in float64; by default JAX's current ``jax_enable_x64``.
+      stop: an event that stops the run at its next cell when set (see :class:`Run`).
 
     Raises:
-      CorruptResultError: if the folder's ``config.json`` holds a different config (a hash collision or a
-        hand-edited file): the folder cannot be trusted to resume.
+      CorruptResultError: if the folder's ``config.json`` is not valid JSON, or holds a different config or
+        precision (a hand-edited file or a hash collision): the folder cannot be trusted to resume.
     """
+    if x64 is None:
+        import jax
+
+        x64 = bool(jax.config.read("jax_enable_x64"))
     config_dict = config_to_dict(config)
-    root = Path(out_dir) / f"{experiment}-{config_hash(experiment, config)}"
+    root = Path(out_dir) / f"{experiment}-{config_hash(experiment, config, x64)}"
     root.mkdir(parents=True, exist_ok=True)
-    run = Run(root=root, experiment=experiment, config=config)
-    existing = _read_json(root / "config.json")
+    run = Run(root=root, experiment=experiment, config=config, x64=x64, stop=stop)
+    path = root / "config.json"
     if fresh:
         run.clear_cells()
         run.metrics_path.unlink(missing_ok=True)
-    elif isinstance(existing, dict) and "config" in existing:
-        if existing.get("experiment") != experiment or existing["config"] != json.loads(json.dumps(config_dict)):
+    elif path.exists():
+        existing = read_json(path)
+        if not isinstance(existing, dict) or "config" not in existing:
+            raise CorruptResultError(f"{path} is not a bontheory config.json: it was edited or damaged")
+        if (existing.get("experiment"), existing["config"], existing.get("x64")) != (
+            experiment, json.loads(json.dumps(config_dict)), x64
+        ):
             raise CorruptResultError(
-                f"{root / 'config.json'} holds a different config than the one being run; "
-                "move the folder away to start afresh"
+                f"{path} holds a different experiment, config or precision than the one being run: "
+                "it was edited (or the folder was copied)"
             )
         return run
+    atomic_write_json(
+        path,
+        {
+            "experiment": experiment,
+            "config": config_dict,
+            "seed": config_dict.get("seed"),
+            "x64": x64,
+            "created": _now(),
+            "provenance": provenance(),
+            **(extra or {}),
+        },
+    )
+    return run
     atomic_write_json(
         root / "config.json",
         {

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,30 @@ def test_config_json_is_kept_and_a_mismatching_one_is_refused(tmp_path):
     data = json.loads(first)
     data["config"]["beta"] = 9.0
     (run.root / "config.json").write_text(json.dumps(data))
-    with pytest.raises(CorruptResultError, match="different config"):
+    with pytest.raises(CorruptResultError, match="different experiment, config or precision"):
         open_run("exp", Cfg(), tmp_path)
+    (run.root / "config.json").write_text(first[: len(first) // 2])  # damaged: refused, not overwritten
+    with pytest.raises(CorruptResultError, match="not valid JSON"):
+        open_run("exp", Cfg(), tmp_path)
+    assert open_run("exp", Cfg(), tmp_path, fresh=True).root == run.root  # starting over rewrites it
+    assert json.loads((run.root / "config.json").read_text())["config"]["beta"] == 0.5
+
+
+def test_precision_is_part_of_the_identity(tmp_path):
+    f32, f64 = open_run("exp", Cfg(), tmp_path, x64=False), open_run("exp", Cfg(), tmp_path, x64=True)
+    assert f32.root != f64.root and (f32.x64, f64.x64) == (False, True)
+    assert [json.loads((r.root / "config.json").read_text())["x64"] for r in (f32, f64)] == [False, True]
+    assert open_run("exp", Cfg(), tmp_path, x64=True).root == f64.root
+
+
+def test_a_stop_request_stops_before_the_next_cell(tmp_path):
+    stop = threading.Event()
+    run = open_run("exp", Cfg(), tmp_path, stop=stop)
+    assert run.cell("a", lambda: 1) == 1
+    stop.set()
+    with pytest.raises(KeyboardInterrupt, match="before cell 'b'"):
+        run.cell("b", lambda: pytest.fail("computed a cell after the stop"))
+    assert run.has_cell("a") and not run.has_cell("b")
 
 
 def test_cells_round_trip_arrays_and_nan_identically_whether_computed_or_read(tmp_path):
