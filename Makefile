@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -m "not slow" -n 2
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended latexmk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test test-slow reproduce bench paper paper-deps thumbnails clean
+.PHONY: install lint test test-slow reproduce bench paper paper-deps thumbnails clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# ruff with the rules in pyproject.toml ([tool.ruff]); `$(BIN)/ruff check --fix .` fixes what it can.
+lint: install
+	$(BIN)/ruff check .
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

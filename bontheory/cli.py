@@ -87,7 +87,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise UsageError(f"{run_dir} has no metrics.json: the run never finished; run it again to resume") from None
     except CorruptResultError as e:
-        raise UsageError(f"{e}; run the experiment again to recompute its metrics (finished cells are reused)") from None
+        raise UsageError(
+            f"{e}; run the experiment again to recompute its metrics (finished cells are reused)"
+        ) from None
     for f in figures:
         print(f)
     return 0
@@ -101,7 +103,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                 runner.load_experiment(name)
             except UsageError:
                 raise
-            except Exception:  # noqa: BLE001 - reported by reproduce, which continues past it
+            except Exception:
                 pass
         _check_out(args.out)
         outcome = runner.reproduce(names, args.out, quick=args.quick, x64=args.x64, stop=stop)

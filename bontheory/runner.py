@@ -97,7 +97,9 @@ def experiment_name(mod: types.ModuleType) -> str:
     return getattr(mod, "NAME", mod.__name__.rsplit(".", 1)[-1])
 
 
-def make_config(mod: types.ModuleType, *, quick: bool = False, sets: Sequence[str] = (), seed: int | None = None) -> Any:
+def make_config(
+    mod: types.ModuleType, *, quick: bool = False, sets: Sequence[str] = (), seed: int | None = None
+) -> Any:
     """The experiment's config: ``QUICK`` or ``Config()``, with ``key=value`` overrides and the seed applied.
 
     Raises:
@@ -212,7 +214,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     ]
 
     def fmt(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        aligned = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(aligned).rstrip()
 
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)])
 
@@ -320,7 +323,7 @@ class StopRequest(threading.Event):
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
-                except Exception:  # noqa: BLE001 - exiting anyway
+                except Exception:
                     pass
             os._exit(130)
 

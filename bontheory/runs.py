@@ -16,8 +16,9 @@ A run lives in one folder ``<out>/<experiment>-<config hash>/``:
 * figures as PNG and PDF (see :mod:`bontheory.plotting`).
 
 Every file is written atomically (:mod:`bontheory.storage`), so an interrupted run leaves either the old
-file or the new one, never half of one. The same config always maps to the same folder (the hash covers every field and the seed), so a run
-started again continues where it stopped, and a changed config gets a new folder instead of mixing results.
+file or the new one, never half of one. The same config always maps to the same folder (the hash covers
+every field, the seed and the precision), so a run started again continues where it stopped, and a changed
+config gets a new folder instead of mixing results.
 
 What the hash does *not* cover is the code: if you change an experiment's computation without changing its
 config, stored cells from the old code are reused (``bontheory run`` warns when the git commit differs
@@ -51,7 +52,6 @@ from bontheory.storage import (
     read_json,
     to_jsonable,
 )
-
 
 _FOLDER_RE = re.compile(r"^(?P<experiment>.+)-(?P<hash>[0-9a-f]{12})$")
 
@@ -89,7 +89,7 @@ def config_hash(experiment: str, config: Any, x64: bool) -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def git_state() -> dict[str, Any]:

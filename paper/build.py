@@ -59,13 +59,15 @@ def newest_runs(results: Path) -> tuple[dict[str, Path], dict[str, Any], list[st
     for name in registered():
         try:
             mod = load_experiment(name)
-        except Exception as e:  # noqa: BLE001 - reported, not hidden
+        except Exception as e:  # reported, not hidden
             missing.append(f"{name}: cannot import its module ({type(e).__name__}: {e})")
             continue
         exp = experiment_name(mod)
         run_dir = latest_run(results, exp)
         if run_dir is None:
-            missing.append(f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)")
+            missing.append(
+                f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)"
+            )
             continue
         try:
             load_metrics(run_dir)

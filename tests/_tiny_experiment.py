@@ -91,7 +91,7 @@ def run(config: Config, run) -> dict:
     CALLS["run"] += 1
     rows = []
     for n in progress(config.ns, desc="tiny"):
-        cell = run.cell(f"n={n}", lambda: _compute(config.seed, n, config))
+        cell = run.cell(f"n={n}", lambda n=n: _compute(config.seed, n, config))
         rows.append({"n": n, "value": cell["value"], "first_draw": cell["draws"][0]})
     return {"table": rows, "ns": list(config.ns), "nan": float("nan")}
 

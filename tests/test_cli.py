@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bontheory import experiments
-from bontheory import cli
+from bontheory import cli, experiments
 from bontheory.runs import find_runs, load_metrics
 
 TINY_SOURCE = Path(__file__).with_name("_tiny_experiment.py")
@@ -287,7 +286,7 @@ def test_convert_value_covers_the_annotations():
     assert convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
     assert convert_value("7,", tuple[int, ...]) == (7,)
     assert convert_value("a,b", tuple[str, ...]) == ("a", "b")
-    assert convert_value("None", Optional[float]) is None
+    assert convert_value("None", Optional[float]) is None  # noqa: UP045 - typing.Union, not types.UnionType
     assert convert_value("0.5", float | None) == 0.5
     assert convert_value("2", Literal[1, 2]) == 2
     for text, tp in [("1.5", int), ("x", float), ("2", bool), ("1,2", tuple[int, int, int]), ("inf", int)]:

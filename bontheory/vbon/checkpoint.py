@@ -21,7 +21,6 @@ from bontheory.storage import atomic_write_bytes
 from bontheory.vbon.train import TrainState, train_steps
 
 
-
 def _to_raw(state: TrainState) -> TrainState:
     return state.replace(key=jax.random.key_data(state.key))
 
