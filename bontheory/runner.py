@@ -40,6 +40,7 @@ from bontheory.storage import CorruptResultError, atomic_write_json
 
 T = TypeVar("T")
 
+
 class UsageError(ValueError):
     """A mistake in what was asked for (an unknown experiment or key, a bad value, an unusable folder).
 
