@@ -17,8 +17,8 @@ Steps, each failing loudly:
    ``\\experimentfigures{<experiment>}`` in ``main.tex``; an experiment shown there without a finished run or
    without figures is an error) and ``paper/generated/appendix.tex`` (each experiment's summary table and run
    folder, and the figures of experiments ``main.tex`` does not show).
-6. Compile with ``latexmk`` (or ``pdflatex`` + ``bibtex``), installing TeX Live from the system package
-   registry (``apt-get``) first if ``pdflatex`` is missing.
+6. Compile with ``latexmk`` (or ``pdflatex`` + ``bibtex``). The build installs nothing: without ``pdflatex``
+   it stops at once with one line saying so (``make paper-deps`` installs TeX Live on Debian/Ubuntu).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -39,8 +38,6 @@ PAPER = Path(__file__).resolve().parent
 REPO = PAPER.parent
 FIGURES = PAPER / "figures"
 GENERATED = PAPER / "generated"
-TEX_PACKAGES = ["texlive-latex-base", "texlive-latex-recommended", "texlive-latex-extra",
-                "texlive-fonts-recommended", "latexmk"]
 
 sys.path.insert(0, str(REPO))
 
@@ -55,20 +52,22 @@ class BuildError(RuntimeError):
 
 def newest_runs(results: Path) -> tuple[dict[str, Path], dict[str, Any], list[str]]:
     """``{experiment: run folder}``, ``{experiment: module}`` and the experiments that have no finished run."""
-    from bontheory.cli import _experiment_name, load_experiment, registered
+    from bontheory.runner import experiment_name, load_experiment, registered
     from bontheory.runs import CorruptResultError, latest_run, load_metrics
 
     found, modules, missing = {}, {}, []
     for name in registered():
         try:
             mod = load_experiment(name)
-        except Exception as e:  # noqa: BLE001 - reported, not hidden
+        except Exception as e:  # reported, not hidden
             missing.append(f"{name}: cannot import its module ({type(e).__name__}: {e})")
             continue
-        exp = _experiment_name(mod)
+        exp = experiment_name(mod)
         run_dir = latest_run(results, exp)
         if run_dir is None:
-            missing.append(f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)")
+            missing.append(
+                f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)"
+            )
             continue
         try:
             load_metrics(run_dir)
@@ -416,32 +415,18 @@ def write_appendix(tex: str, runs: dict[str, Path], modules: dict[str, Any], col
 # 6. TeX
 
 
-def ensure_tex() -> None:
-    if shutil.which("pdflatex"):
-        return
-    if shutil.which("apt-get") is None:
-        raise BuildError("pdflatex is missing and there is no apt-get: install TeX Live (pdflatex, bibtex) by hand")
-    policy = subprocess.run(["apt-cache", "policy", TEX_PACKAGES[0]], capture_output=True, text=True)
-    if "Candidate: (none)" in policy.stdout or "Candidate:" not in policy.stdout:
-        print("pdflatex is missing; refreshing the package lists (apt-get update)", file=sys.stderr)
-        _sudo(["apt-get", "update"])
-    print(f"pdflatex is missing; installing {' '.join(TEX_PACKAGES)} (a few minutes)", file=sys.stderr)
-    _sudo(["apt-get", "install", "-y", "--no-install-recommends", *TEX_PACKAGES],
-          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    if not shutil.which("pdflatex"):
-        raise BuildError("installing TeX Live did not provide pdflatex")
-
-
-def _sudo(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            raise BuildError(f"pdflatex is missing; run as root: {' '.join(cmd)}")
-        cmd = ["sudo", *cmd]
-    subprocess.run(cmd, check=True, env=env)
+def missing_tex() -> str | None:
+    """``None`` if the TeX tools are installed, else one line saying what is missing and how to install it."""
+    missing = [] if shutil.which("pdflatex") else ["pdflatex"]
+    if not (shutil.which("latexmk") or shutil.which("bibtex")):
+        missing.append("latexmk (or bibtex)")
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found: install TeX Live with `make paper-deps` "
+            "(Debian/Ubuntu, uses apt-get) or your system's TeX Live packages")
 
 
 def compile_pdf() -> Path:
-    ensure_tex()
     if shutil.which("latexmk"):
         cmds = [["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "main.tex"]]
     else:
@@ -465,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="collect figures and numbers, do not run LaTeX")
     args = parser.parse_args(argv)
     results = args.results if args.results.is_absolute() else Path.cwd() / args.results
+    if not args.no_compile and (problem := missing_tex()):
+        print(f"paper: {problem}", file=sys.stderr)
+        return 1
 
     runs, modules, missing_runs = newest_runs(results)
     collected = collect_figures(runs)

@@ -29,7 +29,7 @@ from bontheory import (
     win_rate_kl_frontier,
 )
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "bon_vs_optimum"
 SUMMARY = "BoN vs the KL-regularised optimum: frontiers, and the per-token gap vanishing with sequence length"

@@ -18,7 +18,7 @@ from bontheory import draw_outcomes
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
 from bontheory.studies.proxy import method_gold_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "gao_fits"
 SUMMARY = "Gao et al.'s d(α − βd) fitted to exact BoN gold-reward curves (d = √KL): coefficients and R²"

@@ -28,7 +28,7 @@ from bontheory import (
 
 )
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "kl_bound"
 SUMMARY = "Exact KL of BoN vs the folk formula log n − (n−1)/n and Beirami's estimator, n = 1..10⁴"

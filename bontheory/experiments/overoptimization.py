@@ -17,7 +17,7 @@ import numpy as np
 from bontheory import pessimism_sample
 from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "overoptimization"
 SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"

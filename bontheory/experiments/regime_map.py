@@ -24,7 +24,7 @@ import numpy as np
 
 from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "regime_map"
 SUMMARY = "heatmaps of regret(BoN)/regret(best alternative) over proxy error × coverage and × n"

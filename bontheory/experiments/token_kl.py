@@ -95,7 +95,7 @@ def _exact(config: Config, policy, reward) -> dict:
 
 def run(config: Config, run) -> dict:
     from bontheory import bon_cell, cell_key, exact_space
-    from bontheory.progress import progress
+    from bontheory.runner import progress
 
     out = {"policies": list(POLICIES), "rewards": list(REWARDS), "panels": {}}
     cells = [(pn, rn) for pn in POLICIES for rn in REWARDS]

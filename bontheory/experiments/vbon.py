@@ -22,7 +22,7 @@ import numpy as np
 from bontheory import tilted_pmf
 from bontheory.plotting import new_figure, save_figure
 from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
-from bontheory.progress import progress
+from bontheory.runner import progress
 from bontheory import (
     MethodSettings,
     approximation_metrics,
