@@ -246,8 +246,17 @@ def test_bad_input_raises():
 
     with pytest.raises(ValueError, match="reward must map"):
         bon_monte_carlo(key, policy, WrongShape(), 2, 10)
+    @flax.struct.dataclass
+    class FunctionLeaf:  # a reward pytree whose leaf is a function cannot be a jit argument
+        fn: object
+
+        def __call__(self, seqs):
+            return self.fn(seqs)
+
     with pytest.raises(TypeError, match="pytree"):
-        bon_monte_carlo(key, policy, lambda s: s.sum(-1), 2, 10)
+        bon_monte_carlo(key, policy, FunctionLeaf(lambda s: s.sum(-1) * 1.0), 2, 10)
+    with pytest.raises(TypeError, match="callable"):
+        bon_monte_carlo(key, policy, jnp.zeros(3), 2, 10)
     with pytest.raises(ValueError, match="temperature"):
         soft_bon_scorer(0.0)
     with pytest.raises(ValueError, match="one-dimensional"):

@@ -42,7 +42,7 @@ def test_transformer_is_causal(transformer):
 def test_transformer_cached_decoding_matches_full_forward(transformer):
     """The key/value-cache path used by sample() gives the teacher-forced logits of the full forward
     pass, and sample() draws the same sequences as the O(L²) generic sampler with the same key."""
-    from bontheory.policies.policy import _sample_generic
+    from bontheory.policies.policy import generic_sample
     from bontheory.policies.transformer import transformer_decode_logits
 
     tokens = jax.random.randint(jax.random.key(3), (16, L), 0, V).astype(jnp.int32)
@@ -50,7 +50,7 @@ def test_transformer_cached_decoding_matches_full_forward(transformer):
         np.asarray(transformer_decode_logits(transformer, tokens)), np.asarray(transformer.logits(tokens)), atol=1e-4
     )
     fast = np.asarray(transformer.sample(jax.random.key(4), 256))
-    slow = np.asarray(_sample_generic(transformer, jax.random.key(4), 256))
+    slow = np.asarray(generic_sample(transformer, jax.random.key(4), 256))
     assert fast.shape == (256, L) and (fast == slow).mean() > 0.99  # equal up to float ties at argmax
 
 
