@@ -121,7 +121,7 @@ from bontheory.policies.kl import (
     SequenceKLEstimate,
     token_kl,
 )
-from bontheory.policies.policy import Policy, policy_from_module
+from bontheory.policies.policy import ModulePolicy, Policy, policy_from_module
 from bontheory.policies.tabular import (
     MAX_TABLE_SIZE,
     random_tabular_policy,
@@ -145,6 +145,7 @@ from bontheory.rewards.proxy import (
     make_hack_proxy,
     NoisyProxyReward,
 )
+from bontheory.rewards.reward import as_reward, FunctionReward, Reward
 from bontheory.rewards.toy import (
     hashed_draws,
     PalindromeReward,

@@ -1,58 +1,22 @@
 """Exact alternatives to BoN: limits, brute-force enumeration, objectives, and the rare-hack construction."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import bontheory as bt
-
-P4 = np.array([0.1, 0.2, 0.3, 0.4])
-R4 = np.array([0.0, 1.0, 1.0, 2.0])  # ties on the middle level
-
-
-# ---------------------------------------------------------------------------------------------------
-# brute force over all n-tuples
-
-
-def _tuples(k, n):
-    return np.array(list(itertools.product(range(k), repeat=n)))
-
-
-def brute_soft_bon(p, r, n, lam):
-    out = np.zeros(len(p))
-    for tup in _tuples(len(p), n):
-        pr = np.prod(p[tup])
-        w = np.exp((r[tup] - r[tup].max()) / lam)
-        np.add.at(out, tup, pr * w / w.sum())
-    return out
-
-
-def brute_argmax(p, score, n):
-    out = np.zeros(len(p))
-    for tup in _tuples(len(p), n):
-        s = score[tup]
-        best = s == s.max()
-        np.add.at(out, tup[best], np.prod(p[tup]) / best.sum())
-    return out
-
-
-def brute_quantile_truncation(p, r, n, m):
-    k = int(np.clip(np.ceil(n / m - 1e-9), 1, n))
-    out = np.zeros(len(p))
-    for tup in _tuples(len(p), n):
-        s = r[tup]
-        pr = np.prod(p[tup])
-        for j in range(n):
-            above = np.sum(s > s[j])
-            tied = np.sum(s == s[j])
-            slots = min(max(k - above, 0), tied)  # boundary-level slots, filled uniformly among the tied
-            out[tup[j]] += pr * (slots / tied) / k
-    return out
+from references import (
+    P4,
+    R4,
+    brute_force_bon,
+    brute_force_quantile_truncation,
+    brute_force_soft_bon,
+    pessimism_law_by_enumeration,
+)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -63,7 +27,7 @@ def brute_quantile_truncation(p, r, n, m):
 @pytest.mark.parametrize("lam", [0.05, 0.5, 3.0])
 def test_soft_bon_matches_enumeration(n, lam):
     got = np.asarray(bt.soft_bon_pmf(P4, R4, n, lam))
-    np.testing.assert_allclose(got, brute_soft_bon(P4, R4, n, lam), atol=1e-13)
+    np.testing.assert_allclose(got, brute_force_soft_bon(P4, R4, n, lam), atol=1e-13)
 
 
 def test_soft_bon_limits():
@@ -106,10 +70,10 @@ def test_soft_bon_jit_vmap_and_float32():
     lams = jnp.array([0.1, 1.0])
     batched = jax.vmap(f, in_axes=(None, None, None, 0))(jnp.asarray(P4), jnp.asarray(R4), 3, lams)
     for i, lam in enumerate([0.1, 1.0]):
-        np.testing.assert_allclose(batched[i], brute_soft_bon(P4, R4, 3, lam), atol=1e-12)
+        np.testing.assert_allclose(batched[i], brute_force_soft_bon(P4, R4, 3, lam), atol=1e-12)
     p32 = bt.soft_bon_pmf(P4.astype(np.float32), R4.astype(np.float32), 3, np.float32(0.5))
     assert p32.dtype == jnp.float32
-    np.testing.assert_allclose(p32, brute_soft_bon(P4, R4, 3, 0.5), atol=1e-5)
+    np.testing.assert_allclose(p32, brute_force_soft_bon(P4, R4, 3, 0.5), atol=1e-5)
 
 
 def test_soft_bon_rejects_bad_input():
@@ -131,7 +95,7 @@ def test_soft_bon_rejects_bad_input():
 def test_regularized_bon_matches_enumeration(beta):
     score = R4 + beta * np.log(P4)
     for n in (1, 2, 4):
-        np.testing.assert_allclose(bt.regularized_bon_pmf(P4, R4, n, beta), brute_argmax(P4, score, n), atol=1e-13)
+        np.testing.assert_allclose(bt.regularized_bon_pmf(P4, R4, n, beta), brute_force_bon(P4, score, n), atol=1e-13)
     np.testing.assert_allclose(bt.regularized_bon_pmf(P4, R4, 5, 0.0), bt.bon_pmf(P4, R4, 5), atol=1e-15)
 
 
@@ -168,7 +132,7 @@ def test_quantile_truncated_continuous_kl_and_win_rate():
 @pytest.mark.parametrize("n,m", [(1, 1.0), (3, 1.0), (3, 2.0), (4, 2.0), (4, 1.5), (4, 4.0), (5, 2.5)])
 def test_quantile_truncation_sampler_pmf_matches_enumeration(n, m):
     got = bt.quantile_truncation_sampler_pmf(P4, R4, n, m)
-    np.testing.assert_allclose(got, brute_quantile_truncation(P4, R4, n, m), atol=1e-12)
+    np.testing.assert_allclose(got, brute_force_quantile_truncation(P4, R4, n, m), atol=1e-12)
 
 
 def test_quantile_truncation_sampler_pmf_limits():
@@ -249,18 +213,23 @@ def test_pmfs_are_normalised_and_nonnegative(prob, n, par):
         np.testing.assert_allclose(pmf.sum(), 1.0, atol=1e-8)
 
 
-def _random_feasible(rng, p, num):
-    """Random pmfs on the support of p (Dirichlet on the support)."""
-    sup = p > 0
-    q = np.zeros((num, len(p)))
-    q[:, sup] = rng.dirichlet(np.full(sup.sum(), 0.5), size=num)
-    return q
+NUM_DIRECTIONS = 64
+
+#: Feasible perturbations, drawn by hypothesis: Dirichlet-like weights for NUM_DIRECTIONS pmfs on the support
+#: of p (``u^2``, u uniform: concentration about ½), and step sizes t ∈ [0, 1] (cubed: many small steps).
+directions = hnp.arrays(np.float64, (NUM_DIRECTIONS, K), elements=st.floats(1e-3, 1.0))
+steps = hnp.arrays(np.float64, (NUM_DIRECTIONS, 1), elements=st.floats(0.0, 1.0))
 
 
-@given(problems(), st.sampled_from([0.05, 0.5, 3.0]), st.integers(0, 2**31 - 1))
-def test_chi2_pmf_maximises_chi2_objective(prob, beta, seed):
+def _feasible(p, weights):
+    """Pmfs on the support of p, ``∝ weights² · 1[p > 0]`` row by row."""
+    q = np.where(p > 0, weights**2, 0.0)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+@given(problems(), st.sampled_from([0.05, 0.5, 3.0]), directions, steps)
+def test_chi2_pmf_maximises_chi2_objective(prob, beta, weights, t):
     p, r = prob
-    rng = np.random.default_rng(seed)
 
     def objective(pi):
         sup = p > 0
@@ -268,16 +237,14 @@ def test_chi2_pmf_maximises_chi2_objective(prob, beta, seed):
         return pi @ r - 0.5 * beta * chi2
 
     best = np.asarray(bt.chi2_pessimism_pmf(p, r, beta))
-    q = _random_feasible(rng, p, 64)
-    ts = rng.uniform(0, 1, size=(64, 1)) ** 3  # many small steps
-    cands = (1 - ts) * best + ts * q
+    ts = t**3  # many small steps
+    cands = (1 - ts) * best + ts * _feasible(p, weights)
     assert np.all(objective(cands) <= objective(best) + 1e-10)
 
 
-@given(problems(), st.sampled_from([1.0, 1.7, 3.0, 10.0]), st.integers(0, 2**31 - 1))
-def test_quantile_truncated_maximises_em_objective(prob, m, seed):
+@given(problems(), st.sampled_from([1.0, 1.7, 3.0, 10.0]), directions, steps)
+def test_quantile_truncated_maximises_em_objective(prob, m, weights, t):
     p, r = prob
-    rng = np.random.default_rng(seed)
     penalty = (r.max() - r.min()) + 1.0  # any coefficient ≥ the reward range makes π_M optimal
 
     def objective(pi):
@@ -285,9 +252,8 @@ def test_quantile_truncated_maximises_em_objective(prob, m, seed):
 
     best = np.asarray(bt.quantile_truncated_pmf(p, r, m))
     assert np.all(best <= m * p + 1e-12)
-    q = _random_feasible(rng, p, 64)
-    ts = rng.uniform(0, 1, size=(64, 1)) ** 3
-    cands = (1 - ts) * best + ts * q
+    ts = t**3
+    cands = (1 - ts) * best + ts * _feasible(p, weights)
     assert np.all(objective(cands) <= objective(best) + 1e-10)
     # it also maximises E_π r over the feasible set {π ≤ M p}: compare with feasible mixtures towards p
     feas = (1 - ts) * best + ts * p
@@ -325,38 +291,10 @@ def test_rare_hack_quantile_truncation_does_not_fall(m):
     np.testing.assert_allclose(gold[-1], limit, atol=5e-3)  # converges like N^{-1/2} at the boundary
 
 
-def _pessimism_law_by_enumeration(p, r, n, beta, r_max):
-    """Exact law of InferenceTimePessimism with budget n: enumerate the multinomial counts of the first n.
-
-    Given λ̂, the rejection step returns y with probability (1 − (1−a)ⁿ) p w/(M a) + (1−a)ⁿ p,
-    a = E_p[w]/M (acceptance probability), w = (r − λ̂)_+/β, M = (R_max − λ̂)/β.
-    """
-    from scipy.stats import multinomial
-
-    k = len(p)
-    counts = np.array(
-        [np.diff(np.concatenate([[-1], c, [n + k - 1]])) - 1 for c in itertools.combinations(range(n + k - 1), k - 1)]
-    )
-    pr = multinomial.pmf(counts, n, p)
-    q = counts / n
-    lo = np.full(len(q), r.min() - beta - 1.0)
-    hi = np.full(len(q), r.max())
-    for _ in range(200):  # vectorised bisection for λ̂ of each empirical distribution
-        mid = 0.5 * (lo + hi)
-        big = np.sum(q * np.maximum(r - mid[:, None], 0), axis=1) > beta
-        lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
-    lam = 0.5 * (lo + hi)[:, None]
-    w = np.maximum(r - lam, 0) / beta
-    bound = (r_max - lam) / beta
-    a = np.sum(p * w, axis=1, keepdims=True) / bound
-    law = (1 - (1 - a) ** n) * p * w / (bound * a) + (1 - a) ** n * p
-    return pr @ law
-
-
 def test_rare_hack_chi2_pessimism_does_not_fall():
     beta = 0.3
     pop = np.asarray(bt.chi2_pessimism_pmf(HACK_P, HACK_PROXY, beta)) @ HACK_GOLD
-    gold = [(_pessimism_law_by_enumeration(HACK_P, HACK_PROXY, n, beta, 2.0) @ HACK_GOLD) for n in (1, 2, 4, 8, 16, 32)]
+    gold = [(pessimism_law_by_enumeration(HACK_P, HACK_PROXY, n, beta, 2.0) @ HACK_GOLD) for n in (1, 2, 4, 8, 16, 32)]
     assert _drop_from_running_max(gold) < 1e-3
     assert gold[-1] > gold[0] + 0.2
     assert pop > gold[0] + 0.3  # the population target is far above BoN's large-n value

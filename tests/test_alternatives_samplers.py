@@ -8,53 +8,38 @@ Each test runs a Pearson chi-square goodness-of-fit test of sampler frequencies 
 import jax
 import numpy as np
 import pytest
-from scipy import stats
 
 import bontheory as bt
-from test_alternatives import (  # tests/ is on sys.path (pytest prepend import mode)
-    P4,
-    R4,
-    _pessimism_law_by_enumeration,
-    brute_argmax,
-    brute_soft_bon,
-)
+from references import P4, R4, brute_force_bon, brute_force_soft_bon, chi2_pvalue, pessimism_law_by_enumeration
 
 ALPHA = 1e-4
 DRAWS = 8192
 
 
-def _chi2_pvalue(samples, law):
-    counts = np.bincount(np.asarray(samples), minlength=len(law))
-    law = np.asarray(law)
-    assert np.all(counts[law == 0] == 0), "sampled an outcome of probability 0"
-    keep = law > 0
-    return stats.chisquare(counts[keep], DRAWS * law[keep] / law[keep].sum()).pvalue
-
-
 def test_soft_bon_sampler():
     x = bt.soft_bon_sample(jax.random.key(0), P4, R4, 3, 0.5, (DRAWS,))
     assert x.shape == (DRAWS,)
-    assert _chi2_pvalue(x, brute_soft_bon(P4, R4, 3, 0.5)) > ALPHA
-    np.testing.assert_allclose(bt.soft_bon_pmf(P4, R4, 3, 0.5), brute_soft_bon(P4, R4, 3, 0.5), atol=1e-12)
+    assert chi2_pvalue(x, brute_force_soft_bon(P4, R4, 3, 0.5)) > ALPHA
+    np.testing.assert_allclose(bt.soft_bon_pmf(P4, R4, 3, 0.5), brute_force_soft_bon(P4, R4, 3, 0.5), atol=1e-12)
 
 
 def test_regularized_bon_sampler():
     x = bt.regularized_bon_sample(jax.random.key(1), P4, R4, 3, 0.7, (DRAWS,))
-    assert _chi2_pvalue(x, brute_argmax(P4, R4 + 0.7 * np.log(P4), 3)) > ALPHA
+    assert chi2_pvalue(x, brute_force_bon(P4, R4 + 0.7 * np.log(P4), 3)) > ALPHA
 
 
 @pytest.mark.parametrize("n,m", [(4, 2.0), (5, 1.5)])
 def test_quantile_truncation_sampler(n, m):
     x = bt.quantile_truncation_sample(jax.random.key(2), P4, R4, n, m, (DRAWS,))
-    assert _chi2_pvalue(x, bt.quantile_truncation_sampler_pmf(P4, R4, n, m)) > ALPHA
+    assert chi2_pvalue(x, bt.quantile_truncation_sampler_pmf(P4, R4, n, m)) > ALPHA
 
 
 def test_pessimism_sampler():
     n, beta = 6, 0.5
     x = bt.pessimism_sample(jax.random.key(3), P4, R4, n, beta, (DRAWS,))
-    law = _pessimism_law_by_enumeration(P4, R4, n, beta, R4.max())
+    law = pessimism_law_by_enumeration(P4, R4, n, beta, R4.max())
     np.testing.assert_allclose(law.sum(), 1.0, atol=1e-12)
-    assert _chi2_pvalue(x, law) > ALPHA
+    assert chi2_pvalue(x, law) > ALPHA
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -74,7 +59,7 @@ def token_problem():
 
 def _freq_pvalue(draws, law):
     idx = np.asarray(bt.sequence_index(draws.sequences, 2))
-    return _chi2_pvalue(idx, law)
+    return chi2_pvalue(idx, law)
 
 
 def test_token_level_quantile_truncation(token_problem):
@@ -98,7 +83,7 @@ def test_token_level_samplers(token_problem):
         (bt.quantile_truncation_policy_sample(jax.random.key(12), policy, reward, n, 2.0, DRAWS),
          bt.quantile_truncation_sampler_pmf(p, r, n, 2.0)),
         (bt.pessimism_policy_sample(jax.random.key(13), policy, reward, 3, 0.5, DRAWS, r_max=float(r.max())),
-         _pessimism_law_by_enumeration(p, r, 3, 0.5, float(r.max()))),
+         pessimism_law_by_enumeration(p, r, 3, 0.5, float(r.max()))),
     ]
     for draws, law in checks:
         assert draws.sequences.shape == (DRAWS, 3)

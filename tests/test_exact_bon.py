@@ -19,22 +19,10 @@ from bontheory import (
     reward_levels,
     win_rate,
 )
+from references import brute_force_bon
 
 P_EX = np.array([0.1, 0.2, 0.3, 0.4])
 R_EX = np.array([0.0, 1.0, 1.0, 2.0])
-
-
-def brute_force_bon(p, r, n):
-    """Enumerates all K^n tuples; the winner is uniform among the tied best *draws*."""
-    k = len(p)
-    out = np.zeros(k)
-    for tup in itertools.product(range(k), repeat=n):
-        prob = np.prod(p[list(tup)])
-        best = max(r[i] for i in tup)
-        tied = [i for i in tup if r[i] == best]
-        for i in tied:
-            out[i] += prob / len(tied)
-    return out
 
 
 def test_worked_example_with_ties():

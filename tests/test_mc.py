@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from scipy import stats
 
 import bontheory as bt
 from bontheory import (
@@ -35,6 +34,7 @@ from bontheory import (
     soft_bon_scorer,
     win_rate_estimate,
 )
+from references import chi2_pvalue
 
 ALPHA = 1e-3
 V, L, N, T = 3, 3, 4, 20_000
@@ -45,19 +45,6 @@ def _policy(seed=0):
 
 
 REWARD = bt.TokenCountReward(target=0)  # L + 1 levels over 27 sequences: tie-heavy
-
-
-def _chi2_pvalue(observed_idx, expected_probs):
-    """Chi-square goodness of fit, pooling outcomes with expected count < 5 into one bin."""
-    k = expected_probs.shape[0]
-    counts = np.bincount(np.asarray(observed_idx), minlength=k).astype(float)
-    expected = np.asarray(expected_probs, float) * counts.sum()
-    small = expected < 5
-    obs = np.concatenate([counts[~small], [counts[small].sum()]]) if small.any() else counts
-    exp = np.concatenate([expected[~small], [expected[small].sum()]]) if small.any() else expected
-    keep = exp > 0
-    assert obs[~keep].sum() == 0, "a draw landed on an outcome of exact probability 0"
-    return stats.chisquare(obs[keep], exp[keep] * obs[keep].sum() / exp[keep].sum()).pvalue
 
 
 def _within(est, exact, k=4.0, bias=0.0):
@@ -79,7 +66,7 @@ def test_bon_matches_exact_pmf_and_statistics(space, chunk_size):
     idx = sequence_index(draws.sequences, V)
 
     # The law of the selected sequences is exactly π_n over the 27 enumerated sequences.
-    assert _chi2_pvalue(idx, pmf) > ALPHA
+    assert chi2_pvalue(idx, pmf) > ALPHA
     # Returned rewards and log-probs are those of the returned sequences.
     np.testing.assert_allclose(draws.rewards, space.rewards[idx])
     np.testing.assert_allclose(draws.log_probs, space.log_probs[idx], rtol=1e-10, atol=1e-10)
@@ -109,7 +96,7 @@ def test_tie_break_is_uniform_across_chunks_and_candidates_agree():
     np.testing.assert_array_equal(draws.num_tied, n)
     assert 0 <= int(draws.index.min()) and int(draws.index.max()) < n
     # All n candidates tie: the selected position must be uniform on {0..n-1}.
-    assert _chi2_pvalue(draws.index, np.full(n, 1.0 / n)) > ALPHA
+    assert chi2_pvalue(draws.index, np.full(n, 1.0 / n)) > ALPHA
 
     cands = bon_candidates(key, policy, Constant(), n, trials, chunk_size=3, return_sequences=True)
     assert cands.rewards.shape == (trials, n) and cands.log_probs.shape == (trials, n)
@@ -148,7 +135,7 @@ def test_scorers_match_exact_two_candidate_law(space, which):
     law = 2 * p * (win * p[None, :]).sum(1)
     np.testing.assert_allclose(law.sum(), 1.0, rtol=1e-12)
     draws = bon_monte_carlo(jax.random.key(21), policy, REWARD, n, trials, scorer=scorer)
-    assert _chi2_pvalue(sequence_index(draws.sequences, V), law) > ALPHA
+    assert chi2_pvalue(sequence_index(draws.sequences, V), law) > ALPHA
 
 
 def test_sweep_cells_do_not_depend_on_other_cells():
@@ -221,9 +208,11 @@ def test_plugin_and_k3_estimates_on_known_samples():
     idx = jnp.asarray([0, 0, 1, 2])  # empirical (.5, .25, .25) = p
     est = plugin_kl_estimate(idx, log_p)
     np.testing.assert_allclose(est.mean, 0.0, atol=1e-12)
-    k1, k3 = log_ratio_kl_estimates(jnp.asarray([0.3, -0.2, 1e-9, 0.0]))
-    assert float(k3.mean) >= 0
-    np.testing.assert_allclose(k1.mean, np.mean([0.3, -0.2, 1e-9, 0.0]))
+    x = np.array([0.3, -0.2, 1e-9, 0.0])
+    k1, k3 = log_ratio_kl_estimates(jnp.asarray(x))
+    rho = np.exp(-x)  # k3 = (ρ − 1) − log ρ with ρ = p/π = exp(−log-ratio); 1e-9 contributes ≈ 5e-19
+    np.testing.assert_allclose(k3.mean, np.mean((rho - 1) + x), rtol=1e-12)
+    np.testing.assert_allclose(k1.mean, np.mean(x))
 
 
 def test_bad_input_raises():
@@ -246,8 +235,17 @@ def test_bad_input_raises():
 
     with pytest.raises(ValueError, match="reward must map"):
         bon_monte_carlo(key, policy, WrongShape(), 2, 10)
+    @flax.struct.dataclass
+    class FunctionLeaf:  # a reward pytree whose leaf is a function cannot be a jit argument
+        fn: object
+
+        def __call__(self, seqs):
+            return self.fn(seqs)
+
     with pytest.raises(TypeError, match="pytree"):
-        bon_monte_carlo(key, policy, lambda s: s.sum(-1), 2, 10)
+        bon_monte_carlo(key, policy, FunctionLeaf(lambda s: s.sum(-1) * 1.0), 2, 10)
+    with pytest.raises(TypeError, match="callable"):
+        bon_monte_carlo(key, policy, jnp.zeros(3), 2, 10)
     with pytest.raises(ValueError, match="temperature"):
         soft_bon_scorer(0.0)
     with pytest.raises(ValueError, match="one-dimensional"):

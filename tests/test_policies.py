@@ -6,26 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 import bontheory as bt
+from references import chi2_pvalue, lexicographic_index
 
 ORDERS = [0, 1, 2, None]
-
-
-def chi_square_pvalue(draws, probs, vocab_size):
-    """Pearson chi-square p-value of sequence draws against lexicographic probabilities ``probs``;
-    cells with expected count < 5 are pooled into one."""
-    length = draws.shape[1]
-    index = draws.astype(np.int64) @ (vocab_size ** np.arange(length - 1, -1, -1))
-    observed = np.bincount(index, minlength=probs.size).astype(np.float64)
-    expected = draws.shape[0] * probs / probs.sum()
-    small = expected < 5
-    if small.any():
-        observed = np.append(observed[~small], observed[small].sum())
-        expected = np.append(expected[~small], expected[small].sum())
-    chi2 = np.sum((observed - expected) ** 2 / expected)
-    return stats.chi2.sf(chi2, df=observed.size - 1)
 
 
 def _brute_force_log_probs(policy, seqs):
@@ -57,7 +42,7 @@ def test_log_probs_match_sampling_frequencies(order):
     num = 200_000
     draws = np.asarray(jax.jit(lambda p, k: p.sample(k, num))(policy, jax.random.key(2)))
     assert draws.shape == (num, 4) and draws.dtype == np.int32
-    assert chi_square_pvalue(draws, np.exp(np.asarray(logp, np.float64)), 3) > 1e-4
+    assert chi2_pvalue(lexicographic_index(draws, 3), np.exp(np.asarray(logp, np.float64))) > 1e-4
 
 
 def test_log_prob_any_batch_shape():

@@ -26,9 +26,11 @@ def test_bradley_terry_recovers_gold_ranking_on_held_out_pairs(setup):
     assert float(np.mean(fit.losses[-50:])) < float(np.mean(fit.losses[:50]))
     a, b = ref.sample(jax.random.key(5), 4096), ref.sample(jax.random.key(6), 4096)  # num_pairs: no recompile
     assert float(bt.pairwise_accuracy(fit.reward, gold, a, b)) >= 0.9
-    # an untrained network is near chance
-    untrained = bt.LearnedReward(fit.reward.module, jax.tree.map(jnp.zeros_like, fit.reward.params))
-    assert float(bt.pairwise_accuracy(untrained, gold, a, b)) < 0.6
+    # a randomly initialised network of the same architecture is near chance (over 40 initialisations its
+    # accuracy on these pairs spans 0.36–0.67, spread ≈ 0.08): the fit's accuracy is learned, not built in
+    module = fit.reward.module
+    untrained = bt.LearnedReward(module, module.init(jax.random.key(3), a[:1])["params"])
+    assert 0.2 < float(bt.pairwise_accuracy(untrained, gold, a, b)) < 0.8
 
 
 def test_learned_reward_is_a_reward_pytree(setup):

@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bontheory.mc.kernels import BoNDraws, Scorer, _check_policy_reward, _check_sizes, bon_trials
+from bontheory.rewards.reward import as_reward
 
 
 #: Name of the mesh axis the trials are sharded over.
@@ -142,6 +143,7 @@ def sharded_bon_monte_carlo(
         :class:`BoNDraws` of NumPy arrays with all ``num_trials`` trials, on every process.
     """
     n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    reward = as_reward(reward)
     _check_policy_reward(policy, reward)
     mesh = trial_mesh() if mesh is None else mesh
     if mesh.axis_names != (TRIAL_AXIS,):

@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bontheory.rewards.reward import as_reward
+
 
 Scorer = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -326,7 +328,9 @@ def bon_monte_carlo(
         key: PRNG key; trial ``i`` uses ``fold_in(key, i)``.
         policy: a :class:`bontheory.policies.Policy` (or any pytree with ``sample(key, num) ->
             int32[num, L]``, ``log_prob(int[..., L]) -> float[...]`` and ``length``).
-        reward: a pytree callable ``int[num, L] -> float[num]`` (deterministic), e.g. a bontheory reward.
+        reward: a callable ``int[num, L] -> float[num]`` (deterministic): a bontheory reward, or a plain
+            function (wrapped by :func:`bontheory.rewards.reward.as_reward`; reuse one function object, a
+            new one recompiles).
         n: number of candidates per trial, ``n >= 1`` (static).
         num_trials: number of independent trials T (static).
         chunk_size: candidates per trial processed per scan step (static; default ``min(n, 1024)``).
@@ -346,6 +350,7 @@ def bon_monte_carlo(
             wrong shape, or a policy without the Policy interface.
     """
     n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    reward = as_reward(reward)
     _check_policy_reward(policy, reward)
     return _bon_monte_carlo(
         key, policy, reward, n=n, num_trials=num_trials, chunk_size=chunk, trial_batch=batch, scorer=scorer
@@ -377,6 +382,7 @@ def bon_candidates(
         :class:`BoNCandidates` (``rewards`` and ``log_probs`` of shape ``(T, n)``).
     """
     n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    reward = as_reward(reward)
     _check_policy_reward(policy, reward)
     return _bon_candidates(
         key, policy, reward, n=n, num_trials=num_trials, chunk_size=chunk, trial_batch=batch,

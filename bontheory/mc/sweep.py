@@ -30,6 +30,7 @@ from bontheory.mc.estimators import (
     win_rate_estimate,
 )
 from bontheory.mc.kernels import Scorer, bon_monte_carlo
+from bontheory.rewards.reward import as_reward
 
 
 
@@ -84,7 +85,7 @@ def exact_space(policy: Any, reward: Any) -> ExactSpace:
     from bontheory.policies.enumerate import enumerate_sequences
 
     seqs, log_probs = enumerate_sequences(policy)
-    return ExactSpace(log_probs, reward(seqs), policy.vocab_size)
+    return ExactSpace(log_probs, as_reward(reward)(seqs), policy.vocab_size)
 
 
 def bon_cell(
@@ -128,6 +129,7 @@ def bon_cell(
     """
     from bontheory.exact.bounds import bon_kl_bound
 
+    reward = as_reward(reward)
     k_bon, k_ref = jax.random.split(key)
     if mesh is None:
         draws = bon_monte_carlo(
@@ -213,6 +215,7 @@ def bon_sweep(
     rows = []
     for pname, policy in policies.items():
         for rname, reward in rewards.items():
+            reward = as_reward(reward, f"rewards[{rname!r}]")
             space = exact_space(policy, reward) if exact else None
             for n in ns:
                 for seed in seeds:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, _index_to_tokens
+from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
 from bontheory.policies.tabular import TabularPolicy
 
@@ -134,7 +134,7 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     length = policy_a.length
     index = start + jnp.arange(batch_size, dtype=jnp.int32)
     valid = index < total
-    prefixes = _index_to_tokens(jnp.minimum(index, total - 1), policy_a.vocab_size, length - 1)
+    prefixes = index_to_tokens(jnp.minimum(index, total - 1), policy_a.vocab_size, length - 1)
     tokens = jnp.concatenate([prefixes, jnp.zeros((batch_size, 1), jnp.int32)], axis=1)
     la = policy_a.next_token_log_probs(tokens)
     lb = policy_b.next_token_log_probs(tokens)
@@ -169,7 +169,7 @@ def sequence_kl(
     _check_pair(policy_a, policy_b)
     if method not in ("auto", "recursion", "enumeration"):
         raise ValueError(f"method must be 'auto', 'recursion' or 'enumeration', got {method!r}")
-    both_tabular = isinstance(policy_a.module, TabularPolicy) and isinstance(policy_b.module, TabularPolicy)
+    both_tabular = all(isinstance(getattr(p, "module", None), TabularPolicy) for p in (policy_a, policy_b))
     if method == "recursion" and not both_tabular:
         raise ValueError("method='recursion' needs two tabular policies")
     vocab, length = policy_a.vocab_size, policy_a.length
@@ -249,7 +249,7 @@ def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int
     """
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a bontheory Policy, got {type(policy).__name__}")
-    if isinstance(policy.module, TabularPolicy):
+    if isinstance(getattr(policy, "module", None), TabularPolicy):
         logp = jax.nn.log_softmax(policy.params["logits"], axis=-1)
         return _tabular_entropy(logp, policy.module.context_order, policy.vocab_size)
     from bontheory.policies.enumerate import enumerate_sequences

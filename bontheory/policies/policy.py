@@ -1,19 +1,31 @@
-"""The ``Policy`` pytree: an autoregressive distribution over token sequences of fixed length.
+"""Policies: autoregressive distributions over token sequences of fixed length L, behind one interface.
 
-A policy is a Flax module (static) plus its parameters (pytree leaves). The module maps
-``tokens: int32[B, L] -> logits: float[B, L, V]`` causally: ``logits[:, t]`` parametrises the
-next-token distribution of position ``t`` given ``tokens[:, :t]`` (teacher forcing). The sequence
-probability is the chain rule
+``Policy`` is the interface (a :class:`typing.Protocol`) every consumer relies on: ``vocab_size``, ``length``,
+``next_token_log_probs``, ``token_log_probs``, ``log_prob`` and ``sample``. The sequence probability is the
+chain rule (``docs/theory.md §7``)
 
     π(y) = Π_{t=0}^{L-1} π(y_t | y_{<t}).
 
-Pass a ``Policy`` into jitted code as an argument (its params are leaves, the module is static).
+``ModulePolicy`` is the implementation for a Flax module (static) and its parameters (pytree leaves). The
+module maps ``tokens: int32[B, L] -> logits: float[B, L, V]`` causally: ``logits[:, t]`` parametrises the
+next-token distribution of position ``t`` given ``tokens[:, :t]`` (teacher forcing). Each kind of module may
+implement its own sampling and per-token log-probabilities by defining
+
+* ``policy_sample(params, key, num) -> int32[num, L]`` and
+* ``policy_token_log_probs(params, tokens int32[B, L]) -> float[B, L]``
+
+(the tabular policy gathers from its table and samples by inverse CDF; the transformer decodes through a
+key/value cache); a module without them gets the generic paths (one full forward pass per position to sample;
+a log-softmax and a gather for the log-probabilities). This module imports none of its implementations.
+
+A policy of your own needs only the ``Policy`` members, and must be a pytree whose leaves are arrays (e.g. a
+``flax.struct.dataclass``): policies are passed into jitted code as arguments.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import flax.linen as nn
 import flax.struct
@@ -21,6 +33,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
+@runtime_checkable
+class Policy(Protocol):
+    """The policy interface: an autoregressive distribution over the ``V**L`` sequences of length L.
+
+    ``isinstance(x, Policy)`` checks that the members exist (not their signatures). Implementations must be
+    pytrees (passed into ``jit`` as arguments) and pure: the same key gives the same samples.
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens V."""
+        ...
+
+    @property
+    def length(self) -> int:
+        """Sequence length L."""
+        ...
+
+    def next_token_log_probs(self, tokens: jax.Array) -> jax.Array:
+        """``int[B, L] -> float[B, L, V]``: ``log π(· | tokens[:, :t])`` at every position t."""
+        ...
+
+    def token_log_probs(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[..., L]``: ``log π(y_t | y_{<t})``."""
+        ...
+
+    def log_prob(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]``: ``log π(y) = Σ_t log π(y_t | y_{<t})``."""
+        ...
+
+    def sample(self, key: jax.Array, num: int) -> jax.Array:
+        """``num`` i.i.d. sequences ``int32[num, L]`` (``num`` static under ``jit``)."""
+        ...
 
 
 def _is_concrete(x: Any) -> bool:
@@ -49,12 +95,13 @@ def check_sequences(sequences: Any, vocab_size: int, length: int, name: str = "s
 
 
 @flax.struct.dataclass
-class Policy:
-    """An autoregressive policy over ``V**L`` sequences: a Flax module and its parameters.
+class ModulePolicy:
+    """A ``Policy`` given by a Flax module and its parameters (the pytree every built-in policy is).
 
     Attributes:
         module: Flax module mapping ``int32[B, L] -> float[B, L, V]`` causally (static field).
-            It must have integer attributes ``vocab_size`` and ``length``.
+            It must have integer attributes ``vocab_size`` and ``length``; it may define the hooks
+            ``policy_sample`` and ``policy_token_log_probs`` (see the module docstring).
         params: the module's parameters (the ``"params"`` collection), pytree leaves.
     """
 
@@ -71,6 +118,12 @@ class Policy:
         """Sequence length L."""
         return int(self.module.length)
 
+    def _tokens(self, tokens: jax.Array) -> jax.Array:
+        tokens = check_sequences(tokens, self.vocab_size, self.length, "tokens")
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
+        return tokens.astype(jnp.int32)
+
     def logits(self, tokens: jax.Array) -> jax.Array:
         """Unnormalised next-token logits.
 
@@ -80,10 +133,7 @@ class Policy:
         Returns:
             ``float[B, L, V]``; ``logits[:, t]`` depends only on ``tokens[:, :t]``.
         """
-        tokens = check_sequences(tokens, self.vocab_size, self.length, "tokens")
-        if tokens.ndim != 2:
-            raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
-        return _apply(self, tokens.astype(jnp.int32))
+        return _apply(self, self._tokens(tokens))
 
     def next_token_log_probs(self, tokens: jax.Array) -> jax.Array:
         """Normalised next-token log-probabilities ``log π(· | tokens[:, :t])``.
@@ -94,13 +144,10 @@ class Policy:
         Returns:
             ``float[B, L, V]`` with ``logsumexp(out, -1) == 0``.
         """
-        tokens = check_sequences(tokens, self.vocab_size, self.length, "tokens")
-        if tokens.ndim != 2:
-            raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
-        return _apply_log_softmax(self, tokens.astype(jnp.int32))
+        return _apply_log_softmax(self, self._tokens(tokens))
 
     def token_log_probs(self, sequences: jax.Array) -> jax.Array:
-        """Per-token log-probabilities ``log π(y_t | y_{<t})``.
+        """Per-token log-probabilities ``log π(y_t | y_{<t})`` (the module's own hook when it has one).
 
         Args:
             sequences: ``int[..., L]``.
@@ -108,16 +155,9 @@ class Policy:
         Returns:
             ``float[..., L]``.
         """
-        from bontheory.policies.tabular import TabularPolicy, tabular_token_log_probs
-
         seq = check_sequences(sequences, self.vocab_size, self.length)
-        batch_shape = seq.shape[:-1]
         flat = seq.reshape((-1, self.length)).astype(jnp.int32)
-        if isinstance(self.module, TabularPolicy):
-            out = tabular_token_log_probs(self.module, self.params, flat)
-        else:
-            out = _generic_token_log_probs(self, flat)
-        return out.reshape(batch_shape + (self.length,))
+        return _token_log_probs(self, flat).reshape(seq.shape[:-1] + (self.length,))
 
     def log_prob(self, sequences: jax.Array) -> jax.Array:
         """Sequence log-probability ``log π(y) = Σ_t log π(y_t | y_{<t})``.
@@ -131,7 +171,7 @@ class Policy:
         return jnp.sum(self.token_log_probs(sequences), axis=-1)
 
     def sample(self, key: jax.Array, num: int) -> jax.Array:
-        """Draw ``num`` i.i.d. sequences autoregressively.
+        """Draw ``num`` i.i.d. sequences autoregressively (the module's own hook when it has one).
 
         Tabular policies sample from their per-position tables directly (inverse CDF, O(L) work per
         sequence); the transformer decodes one position per step with a key/value cache; any other
@@ -144,46 +184,54 @@ class Policy:
         Returns:
             ``int32[num, L]``.
         """
-        from bontheory.policies.tabular import TabularPolicy, sample_tabular
-
         num = int(num)
         if num < 0:
             raise ValueError(f"num must be >= 0, got {num}")
-        if isinstance(self.module, TabularPolicy):
-            return sample_tabular(self.module, self.params, key, num)
-        from bontheory.policies.transformer import TransformerPolicy
-
-        if isinstance(self.module, TransformerPolicy) and not self.module.decode:
-            return _sample_transformer(self, key, num)
-        return _sample_generic(self, key, num)
+        return _sample(self, key, num)
 
 
 @jax.jit
-def _apply(policy: Policy, tokens: jax.Array) -> jax.Array:
+def _apply(policy: ModulePolicy, tokens: jax.Array) -> jax.Array:
     return policy.module.apply({"params": policy.params}, tokens)
 
 
 @jax.jit
-def _apply_log_softmax(policy: Policy, tokens: jax.Array) -> jax.Array:
+def _apply_log_softmax(policy: ModulePolicy, tokens: jax.Array) -> jax.Array:
     return jax.nn.log_softmax(policy.module.apply({"params": policy.params}, tokens), axis=-1)
 
 
 @jax.jit
-def _generic_token_log_probs(policy: Policy, tokens: jax.Array) -> jax.Array:
-    logits = policy.module.apply({"params": policy.params}, tokens)
-    logp = jax.nn.log_softmax(logits, axis=-1)
+def _token_log_probs(policy: ModulePolicy, tokens: jax.Array) -> jax.Array:
+    own = getattr(policy.module, "policy_token_log_probs", None)
+    if own is not None:
+        return own(policy.params, tokens)
+    return generic_token_log_probs(policy, tokens)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample(policy: ModulePolicy, key: jax.Array, num: int) -> jax.Array:
+    own = getattr(policy.module, "policy_sample", None)
+    if own is not None:
+        return own(policy.params, key, num)
+    return generic_sample(policy, key, num)
+
+
+@jax.jit
+def generic_token_log_probs(policy: ModulePolicy, tokens: jax.Array) -> jax.Array:
+    """``log π(y_t | y_{<t})`` from one forward pass: log-softmax of the logits, then a gather.
+
+    The path of a module without its own ``policy_token_log_probs``; ``int32[B, L] -> float[B, L]``.
+    """
+    logp = jax.nn.log_softmax(policy.module.apply({"params": policy.params}, tokens), axis=-1)
     return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _sample_transformer(policy: Policy, key: jax.Array, num: int) -> jax.Array:
-    from bontheory.policies.transformer import sample_transformer
+def generic_sample(policy: ModulePolicy, key: jax.Array, num: int) -> jax.Array:
+    """``int32[num, L]`` drawn position by position, one full forward pass per position (O(L²) work).
 
-    return sample_transformer(policy, key, num)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _sample_generic(policy: Policy, key: jax.Array, num: int) -> jax.Array:
+    The path of a module without its own ``policy_sample``; position ``t`` uses ``split(key, L)[t]``.
+    """
     length = policy.length
     keys = jax.random.split(key, length)
 
@@ -200,16 +248,16 @@ def _sample_generic(policy: Policy, key: jax.Array, num: int) -> jax.Array:
     return tokens
 
 
-def policy_from_module(key: jax.Array, module: nn.Module) -> Policy:
-    """Initialise ``module`` (with ``vocab_size`` and ``length`` attributes) and wrap it as a ``Policy``.
+def policy_from_module(key: jax.Array, module: nn.Module) -> ModulePolicy:
+    """Initialise ``module`` (with ``vocab_size`` and ``length`` attributes) and wrap it as a policy.
 
     Args:
         key: PRNG key for the parameter initialisers.
         module: a causal Flax module ``int32[B, L] -> float[B, L, V]``.
 
     Returns:
-        ``Policy(module, params)``.
+        ``ModulePolicy(module, params)``.
     """
     dummy = jnp.zeros((1, int(module.length)), jnp.int32)
     params = jax.jit(module.init)(key, dummy)["params"]
-    return Policy(module=module, params=params)
+    return ModulePolicy(module=module, params=params)

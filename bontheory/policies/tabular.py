@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.policies.policy import Policy
+from bontheory.policies.policy import ModulePolicy
 
 
 #: Largest number of logits entries L * V**k * V a tabular policy may hold (64 Mi floats).
@@ -110,11 +110,20 @@ class TabularPolicy(nn.Module):
         ctx = context_index(tokens, self.vocab_size, k)
         return table[jnp.arange(self.length)[None, :], ctx]
 
+    def policy_token_log_probs(self, params: Any, tokens: jax.Array) -> jax.Array:
+        """The policy hook: ``log π(y_t | y_{<t})`` gathered from the table (see ``tabular_token_log_probs``)."""
+        return tabular_token_log_probs(self, params, tokens)
 
-def tabular_log_probs_table(policy: Policy) -> jax.Array:
+    def policy_sample(self, params: Any, key: jax.Array, num: int) -> jax.Array:
+        """The policy hook: ``int32[num, L]`` by inverse CDF on the table (see ``sample_tabular``)."""
+        return sample_tabular(self, params, key, num)
+
+
+def tabular_log_probs_table(policy: ModulePolicy) -> jax.Array:
     """Normalised log-probability table ``float[L, V**k, V]`` of a tabular policy."""
-    if not isinstance(policy.module, TabularPolicy):
-        raise TypeError(f"expected a Policy with a TabularPolicy module, got {type(policy.module).__name__}")
+    module = getattr(policy, "module", None)
+    if not isinstance(module, TabularPolicy):
+        raise TypeError(f"expected a policy with a TabularPolicy module, got {type(module).__name__}")
     return jax.nn.log_softmax(policy.params["logits"], axis=-1)
 
 
@@ -166,7 +175,7 @@ def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int)
     return toks.T
 
 
-def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> Policy:
+def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> ModulePolicy:
     """Build a tabular ``Policy`` from an explicit logits table.
 
     Args:
@@ -175,7 +184,7 @@ def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> Poli
         order: 0, k, or None (full history).
 
     Returns:
-        ``Policy(TabularPolicy(V, L, order), {"logits": logits})``.
+        ``ModulePolicy(TabularPolicy(V, L, order), {"logits": logits})``.
     """
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):
@@ -194,7 +203,7 @@ def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> Poli
     if not isinstance(logits, jax.core.Tracer) and bool(jnp.any(jnp.isnan(logits))):
         raise ValueError("logits contain NaN")
     module = TabularPolicy(vocab_size=int(vocab), length=int(length), order=order)
-    return Policy(module=module, params={"logits": logits})
+    return ModulePolicy(module=module, params={"logits": logits})
 
 
 _KINDS = ("gaussian", "dirichlet", "zipf")
@@ -222,7 +231,7 @@ def random_tabular_policy(
     concentration: float = 1.0,
     zipf_exponent: float = 1.0,
     dtype: Any = None,
-) -> Policy:
+) -> ModulePolicy:
     """Draw a random tabular policy; every (position, context) row is drawn independently.
 
     Kinds (then all logits are divided by ``temperature``; smaller = more peaked):
@@ -244,7 +253,7 @@ def random_tabular_policy(
         dtype: float dtype of the table (default: JAX's default float).
 
     Returns:
-        A ``Policy`` with a ``TabularPolicy`` module and logits ``float[L, V**k, V]``.
+        A ``ModulePolicy`` with a ``TabularPolicy`` module and logits ``float[L, V**k, V]``.
     """
     k = _check_sizes(vocab_size, length, order)
     if kind not in _KINDS:

@@ -8,11 +8,13 @@ self-attention (``nn.make_causal_mask``), GELU MLP, final LayerNorm and a linear
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bontheory.policies.policy import Policy, policy_from_module
+from bontheory.policies.policy import ModulePolicy, policy_from_module
 
 
 
@@ -88,6 +90,10 @@ class TransformerPolicy(nn.Module):
         x = nn.LayerNorm()(x)
         return self.logit_scale * nn.Dense(self.vocab_size, name="head")(x)
 
+    def policy_sample(self, params: Any, key: jax.Array, num: int) -> jax.Array:
+        """The policy hook: ``int32[num, L]`` decoded through the key/value cache (see ``sample_transformer``)."""
+        return _decode_sample(self, params, key, num)
+
 
 def _empty_cache(module: TransformerPolicy, batch: int):
     decoder = module.clone(decode=True)
@@ -96,14 +102,14 @@ def _empty_cache(module: TransformerPolicy, batch: int):
 
 
 @jax.jit
-def transformer_decode_logits(policy: Policy, tokens: jax.Array) -> jax.Array:
+def transformer_decode_logits(policy: ModulePolicy, tokens: jax.Array) -> jax.Array:
     """Teacher-forced logits computed one position at a time through the key/value cache.
 
     Equal (up to rounding) to ``policy.logits(tokens)``; exists to test the cached decoding path
-    used by ``Policy.sample``.
+    used by ``ModulePolicy.sample``.
 
     Args:
-        policy: a ``Policy`` with a ``TransformerPolicy`` module.
+        policy: a ``ModulePolicy`` with a ``TransformerPolicy`` module.
         tokens: ``int[B, L]``.
 
     Returns:
@@ -122,15 +128,18 @@ def transformer_decode_logits(policy: Policy, tokens: jax.Array) -> jax.Array:
     return jnp.swapaxes(logits, 0, 1)
 
 
-def sample_transformer(policy: Policy, key: jax.Array, num: int) -> jax.Array:
+def sample_transformer(policy: ModulePolicy, key: jax.Array, num: int) -> jax.Array:
     """``int32[num, L]`` sampled autoregressively with the key/value cache (one position per step)."""
-    module = policy.module
+    return _decode_sample(policy.module, policy.params, key, int(num))
+
+
+def _decode_sample(module: TransformerPolicy, params: Any, key: jax.Array, num: int) -> jax.Array:
     decoder, cache = _empty_cache(module, num)
     keys = jax.random.split(key, module.length)
 
     def step(carry, k):
         cache, prev = carry
-        logits, upd = decoder.apply({"params": policy.params, "cache": cache}, prev[:, None], mutable=["cache"])
+        logits, upd = decoder.apply({"params": params, "cache": cache}, prev[:, None], mutable=["cache"])
         tok = jax.random.categorical(k, logits[:, 0], axis=-1).astype(jnp.int32)
         return (upd["cache"], tok), tok
 
@@ -148,8 +157,8 @@ def init_transformer_policy(
     num_layers: int = 2,
     mlp_ratio: int = 4,
     logit_scale: float = 1.0,
-) -> Policy:
-    """A randomly initialised ``TransformerPolicy`` wrapped as a ``Policy``.
+) -> ModulePolicy:
+    """A randomly initialised ``TransformerPolicy`` wrapped as a ``ModulePolicy``.
 
     Args:
         key: PRNG key for the initialisers.
@@ -157,7 +166,7 @@ def init_transformer_policy(
             ``TransformerPolicy``.
 
     Returns:
-        ``Policy``.
+        ``ModulePolicy``.
     """
     if vocab_size < 1 or length < 1:
         raise ValueError(f"vocab_size and length must be >= 1, got V={vocab_size}, L={length}")

@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.policies.policy import Policy
-
 from bontheory.policies.enumerate import enumerate_sequences
-from bontheory.rewards.toy import _as_sequences, _check_tokens_fit_hash, hashed_draws
+from bontheory.policies.policy import Policy
+from bontheory.rewards.reward import as_reward, as_sequences
+from bontheory.rewards.toy import check_tokens_fit_hash, hashed_draws
 
 
 _NOISES = ("gaussian", "student_t", "cauchy")
@@ -44,10 +44,14 @@ class NoisyProxyReward:
     noise: str = flax.struct.field(pytree_node=False, default="gaussian")
     df: float = flax.struct.field(pytree_node=False, default=3.0)
 
+    def __post_init__(self):
+        if callable(self.gold):  # a plain function becomes a FunctionReward (see as_reward)
+            object.__setattr__(self, "gold", as_reward(self.gold, "gold"))
+
     def error(self, sequences: jax.Array) -> jax.Array:
         """The unscaled noise ``ε(y)``, ``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
-        _check_tokens_fit_hash(seq)
+        seq = as_sequences(sequences)
+        check_tokens_fit_hash(seq)
         if self.noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
         if self.noise == "student_t" and not self.df > 0:
@@ -63,8 +67,8 @@ class NoisyProxyReward:
 
 
 def _hack_uniform(key: jax.Array, sequences: jax.Array) -> jax.Array:
-    seq = _as_sequences(sequences)
-    _check_tokens_fit_hash(seq)
+    seq = as_sequences(sequences)
+    check_tokens_fit_hash(seq)
     return hashed_draws(key, seq, "uniform", dtype=jnp.float32)
 
 
@@ -83,6 +87,10 @@ class HackedGoldReward:
     key: jax.Array
     threshold: jax.Array
     penalty: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __post_init__(self):
+        if callable(self.base):  # a plain function becomes a FunctionReward (see as_reward)
+            object.__setattr__(self, "base", as_reward(self.base, "base"))
 
     def in_region(self, sequences: jax.Array) -> jax.Array:
         """``bool[...]``: whether each sequence lies in the hack region H."""
@@ -113,6 +121,10 @@ class HackProxyReward:
     threshold: jax.Array
     bonus: float = flax.struct.field(pytree_node=False, default=1.0)
     penalty: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __post_init__(self):
+        if callable(self.base):  # a plain function becomes a FunctionReward (see as_reward)
+            object.__setattr__(self, "base", as_reward(self.base, "base"))
 
     @property
     def gold(self) -> HackedGoldReward:
@@ -162,7 +174,7 @@ def make_hack_proxy(
 
     Args:
         key: PRNG key (split into the region key and the calibration sampling key).
-        base: reward shared by proxy and gold outside H.
+        base: reward shared by proxy and gold outside H (a reward pytree or a plain function).
         reference: the reference policy p.
         hack_mass: target P_p(H) in (0, 1).
         bonus: proxy reward added in H (error size on the proxy side).
@@ -175,6 +187,7 @@ def make_hack_proxy(
     """
     if not isinstance(reference, Policy):
         raise TypeError(f"reference must be a bontheory Policy, got {type(reference).__name__}")
+    base = as_reward(base, "base")
     if not 0.0 < hack_mass < 1.0:
         raise ValueError(f"hack_mass must be in (0, 1), got {hack_mass}")
     region_key, sample_key = jax.random.split(key)

@@ -1,7 +1,8 @@
 """Toy rewards on token sequences: pure, deterministic functions ``int[..., L] -> float[...]``.
 
 Every reward is a ``flax.struct.dataclass`` pytree (arrays are leaves, small settings are static),
-so it can be passed into jitted code as an argument and called under ``vmap``.
+so it can be passed into jitted code as an argument and called under ``vmap``. A reward built on
+another reward (``QuantizedReward``) also takes a plain function, wrapped by ``as_reward``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-
-def _as_sequences(sequences, length: int | None = None) -> jax.Array:
-    seq = jnp.asarray(sequences)
-    if not jnp.issubdtype(seq.dtype, jnp.integer):
-        raise TypeError(f"sequences must be an integer array of token ids, got dtype {seq.dtype}")
-    if seq.ndim < 1:
-        raise ValueError(f"sequences must have shape (..., L), got a scalar")
-    if length is not None and seq.shape[-1] != length:
-        raise ValueError(f"sequences must have shape (..., L) with L = {length}, got shape {seq.shape}")
-    return seq
+from bontheory.rewards.reward import as_reward, as_sequences
 
 
 @flax.struct.dataclass
@@ -43,7 +34,7 @@ class TokenCountReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
+        seq = as_sequences(sequences)
         count = jnp.sum(seq == self.target, axis=-1)
         return self.weight * count.astype(jnp.result_type(float))
 
@@ -64,7 +55,7 @@ class TokenScoreReward:
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
         length = self.scores.shape[0]
-        seq = _as_sequences(sequences, length)
+        seq = as_sequences(sequences, length)
         vocab = self.scores.shape[1]
         offsets = (jnp.arange(length, dtype=jnp.int32) * vocab).reshape((1,) * (seq.ndim - 1) + (length,))
         gathered = jnp.take(self.scores.reshape(-1), offsets + seq.astype(jnp.int32))  # scores[t, y_t]
@@ -94,7 +85,7 @@ class PatternReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = _as_sequences(sequences)
+        seq = as_sequences(sequences)
         pat = tuple(int(v) for v in self.pattern)
         if len(pat) < 1:
             raise ValueError("pattern must hold at least one token")
@@ -115,7 +106,7 @@ class PalindromeReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
+        seq = as_sequences(sequences)
         half = seq.shape[-1] // 2
         fdt = jnp.result_type(float)
         if half == 0:
@@ -135,6 +126,10 @@ class QuantizedReward:
 
     base: object
     step: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __post_init__(self):
+        if callable(self.base):  # a plain function becomes a FunctionReward (see as_reward)
+            object.__setattr__(self, "base", as_reward(self.base, "base"))
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
@@ -157,7 +152,7 @@ def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     Returns:
         Key array of shape ``sequences.shape[:-1]``.
     """
-    seq = _as_sequences(sequences)
+    seq = as_sequences(sequences)
     batch_shape, length = seq.shape[:-1], seq.shape[-1]
     return _sequence_keys_flat(key, seq.reshape((-1, length))).reshape(batch_shape)
 
@@ -209,7 +204,8 @@ def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: fl
     return jax.vmap(draw)(keys).reshape(batch_shape)
 
 
-def _check_tokens_fit_hash(seq: jax.Array) -> None:
+def check_tokens_fit_hash(seq: jax.Array) -> None:
+    """Raise ``ValueError`` when concrete token ids do not fit the 16 bits per token that ``sequence_keys`` packs."""
     if not isinstance(seq, jax.core.Tracer) and seq.size and int(np.max(np.asarray(seq))) >= 2**16:
         raise ValueError("hash-based rewards support token ids < 2**16")
 
@@ -233,8 +229,8 @@ class SequenceHashReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
-        _check_tokens_fit_hash(seq)
+        seq = as_sequences(sequences)
+        check_tokens_fit_hash(seq)
         if self.distribution not in ("normal", "uniform"):
             raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
         return self.scale * hashed_draws(self.key, seq, self.distribution)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bontheory.rewards.reward import as_reward
 from bontheory.vbon.baselines import bon_sft_data, bonbon_data, iterated_bond
 from bontheory.vbon.objectives import (
     BoNBoNLoss,
@@ -96,7 +97,8 @@ def train_toward_bon(
       method: one of :data:`VBON_METHODS`.
       init_policy: the starting Policy (normally the reference, possibly re-parametrised).
       ref_policy: the reference Policy p.
-      reward: the reward pytree (``reward(int[B, L]) -> [B]``), for the sampled methods.
+      reward: the reward ``reward(int[B, L]) -> [B]`` (a reward pytree or a plain function), for the sampled
+        methods.
       sequences: int[K, L], all sequences.
       ref_log_probs: float[K], log p over them.
       rewards: float[K], r over them.
@@ -144,6 +146,7 @@ def train_toward_bon(
         )
         return state.policy, {"loss": jnp.stack([h["loss"] for h in hist])}
     else:  # sampled vBoN
+        reward = as_reward(reward)
         ref_r = reward(ref_policy.sample(kd, s.num_reference_samples))
         data = {"ref_policy": ref_policy, "reward": reward, "kl_coef": jnp.asarray(1.0, dtype),
                 "n": jnp.asarray(n, dtype), "ref_reward_samples": ref_r}
