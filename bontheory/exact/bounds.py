@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import rel_entr
 
 from bontheory import validation
 from bontheory.exact.bon import bon_log_pmf_from_levels
@@ -96,8 +97,7 @@ def _estimator_unchecked(eps: jax.Array, nf: jax.Array) -> jax.Array:
     stay = jnp.exp(a)
     moved = -jnp.expm1(a)
     first = stay * (folk + (nf - 1) * jnp.log1p(-inner))
-    safe_e = jnp.where(eps > 0, eps, 1)
-    second = moved * (jnp.log(jnp.where(moved > 0, moved, 1)) - jnp.log(safe_e))
+    second = rel_entr(moved, jnp.where(eps > 0, eps, 1))  # moved · log(moved/ε), 0 when moved = 0
     est = first + jnp.where(eps > 0, second, 0)
     return jnp.where(eps >= 1, 0, jnp.where(eps > 0, est, folk))
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory import validation
+from bontheory.numerics import kl_from_probs
 from bontheory.exact.levels import _reward_levels
 
 
@@ -40,12 +41,7 @@ def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
     return _kl_core(p, q)
 
 
-@jax.jit
-def _kl_core(p: jax.Array, q: jax.Array) -> jax.Array:
-    pos = p > 0
-    log_p = jnp.log(jnp.where(pos, p, 1))
-    log_q = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf)
-    return jnp.sum(jnp.where(pos, p * (log_p - log_q), 0), axis=-1)
+_kl_core = jax.jit(kl_from_probs)
 
 
 def chi2_divergence(p: jax.Array, q: jax.Array) -> jax.Array:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory import validation
+from bontheory.numerics import safe_log
 
 
 
@@ -75,11 +76,6 @@ class RewardLevels(NamedTuple):
         return int(self.order.shape[-1])
 
 
-def _log_pos(x: jax.Array) -> jax.Array:
-    """log(x) for x >= 0 with log(0) = -inf and no NaN from the unused branch."""
-    return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1)), -jnp.inf)
-
-
 def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
@@ -103,8 +99,8 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     tail = jnp.concatenate([tail_incl[1:], jnp.zeros((1,), dtype)])  # 1 − F_ℓ from above
     use_head = head < 0.5
     cdf = jnp.where(use_head, head, 1 - tail)
-    log_cdf = jnp.where(use_head, _log_pos(head), jnp.log1p(-tail))
-    log_cdf_lower = jnp.where(head_lower < 0.5, _log_pos(head_lower), jnp.log1p(-tail_incl))
+    log_cdf = jnp.where(use_head, safe_log(head), jnp.log1p(-tail))
+    log_cdf_lower = jnp.where(head_lower < 0.5, safe_log(head_lower), jnp.log1p(-tail_incl))
     ratio = jnp.where(cdf > 0, jnp.minimum(mass / jnp.where(cdf > 0, cdf, 1), 1), 0)
     log_ratio = jnp.where((head_lower <= 0) & (mass > 0), -jnp.inf, jnp.log1p(-ratio))
     level_of = jnp.zeros((k,), jnp.int32).at[order].set(lid)
@@ -114,13 +110,13 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
         num_levels=num_levels,
         reward=reward,
         mass=mass,
-        log_mass=_log_pos(mass),
+        log_mass=safe_log(mass),
         log_cdf=log_cdf,
         log_cdf_lower=log_cdf_lower,
         log_ratio=log_ratio,
         tail=tail,
         count=count,
-        log_probs=_log_pos(p),
+        log_probs=safe_log(p),
     )
 
 
@@ -216,4 +212,4 @@ def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     log_cdf = _bcast(levels.log_cdf, shape)
     log_ratio = _bcast(levels.log_ratio, shape)
     body = -jnp.expm1(nn * log_ratio)
-    return nn * log_cdf + _log_pos(body)
+    return nn * log_cdf + safe_log(body)

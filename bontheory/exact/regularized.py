@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory import validation
+from bontheory.numerics import safe_log
 from bontheory.exact.bon import bon_pmf
 
 
@@ -32,7 +33,7 @@ def regularized_bon_score(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
     dtype = validation.float_dtype(ref_probs, rewards)
     p = ref_probs.astype(dtype)
     support = p > 0
-    log_p = jnp.log(jnp.where(support, p, 1.0))
+    log_p = jnp.where(support, safe_log(p), 0.0)  # finite off the support (replaced by the floor below)
     b = jnp.asarray(beta, dtype)[..., None]
     score = rewards.astype(dtype) + b * log_p
     floor = jnp.min(jnp.where(support, score, jnp.inf), axis=-1, keepdims=True) - 1.0

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from bontheory import validation
+from bontheory.numerics import safe_log
 
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
@@ -53,7 +54,7 @@ def _log_phi(log_p: jax.Array, log_w: jax.Array, s: jax.Array) -> jax.Array:
 def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
     dtype = ref_probs.dtype
     support = ref_probs > 0
-    log_p = jnp.where(support, jnp.log(jnp.where(support, ref_probs, 1.0)), -jnp.inf)
+    log_p = safe_log(ref_probs)
     scaled = rewards / temperature[..., None]
     top = jnp.max(jnp.where(support, scaled, -jnp.inf), axis=-1, keepdims=True)
     bottom = jnp.min(jnp.where(support, scaled, jnp.inf), axis=-1, keepdims=True)

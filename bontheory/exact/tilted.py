@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory import validation
+from bontheory.numerics import kl_from_log_probs, safe_log
 from bontheory.exact.levels import _reward_levels
 
 
@@ -47,7 +48,7 @@ def _inputs(ref_probs, rewards):
 def _log_p(p: jax.Array, dtype) -> jax.Array:
     p = jnp.maximum(p.astype(dtype), 0)
     p = p / jnp.sum(p, axis=-1, keepdims=True)
-    return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1)), -jnp.inf)
+    return safe_log(p)
 
 
 def _mid_cdf_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
@@ -75,9 +76,7 @@ def _tilt_core(p, r, strength, batch, kind, frontier):
     pi = jax.nn.softmax(logits, axis=-1)
     if not frontier:
         return pi
-    pos = pi > 0
-    log_pi = jax.nn.log_softmax(logits, axis=-1)
-    kl = jnp.sum(jnp.where(pos, pi * (jnp.where(pos, log_pi, 0) - jnp.where(pos, log_p, 0)), 0), axis=-1)
+    kl = kl_from_log_probs(jax.nn.log_softmax(logits, axis=-1), log_p)
     return Frontier(jnp.maximum(kl, 0), jnp.sum(pi * score, axis=-1))
 
 

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bontheory.numerics import safe_log
+
 
 
 class Estimate(NamedTuple):
@@ -159,7 +161,7 @@ def _plugin_kl(idx, log_p):
     t, k = idx.shape[0], log_p.shape[0]
     counts = jnp.bincount(idx, length=k)
     freq = counts / t
-    log_ratio = jnp.where(counts > 0, jnp.log(jnp.where(counts > 0, freq, 1.0)) - log_p, 0.0)
+    log_ratio = jnp.where(counts > 0, safe_log(freq) - log_p, 0.0)
     kl = jnp.sum(freq * log_ratio)
     var = jnp.sum(freq * (log_ratio - kl) ** 2)
     return Estimate(kl, jnp.sqrt(var / t))

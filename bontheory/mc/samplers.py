@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory import validation
+from bontheory.numerics import safe_log
 from bontheory.exact.pessimism import _threshold_from_levels
 from bontheory.exact.levels import _levels_1d
 
@@ -134,7 +135,7 @@ _RULES = {
 
 @partial(jax.jit, static_argnames=("rule", "num_candidates", "total", "batch_size"))
 def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size):
-    log_p = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+    log_p = safe_log(p)
     keys = jax.random.split(key, total)
     select = _RULES[rule]
 

@@ -16,13 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from bontheory.numerics import kl_from_log_probs
 
-
-def _xlogy_diff(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    # p · (log p − log q) with the convention 0 · (anything) = 0, gradient-safe (no NaN from −inf − −inf).
-    safe = p > 0
-    diff = jnp.where(safe, log_p - jnp.where(safe, log_q, 0.0), 0.0)
-    return jnp.where(safe, p * diff, 0.0)
 
 
 def reverse_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
@@ -42,8 +37,7 @@ def reverse_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
     """
     log_q = jnp.asarray(log_q)
     log_target = jnp.asarray(log_target)
-    q = jnp.exp(log_q)
-    return jnp.sum(_xlogy_diff(q, log_q, log_target), axis=-1)
+    return kl_from_log_probs(log_q, log_target)
 
 
 def forward_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
@@ -62,8 +56,7 @@ def forward_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
     """
     log_q = jnp.asarray(log_q)
     log_target = jnp.asarray(log_target)
-    t = jnp.exp(log_target)
-    return jnp.sum(_xlogy_diff(t, log_target, log_q), axis=-1)
+    return kl_from_log_probs(log_target, log_q)
 
 
 def jeffreys_divergence(log_q: ArrayLike, log_target: ArrayLike, backward_weight: ArrayLike) -> jax.Array:
