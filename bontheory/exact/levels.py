@@ -30,7 +30,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bontheory import validation
+from jax.typing import ArrayLike
+from jaxtyping import Float, Real
+
+from bontheory import numerics, validation
 from bontheory.numerics import safe_log
 
 
@@ -120,7 +123,10 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     )
 
 
-def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = True) -> RewardLevels:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards)
+def reward_levels(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], *, compact: bool = True
+) -> RewardLevels:
     r"""Sorts outcomes by reward once and groups ties into levels.
 
     Args:
@@ -139,12 +145,8 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = T
     Raises:
       ValueError / TypeError: on bad input (see :mod:`bontheory.validation`; value checks only when concrete).
     """
-    p = validation.to_array(ref_probs, "ref_probs")
-    r = validation.to_array(rewards, "rewards")
-    validation.check_probs(p, "ref_probs")
-    validation.check_rewards(r, "rewards")
-    batch = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
-    levels = _reward_levels(p, r, batch)
+    p, r = ref_probs, rewards
+    levels = _reward_levels(p, r, numerics.batch_shape(p, r))
     if compact and validation.is_concrete(p, r):
         levels = compact_levels(levels)
     return levels
@@ -173,9 +175,9 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
 
 @functools.partial(jax.jit, static_argnums=2)
 def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
-    dtype = validation.float_dtype(p, r)
+    dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
-    p, r = validation.broadcast_batch(p, r, batch_shape=batch)
+    p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
     fn = lambda pp, rr: _levels_1d(pp, rr, dtype)  # noqa: E731
     for _ in batch:
         fn = jax.vmap(fn)

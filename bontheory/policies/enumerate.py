@@ -35,7 +35,8 @@ def _check_space(vocab_size: int, length: int, max_sequences: int) -> int:
     return total
 
 
-def _index_to_tokens(index: jax.Array, vocab_size: int, length: int) -> jax.Array:
+def index_to_tokens(index: jax.Array, vocab_size: int, length: int) -> jax.Array:
+    """The sequences ``int32[B, L]`` with lexicographic indices ``index`` (``int[B]``; token 0 most significant)."""
     powers = jnp.asarray([vocab_size ** (length - 1 - t) for t in range(length)], jnp.int32)
     return ((index[:, None] // powers[None, :]) % vocab_size).astype(jnp.int32)
 
@@ -52,7 +53,7 @@ def all_sequences(vocab_size: int, length: int, max_sequences: int = MAX_ENUMERA
         ``int32[V**L, L]``.
     """
     total = _check_space(vocab_size, length, max_sequences)
-    return _index_to_tokens(jnp.arange(total, dtype=jnp.int32), int(vocab_size), int(length))
+    return index_to_tokens(jnp.arange(total, dtype=jnp.int32), int(vocab_size), int(length))
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
@@ -60,7 +61,7 @@ def _batch(policy: Policy, start: jax.Array, batch_size: int):
     index = start + jnp.arange(batch_size, dtype=jnp.int32)
     total = policy.vocab_size**policy.length
     index = jnp.minimum(index, total - 1)  # pad the last batch with a valid sequence
-    seqs = _index_to_tokens(index, policy.vocab_size, policy.length)
+    seqs = index_to_tokens(index, policy.vocab_size, policy.length)
     return seqs, policy.log_prob(seqs)
 
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from bontheory.numerics import entropy_from_log_probs, kl_from_log_probs
-from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, _index_to_tokens
+from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
 from bontheory.policies.tabular import TabularPolicy
 
@@ -128,7 +128,7 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     length = policy_a.length
     index = start + jnp.arange(batch_size, dtype=jnp.int32)
     valid = index < total
-    prefixes = _index_to_tokens(jnp.minimum(index, total - 1), policy_a.vocab_size, length - 1)
+    prefixes = index_to_tokens(jnp.minimum(index, total - 1), policy_a.vocab_size, length - 1)
     tokens = jnp.concatenate([prefixes, jnp.zeros((batch_size, 1), jnp.int32)], axis=1)
     la = policy_a.next_token_log_probs(tokens)
     lb = policy_b.next_token_log_probs(tokens)

@@ -20,7 +20,8 @@ import numpy as np
 from bontheory.policies.policy import Policy
 
 from bontheory.policies.enumerate import enumerate_sequences
-from bontheory.rewards.toy import _as_sequences, _check_tokens_fit_hash, hashed_draws
+from bontheory import validation
+from bontheory.rewards.toy import check_tokens_fit_hash, hashed_draws
 
 
 _NOISES = ("gaussian", "student_t", "cauchy")
@@ -46,8 +47,8 @@ class NoisyProxyReward:
 
     def error(self, sequences: jax.Array) -> jax.Array:
         """The unscaled noise ``ε(y)``, ``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
-        _check_tokens_fit_hash(seq)
+        seq = validation.sequences(sequences)
+        check_tokens_fit_hash(seq)
         if self.noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
         if self.noise == "student_t" and not self.df > 0:
@@ -63,8 +64,8 @@ class NoisyProxyReward:
 
 
 def _hack_uniform(key: jax.Array, sequences: jax.Array) -> jax.Array:
-    seq = _as_sequences(sequences)
-    _check_tokens_fit_hash(seq)
+    seq = validation.sequences(sequences)
+    check_tokens_fit_hash(seq)
     return hashed_draws(key, seq, "uniform", dtype=jnp.float32)
 
 

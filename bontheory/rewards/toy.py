@@ -13,17 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 
-
-def _as_sequences(sequences, length: int | None = None) -> jax.Array:
-    seq = jnp.asarray(sequences)
-    if not jnp.issubdtype(seq.dtype, jnp.integer):
-        raise TypeError(f"sequences must be an integer array of token ids, got dtype {seq.dtype}")
-    if seq.ndim < 1:
-        raise ValueError(f"sequences must have shape (..., L), got a scalar")
-    if length is not None and seq.shape[-1] != length:
-        raise ValueError(f"sequences must have shape (..., L) with L = {length}, got shape {seq.shape}")
-    return seq
 
 
 @flax.struct.dataclass
@@ -43,7 +34,7 @@ class TokenCountReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
+        seq = validation.sequences(sequences)
         count = jnp.sum(seq == self.target, axis=-1)
         return self.weight * count.astype(jnp.result_type(float))
 
@@ -64,7 +55,7 @@ class TokenScoreReward:
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
         length = self.scores.shape[0]
-        seq = _as_sequences(sequences, length)
+        seq = validation.sequences(sequences, length=length)
         vocab = self.scores.shape[1]
         offsets = (jnp.arange(length, dtype=jnp.int32) * vocab).reshape((1,) * (seq.ndim - 1) + (length,))
         gathered = jnp.take(self.scores.reshape(-1), offsets + seq.astype(jnp.int32))  # scores[t, y_t]
@@ -94,7 +85,7 @@ class PatternReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = _as_sequences(sequences)
+        seq = validation.sequences(sequences)
         pat = tuple(int(v) for v in self.pattern)
         if len(pat) < 1:
             raise ValueError("pattern must hold at least one token")
@@ -115,7 +106,7 @@ class PalindromeReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
+        seq = validation.sequences(sequences)
         half = seq.shape[-1] // 2
         fdt = jnp.result_type(float)
         if half == 0:
@@ -157,7 +148,7 @@ def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     Returns:
         Key array of shape ``sequences.shape[:-1]``.
     """
-    seq = _as_sequences(sequences)
+    seq = validation.sequences(sequences)
     batch_shape, length = seq.shape[:-1], seq.shape[-1]
     return _sequence_keys_flat(key, seq.reshape((-1, length))).reshape(batch_shape)
 
@@ -209,7 +200,7 @@ def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: fl
     return jax.vmap(draw)(keys).reshape(batch_shape)
 
 
-def _check_tokens_fit_hash(seq: jax.Array) -> None:
+def check_tokens_fit_hash(seq: jax.Array) -> None:
     if not isinstance(seq, jax.core.Tracer) and seq.size and int(np.max(np.asarray(seq))) >= 2**16:
         raise ValueError("hash-based rewards support token ids < 2**16")
 
@@ -233,8 +224,8 @@ class SequenceHashReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = _as_sequences(sequences)
-        _check_tokens_fit_hash(seq)
+        seq = validation.sequences(sequences)
+        check_tokens_fit_hash(seq)
         if self.distribution not in ("normal", "uniform"):
             raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
         return self.scale * hashed_draws(self.key, seq, self.distribution)

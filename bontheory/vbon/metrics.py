@@ -6,13 +6,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
+from bontheory import validation as _V
 from bontheory.vbon.divergences import reverse_kl
 
 
 
+@_V.validate(log_probs=_V.log_probs, ref_log_probs=_V.log_probs, rewards=_V.rewards, bon_log_probs=_V.log_probs)
 def approximation_metrics(
-    log_probs: ArrayLike, ref_log_probs: ArrayLike, rewards: ArrayLike, bon_log_probs: ArrayLike
+    log_probs: Float[ArrayLike, "*batch K"],
+    ref_log_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    bon_log_probs: Float[ArrayLike, "*batch K"],
 ) -> dict[str, jax.Array]:
     r"""Exact approximation error of a policy q with respect to the BoN pmf π_n, over all outcomes.
 
@@ -32,10 +38,7 @@ def approximation_metrics(
     """
     from bontheory.exact.divergences import win_rate
 
-    lq = jnp.asarray(log_probs)
-    lp = jnp.asarray(ref_log_probs)
-    lb = jnp.asarray(bon_log_probs)
-    r = jnp.asarray(rewards)
+    lq, lp, lb, r = log_probs, ref_log_probs, bon_log_probs, rewards
     q, p, b = jnp.exp(lq), jnp.exp(lp), jnp.exp(lb)
     reward = jnp.sum(q * r, axis=-1)
     bon_reward = jnp.sum(b * r, axis=-1)

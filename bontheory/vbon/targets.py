@@ -17,7 +17,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
+from bontheory import validation as _V
 from bontheory.exact.bon import bon_log_pmf_from_levels
 from bontheory.exact.levels import reward_levels
 from bontheory.vbon.divergences import reverse_kl
@@ -38,7 +40,12 @@ def _log_targets(ref_log_probs: jax.Array, rewards: jax.Array, n: ArrayLike) -> 
     return exact, cont
 
 
-def vbon_target_log_probs(ref_log_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, target: str = "exact") -> jax.Array:
+@_V.validate(
+    ref_log_probs=_V.log_probs, rewards=_V.rewards, n=_V.sample_size, target=_V.kind(_V.one_of, choices=_TARGETS)
+)
+def vbon_target_log_probs(
+    ref_log_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike, target: str = "exact"
+) -> Float[Array, "*batch K"]:
     r"""Log-probabilities of a vBoN target over all outcomes.
 
     Args:
@@ -54,13 +61,12 @@ def vbon_target_log_probs(ref_log_probs: ArrayLike, rewards: ArrayLike, n: Array
     Raises:
       ValueError: on an unknown ``target`` or bad input (concrete values; see ``reward_levels``).
     """
-    if target not in _TARGETS:
-        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
-    exact, cont = _log_targets(jnp.asarray(ref_log_probs), jnp.asarray(rewards), n)
+    exact, cont = _log_targets(ref_log_probs, rewards, n)
     return exact if target == "exact" else cont
 
 
-def tie_effect(ref_log_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike) -> dict[str, jax.Array]:
+@_V.validate(ref_log_probs=_V.log_probs, rewards=_V.rewards, n=_V.sample_size)
+def tie_effect(ref_log_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike) -> dict[str, jax.Array]:
     r"""How far the continuous-form optimum p·F^{n−1} (normalised) is from the exact BoN pmf π_n.
 
     Returns:
@@ -68,8 +74,8 @@ def tie_effect(ref_log_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike) -> di
       continuous-form vBoN still pays, measured as the vBoN loss), ``kl_bon_to_cont`` = KL(π_n‖π^cont),
       ``tv`` = total variation, and ``reward_gap`` = E_{π_n}[r] − E_{π^cont}[r].
     """
-    r = jnp.asarray(rewards)
-    exact, cont = _log_targets(jnp.asarray(ref_log_probs), r, n)
+    r = rewards
+    exact, cont = _log_targets(ref_log_probs, r, n)
     pe, pc = jnp.exp(exact), jnp.exp(cont)
     return {
         "kl_cont_to_bon": reverse_kl(cont, exact),
