@@ -59,9 +59,12 @@ def test_divergences_match_numpy(seed, w):
     with np.errstate(divide="ignore"):
         lq, lt = np.log(q), np.log(t)
     assert float(reverse_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)
-    assert math.isinf(float(forward_kl(lq, lt)))
+    assert math.isinf(float(forward_kl(lt, lq)))  # KL(t‖q) with q = 0 where t > 0
+    assert float(forward_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)  # reads like KL(q‖t)
     q2 = rng.dirichlet(np.ones(6))
     lq2 = np.log(q2)
+    assert float(forward_kl(lt, lq2)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
+    assert float(forward_kl(log_q=lq2, log_target=lt)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
     expect = (1 - w) * _np_kl(t, q2) + w * _np_kl(q2, t)
     assert float(jeffreys_divergence(lq2, lt, w)) == pytest.approx(expect, rel=1e-10, abs=1e-12)
 

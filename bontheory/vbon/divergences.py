@@ -26,7 +26,8 @@ _LogP = Float[ArrayLike, "*batch K"]
 
 @_V.validate(log_q=_V.log_probs, log_target=_V.log_probs)
 def reverse_kl(log_q: _LogP, log_target: _LogP) -> Float[Array, "*batch"]:
-    r"""Reverse (mode-seeking) KL of a trained policy to a target, both given as log-probabilities.
+    r"""Reverse (mode-seeking) KL of a trained policy to a target, both given as log-probabilities:
+    ``reverse_kl(log_q, log_target)`` = KL(q‖t), arguments in the order of the formula.
 
     .. math:: \mathrm{KL}(q \,\|\, t) = \sum_y q(y) (\log q(y) - \log t(y))
 
@@ -43,17 +44,19 @@ def reverse_kl(log_q: _LogP, log_target: _LogP) -> Float[Array, "*batch"]:
     return kl_from_log_probs(log_q, log_target)
 
 
-@_V.validate(log_q=_V.log_probs, log_target=_V.log_probs)
-def forward_kl(log_q: _LogP, log_target: _LogP) -> Float[Array, "*batch"]:
-    r"""Forward (mass-covering) KL of a target to a trained policy: the maximum-likelihood loss.
+@_V.validate(log_target=_V.log_probs, log_q=_V.log_probs)
+def forward_kl(log_target: _LogP, log_q: _LogP) -> Float[Array, "*batch"]:
+    r"""Forward (mass-covering) KL of a target to a trained policy, the maximum-likelihood loss:
+    ``forward_kl(log_target, log_q)`` = KL(t‖q), arguments in the order of the formula (as
+    :func:`reverse_kl`; the two differ only in which of the policy and the target comes first).
 
     .. math:: \mathrm{KL}(t \,\|\, q) = \sum_y t(y) (\log t(y) - \log q(y))
 
     Minimising it in ``q`` is BoN-SFT with infinitely many exact BoN samples.
 
     Args:
-      log_q: ``(..., K)`` log-probabilities of the trained policy.
       log_target: ``(..., K)`` log-probabilities of the target.
+      log_q: ``(..., K)`` log-probabilities of the trained policy.
 
     Returns:
       ``(...)`` the divergence in nats.
@@ -79,7 +82,7 @@ def jeffreys_divergence(log_q: _LogP, log_target: _LogP, backward_weight: ArrayL
       ``(...)`` the divergence in nats.
     """
     w = backward_weight
-    return (1.0 - w) * forward_kl(log_q, log_target) + w * reverse_kl(log_q, log_target)
+    return (1.0 - w) * forward_kl(log_target, log_q) + w * reverse_kl(log_q, log_target)
 
 
 @_V.validate(log_cdf_strict=_V.real, log_cdf=_V.real, n=_V.sample_size)

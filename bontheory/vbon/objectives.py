@@ -60,7 +60,7 @@ class ExactDivergenceLoss:
         if self.kind == "reverse":
             loss = reverse_kl(log_q, log_t)
         elif self.kind == "forward":
-            loss = forward_kl(log_q, log_t)
+            loss = forward_kl(log_t, log_q)
         else:
             loss = jeffreys_divergence(log_q, log_t, data["backward_weight"])
         return loss, {"reverse_kl": reverse_kl(jax.lax.stop_gradient(log_q), log_t)}
