@@ -137,8 +137,8 @@ def test_continuous_optimum_equals_bon_without_ties_and_differs_with_ties():
         rng = np.random.default_rng(k)
         p = rng.dirichlet(np.ones(k))
         r = rng.normal(size=k)
-        tv_free.append(float(effect(np.log(p), r, n)["tv"]))
-        tv_tied.append(float(effect(np.log(p), np.round(r), n)["tv"]))  # ~7 levels
+        tv_free.append(float(effect(np.log(p), r, n).tv))
+        tv_tied.append(float(effect(np.log(p), np.round(r), n).tv))  # ~7 levels
     # tie-free: the distance shrinks roughly like max p (×10 finer space ⇒ much smaller)
     assert tv_free[2] < 1e-2 and tv_free[2] < tv_free[0] / 10
     # ties: bounded away from 0 however fine the space
@@ -337,13 +337,13 @@ def test_approximation_metrics_at_bon_and_at_reference():
     ref, seqs, lp, rewards = _task(5, 2, 3)
     bon = vbon_target_log_probs(lp, rewards, 4, "exact")
     m = approximation_metrics(bon, lp, rewards, bon)
-    assert float(m["kl_to_bon"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m["win_rate_vs_bon"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m["reward_gap"]) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.kl_to_bon) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.win_rate_vs_bon) == pytest.approx(0.5, abs=1e-12)
+    assert float(m.reward_gap) == pytest.approx(0.0, abs=1e-12)
     m0 = approximation_metrics(lp, lp, rewards, bon)
-    assert float(m0["win_rate_vs_ref"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m0["kl_to_ref"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m0["reward_gap"]) > 0 and float(m0["win_rate_vs_bon"]) < 0.5
+    assert float(m0.win_rate_vs_ref) == pytest.approx(0.5, abs=1e-12)
+    assert float(m0.kl_to_ref) == pytest.approx(0.0, abs=1e-12)
+    assert float(m0.reward_gap) > 0 and float(m0.win_rate_vs_bon) < 0.5
 
 
 def test_pareto_frontier():

@@ -20,7 +20,6 @@ Estimators (T selected draws ``Ŷ_i ~ π_n``, M fresh reference draws ``Y'_j ~ p
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,15 +28,8 @@ from jaxtyping import Array, Float, Int
 
 from bontheory import validation as _V
 from bontheory.numerics import safe_log
+from bontheory.results import Estimate
 
-
-
-class Estimate(NamedTuple):
-    """A Monte Carlo estimate and its standard error (arrays of the same shape): the one estimate type of
-    the library (every estimator in :mod:`bontheory.mc` and :func:`bontheory.policies.sequence_kl_mc`)."""
-
-    mean: Float[Array, "..."]
-    stderr: Float[Array, "..."]
 
 
 _Values = Float[ArrayLike, " T"]

@@ -15,14 +15,13 @@ with each per-token KL a full-vocabulary sum ``Σ_v a(v|·) (log a(v|·) − log
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
 from bontheory.numerics import entropy_from_log_probs, kl_from_log_probs
 from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
+from bontheory.results import Estimate
 from bontheory.policies.tabular import TabularPolicy
 
 
@@ -186,14 +185,7 @@ def sequence_kl(
     return jnp.asarray(acc)
 
 
-class SequenceKLEstimate(NamedTuple):
-    """Monte Carlo estimate with its standard error (both scalars)."""
-
-    mean: jax.Array
-    stderr: jax.Array
-
-
-def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> SequenceKLEstimate:
+def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> Estimate:
     """Monte Carlo chain-rule KL: average over y ~ a of ``Σ_t KL(a(·|y_{<t}) ‖ b(·|y_{<t}))``.
 
     Unbiased, with lower variance than the k1/k3 estimators (the last token is summed out exactly).
@@ -204,7 +196,7 @@ def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int)
         num: number of sampled sequences (>= 2, static).
 
     Returns:
-        ``SequenceKLEstimate(mean, stderr)``.
+        :class:`~bontheory.results.Estimate` ``(mean, stderr)``.
     """
     _check_pair(policy_a, policy_b)
     if int(num) < 2:
@@ -218,7 +210,7 @@ def _sequence_kl_mc(key, policy_a, policy_b, num):
     per_seq = jnp.sum(token_kl(policy_a, policy_b, seqs), axis=-1)
     mean = jnp.mean(per_seq)
     stderr = jnp.std(per_seq, ddof=1) / jnp.sqrt(num)
-    return SequenceKLEstimate(mean, stderr)
+    return Estimate(mean, stderr)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
