@@ -98,7 +98,10 @@ _AUTO_SPACING = 0.3
 _TRACED_NODES = 1024
 
 
-def auto_num_nodes(ref_probs, rewards, n, temperature) -> int:
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size, temperature=validation.positive
+)
+def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, temperature: ArrayLike) -> int:
     """Quadrature nodes giving spacing ≤ 0.3 in ``s = log t`` (a power of two ≥ 256), from concrete inputs.
 
     The range is ``(r_max − r_min)/λ + log n + log(50) + 46`` (see :func:`soft_bon_pmf`); powers of two

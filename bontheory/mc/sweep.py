@@ -45,6 +45,7 @@ def _label_int(label: Any) -> int:
     return int(label)
 
 
+@validation.validate(key=validation.prng_key)
 def cell_key(key: jax.Array, *labels: str | int) -> jax.Array:
     """The key of a sweep cell: ``fold_in`` of each label in turn (strings via CRC-32).
 
@@ -186,6 +187,7 @@ def bon_cell(
     return row
 
 
+@validation.validate(key=validation.prng_key, num_trials=validation.static_int)
 def bon_sweep(
     key: jax.Array,
     policies: Mapping[str, Any],

@@ -149,6 +149,7 @@ def iterated_bond(
     return state, history
 
 
+@_V.validate(policy=_V.policy)
 def expand_tabular_policy(policy, order: int | None):
     """The same distribution as a tabular policy of a higher order (e.g. memoryless → full history).
 
