@@ -72,7 +72,6 @@ from bontheory.mc.distributed import (
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
     bon_log_ratio_from_reference,
-    Estimate,
     log_ratio_kl_estimates,
     mean_estimate,
     plugin_kl_estimate,
@@ -109,7 +108,7 @@ from bontheory.mc.samplers import (
     select_soft_bon,
     soft_bon_sample,
 )
-from bontheory.mc.sweep import bon_cell, bon_sweep, cell_key, exact_space, ExactSpace
+from bontheory.mc.sweep import bon_cell, bon_sweep, cell_key, exact_space
 from bontheory.policies.enumerate import all_sequences, enumerate_sequences, MAX_ENUMERATED_SEQUENCES
 from bontheory.policies.kl import (
     kl_k1,
@@ -118,7 +117,6 @@ from bontheory.policies.kl import (
     sequence_entropy,
     sequence_kl,
     sequence_kl_mc,
-    SequenceKLEstimate,
     token_kl,
 )
 from bontheory.policies.policy import ModulePolicy, Policy, policy_from_module
@@ -157,6 +155,7 @@ from bontheory.rewards.toy import (
     TokenCountReward,
     TokenScoreReward,
 )
+from bontheory.results import EnumeratedSpace, Estimate
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl, GaoFit
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
@@ -191,7 +190,7 @@ from bontheory.vbon.divergences import (
     reverse_kl,
 )
 from bontheory.vbon.methods import MethodSettings, train_toward_bon, VBON_METHODS
-from bontheory.vbon.metrics import approximation_metrics, pareto_frontier
+from bontheory.vbon.metrics import approximation_metrics, ApproximationMetrics, pareto_frontier
 from bontheory.vbon.objectives import (
     BoNBoNLoss,
     empirical_log_cdfs,
@@ -201,7 +200,7 @@ from bontheory.vbon.objectives import (
     PolicyGradientLoss,
     sequence_token_kl,
 )
-from bontheory.vbon.targets import tie_effect, vbon_target_log_probs
+from bontheory.vbon.targets import tie_effect, TieEffect, vbon_target_log_probs
 from bontheory.vbon.tasks import sentiment_reward, SentimentReward
 from bontheory.vbon.train import init_train_state, train_steps, TrainState
 

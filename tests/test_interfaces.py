@@ -96,7 +96,7 @@ def test_plain_function_through_the_exact_path():
     np.testing.assert_array_equal(np.asarray(fn_rewards), np.asarray(builtin_rewards))
     p = jnp.exp(logp)
     np.testing.assert_array_equal(np.asarray(bt.bon_pmf(p, fn_rewards, N)), np.asarray(bt.bon_pmf(p, builtin_rewards, N)))
-    _assert_same(vars(bt.exact_space(policy, count_zeros)), vars(bt.exact_space(policy, BUILTIN)))
+    _assert_same(bt.exact_space(policy, count_zeros)._asdict(), bt.exact_space(policy, BUILTIN)._asdict())
 
 
 def _check_draws(policy, draws):

@@ -256,8 +256,13 @@ def test_bad_input_raises():
         win_rate_estimate(jnp.zeros(5), jnp.zeros((5, 2)))
     with pytest.raises(ValueError, match="shape \\(K,\\)"):
         plugin_kl_estimate(jnp.zeros(4, jnp.int32), jnp.zeros((2, 3)))
+    space = exact_space(policy, REWARD)
     with pytest.raises(ValueError, match="same shape|shape \\(K,\\)"):
-        bt.ExactSpace(jnp.zeros(4), jnp.zeros(5), 2)
+        bon_cell(key, policy, REWARD, 2, 10, space=space._replace(rewards=space.rewards[:-1]))
+    with pytest.raises(ValueError, match="shape \\(K,\\)"):
+        bon_cell(key, policy, REWARD, 2, 10, space=space._replace(log_probs=space.log_probs[None]))
+    with pytest.raises(TypeError, match="EnumeratedSpace"):
+        bon_cell(key, policy, REWARD, 2, 10, space=tuple(space))
     with pytest.raises(ValueError, match="1-D"):
         bon_log_ratio_from_reference(jnp.zeros((2, 2)), jnp.zeros(3), 2)
     with pytest.raises(TypeError, match="labels"):

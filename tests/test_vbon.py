@@ -65,8 +65,11 @@ def test_divergences_match_numpy(q, t, q2, w):
     with np.errstate(divide="ignore"):
         lq, lt = np.log(q), np.log(t)
     assert float(reverse_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)
-    assert math.isinf(float(forward_kl(lq, lt)))
+    assert math.isinf(float(forward_kl(lt, lq)))  # KL(t‖q) with q = 0 where t > 0
+    assert float(forward_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)  # reads like KL(q‖t)
     lq2 = np.log(q2)
+    assert float(forward_kl(lt, lq2)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
+    assert float(forward_kl(log_q=lq2, log_target=lt)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
     expect = (1 - w) * _np_kl(t, q2) + w * _np_kl(q2, t)
     assert float(jeffreys_divergence(lq2, lt, w)) == pytest.approx(expect, rel=1e-10, abs=1e-12)
 
@@ -129,8 +132,8 @@ def test_continuous_optimum_equals_bon_without_ties_and_differs_with_ties():
         rng = np.random.default_rng(k)
         p = rng.dirichlet(np.ones(k))
         r = rng.normal(size=k)
-        tv_free.append(float(effect(np.log(p), r, n)["tv"]))
-        tv_tied.append(float(effect(np.log(p), np.round(r), n)["tv"]))  # ~7 levels
+        tv_free.append(float(effect(np.log(p), r, n).tv))
+        tv_tied.append(float(effect(np.log(p), np.round(r), n).tv))  # ~7 levels
     # tie-free: the distance shrinks roughly like max p (×10 finer space ⇒ much smaller)
     assert tv_free[2] < 1e-2 and tv_free[2] < tv_free[0] / 10
     # ties: bounded away from 0 however fine the space
@@ -329,13 +332,13 @@ def test_approximation_metrics_at_bon_and_at_reference():
     ref, seqs, lp, rewards = _task(5, 2, 3)
     bon = vbon_target_log_probs(lp, rewards, 4, "exact")
     m = approximation_metrics(bon, lp, rewards, bon)
-    assert float(m["kl_to_bon"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m["win_rate_vs_bon"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m["reward_gap"]) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.kl_to_bon) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.win_rate_vs_bon) == pytest.approx(0.5, abs=1e-12)
+    assert float(m.reward_gap) == pytest.approx(0.0, abs=1e-12)
     m0 = approximation_metrics(lp, lp, rewards, bon)
-    assert float(m0["win_rate_vs_ref"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m0["kl_to_ref"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m0["reward_gap"]) > 0 and float(m0["win_rate_vs_bon"]) < 0.5
+    assert float(m0.win_rate_vs_ref) == pytest.approx(0.5, abs=1e-12)
+    assert float(m0.kl_to_ref) == pytest.approx(0.0, abs=1e-12)
+    assert float(m0.reward_gap) > 0 and float(m0.win_rate_vs_bon) < 0.5
 
 
 def test_pareto_frontier():

@@ -160,7 +160,7 @@ def _settings(config: Config, policy_class: str, **kw) -> MethodSettings:
 
 
 def _floats(d) -> dict:
-    return {k: float(v) for k, v in d.items()}
+    return {k: float(v) for k, v in d._asdict().items()}
 
 
 def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from bontheory.policies.policy import Policy
-from bontheory.rewards.reward import as_sequences
+from bontheory import validation
 
 
 
@@ -67,7 +67,7 @@ class LearnedReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences, self.module.length)
+        seq = validation.sequences(sequences, length=self.module.length)
         flat = seq.reshape((-1, self.module.length)).astype(jnp.int32)
         out = self.module.apply({"params": self.params}, flat)
         return out.reshape(seq.shape[:-1])

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bontheory.policies.enumerate import enumerate_sequences
+from bontheory import validation
 from bontheory.policies.policy import Policy
-from bontheory.rewards.reward import as_reward, as_sequences
+from bontheory.rewards.reward import as_reward
 from bontheory.rewards.toy import check_tokens_fit_hash, hashed_draws
 
 
@@ -50,7 +51,7 @@ class NoisyProxyReward:
 
     def error(self, sequences: jax.Array) -> jax.Array:
         """The unscaled noise ``ε(y)``, ``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         check_tokens_fit_hash(seq)
         if self.noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
@@ -67,7 +68,7 @@ class NoisyProxyReward:
 
 
 def _hack_uniform(key: jax.Array, sequences: jax.Array) -> jax.Array:
-    seq = as_sequences(sequences)
+    seq = validation.sequences(sequences)
     check_tokens_fit_hash(seq)
     return hashed_draws(key, seq, "uniform", dtype=jnp.float32)
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from bontheory.exact.pessimism import chi2_pessimism_pmf
 from bontheory.exact.regularized import regularized_bon_pmf
@@ -34,17 +35,34 @@ from bontheory.exact.truncation import quantile_truncation_sampler_pmf
 from bontheory.exact.bon import bon_pmf
 from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.tilted import tilted_pmf
+from bontheory.results import EnumeratedSpace
 
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
 
 
 class ProxyProblem(NamedTuple):
-    """A proxy-vs-gold problem over an enumerated outcome space (``float[K]`` each)."""
+    """A proxy-vs-gold problem: an enumerated space whose rewards are the proxy, and the gold reward.
 
-    ref_probs: jax.Array
-    proxy: jax.Array
-    gold: jax.Array
+    Attributes:
+      space: the :class:`~bontheory.results.EnumeratedSpace` (sequences, reference log-probabilities, and
+        the proxy reward as its ``rewards``).
+      gold: ``float[K]`` the gold reward of each sequence.
+    """
+
+    space: EnumeratedSpace
+    gold: Float[Array, " K"]
+
+    @property
+    def ref_probs(self) -> Float[Array, " K"]:
+        """``float[K]`` the reference pmf ``exp(log_probs)`` in the default float dtype, renormalised."""
+        p = jnp.exp(self.space.log_probs.astype(jnp.result_type(float)))
+        return p / jnp.sum(p)
+
+    @property
+    def proxy(self) -> Float[Array, " K"]:
+        """``float[K]`` the proxy reward (``space.rewards``)."""
+        return self.space.rewards
 
 
 def proxy_problem(
@@ -78,7 +96,7 @@ def proxy_problem(
       error: proxy error size (noise scale, hack bonus, or label temperature).
 
     Returns:
-      :class:`ProxyProblem` of float64 (when x64 is on) arrays of length ``V^L``.
+      :class:`ProxyProblem` over the ``V^L`` sequences (``ref_probs`` in float64 when x64 is on).
     """
     from bontheory.policies.enumerate import enumerate_sequences
     from bontheory.policies.tabular import random_tabular_policy
@@ -90,19 +108,21 @@ def proxy_problem(
     policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)
     gold = random_token_score_reward(k_gold, vocab_size, length)
     seqs, logp = enumerate_sequences(policy)
-    p = jnp.exp(logp.astype(jnp.result_type(float)))
-    p = p / jnp.sum(p)
+
+    def problem(proxy_rewards, gold_rewards):
+        return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_rewards), gold_rewards)
+
     if family in ("gaussian", "student_t", "cauchy"):
         proxy = NoisyProxyReward(gold, k_proxy, scale=float(error), noise=family, df=3.0)
-        return ProxyProblem(p, proxy(seqs), gold(seqs))
+        return problem(proxy(seqs), gold(seqs))
     if family == "hack":
         proxy, _ = make_hack_proxy(k_proxy, gold, policy, hack_mass, bonus=float(error), penalty=float(hack_penalty))
-        return ProxyProblem(p, proxy(seqs), proxy.gold(seqs))
+        return problem(proxy(seqs), proxy.gold(seqs))
     if family == "bradley_terry":
         fit = train_bradley_terry(
             k_proxy, policy, gold, num_pairs=bt_pairs, num_steps=bt_steps, temperature=float(error)
         )
-        return ProxyProblem(p, fit.reward(seqs), gold(seqs))
+        return problem(fit.reward(seqs), gold(seqs))
     raise ValueError(f"unknown proxy family {family!r}")
 
 
