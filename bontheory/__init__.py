@@ -156,10 +156,14 @@ from bontheory.rewards.toy import (
     TokenCountReward,
     TokenScoreReward,
 )
+from bontheory.studies.curves import gap_to_frontier, max_drawdown, peak_and_fall, PeakAndFall
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl, GaoFit
 from bontheory.studies.proxy import (
+    best_on_grid,
     DEFAULT_GRIDS,
     GoldCurves,
+    GridBest,
+    mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
     method_pmfs,
@@ -168,12 +172,14 @@ from bontheory.studies.proxy import (
     ProxyProblem,
     SCALED_METHODS,
 )
+from bontheory.studies.regimes import compare_regrets, optimum_comparator, OptimumComparator, RegretComparison
 from bontheory.studies.sequence_limit import (
     additive_reward_distribution,
     bon_tilted_gap_per_token,
     BoNTiltGap,
     token_tilt_kl_reward,
 )
+from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims, VBoNClaims
 from bontheory.vbon.baselines import (
     bon_sft_data,
     bonbon_beta,

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bontheory import quantile_truncated_pmf
+from bontheory.studies.curves import gap_to_frontier
 from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
 from bontheory import (
     bon_expected_reward,
@@ -106,15 +107,6 @@ def _frontier_cell(config: Config) -> dict:
     }
 
 
-def _interp_gap(kl_pts, val_pts, kl_frontier, val_frontier, value_at_zero):
-    """Frontier value at each point's KL (linear interpolation, the frontier anchored at (0, value of p))
-    minus the point's value."""
-    kl_f = np.concatenate([[0.0], np.asarray(kl_frontier, float)])
-    val_f = np.concatenate([[value_at_zero], np.asarray(val_frontier, float)])
-    order = np.argsort(kl_f)
-    return np.interp(kl_pts, kl_f[order], val_f[order]) - np.asarray(val_pts)
-
-
 def run(config: Config, run) -> dict:
     fr = run.cell("frontiers", lambda: _frontier_cell(config))
     gaps = {}
@@ -127,9 +119,10 @@ def run(config: Config, run) -> dict:
             return {k: getattr(g, k) for k in g._fields}
         gaps[L] = run.cell(f"gap-L{L}", compute)
     gap_table = np.array([gaps[L]["gap_per_token"] for L in config.lengths])  # (lengths, rates)
-    bon_reward_gap = _interp_gap(fr["bon_kl"], fr["bon_reward"], fr["tilt_kl"], fr["tilt_reward"], fr["ref_reward"])
-    bon_win_gap = _interp_gap(fr["bon_kl"], fr["bon_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
-    trunc_win_gap = _interp_gap(fr["trunc_kl"], fr["trunc_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
+    # gaps to the frontiers anchored at p itself: value E_p[r] (reward) or ½ (win rate) at KL = 0
+    bon_reward_gap = gap_to_frontier(fr["bon_kl"], fr["bon_reward"], fr["tilt_kl"], fr["tilt_reward"], fr["ref_reward"])
+    bon_win_gap = gap_to_frontier(fr["bon_kl"], fr["bon_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
+    trunc_win_gap = gap_to_frontier(fr["trunc_kl"], fr["trunc_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
     return {
         "frontiers": fr,
         "bon_reward_gap_to_tilt": bon_reward_gap.tolist(),

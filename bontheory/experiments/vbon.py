@@ -23,12 +23,12 @@ from bontheory import tilted_pmf
 from bontheory.plotting import new_figure, save_figure
 from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
 from bontheory.progress import progress
+from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 from bontheory import (
     MethodSettings,
     approximation_metrics,
     empirical_log_cdfs,
     expand_tabular_policy,
-    pareto_frontier,
     reverse_kl,
     sentiment_reward,
     tie_effect,
@@ -251,30 +251,25 @@ def _points(config: Config, cells: dict, pc: str) -> list[tuple[str, float, floa
 
 
 def analyse(config: Config, cells: dict) -> dict:
-    """Pareto-frontier fractions and closeness to BoN per policy class, and the claims' verdicts."""
+    """Pareto-frontier fractions and closeness to BoN per policy class, and the claims' verdicts
+    (:mod:`bontheory.studies.vbon_claims`)."""
     out = {}
     for pc in config.policy_classes:
-        pts = _points(config, cells, pc)
-        on = pareto_frontier([p[1] for p in pts], [p[2] for p in pts])
-        frac, closeness = {}, {}
-        for m in dict.fromkeys(p[0] for p in pts):
-            idx = [i for i, p in enumerate(pts) if p[0] == m]
-            frac[m] = float(np.mean(on[idx]))
+        labels, kl, reward = zip(*_points(config, cells, pc))
+        frac = frontier_fractions(labels, kl, reward)
         methods = _methods(config, pc)
-        for m in methods:
-            closeness[m] = float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns]))
+        closeness = {m: float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns])) for m in methods}
+        # KL-RL at its best β for each n
         closeness["kl_rl"] = float(np.mean([min(cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_bon"][str(n)] for b in config.betas)
                                             for n in config.ns]))
-        vbon = [m for m in methods if m.startswith("vbon")]
-        best_vbon_frac = max(frac[m] for m in vbon)
-        closest = min(closeness, key=closeness.get)
+        claims = vbon_claims(frac, closeness)
         out[pc] = {
             "frontier_fraction": frac,
             "mean_kl_to_bon": closeness,
-            "claim_bon_best": bool(frac["bon"] >= max(v for k, v in frac.items() if k != "bon")),
-            "claim_vbon_closest": bool(closest.startswith("vbon")),
-            "closest_method": closest,
-            "claim_vbon_frontier_more_than_kl_rl": bool(best_vbon_frac > frac["kl_rl"]),
+            "claim_bon_best": claims.bon_best,
+            "claim_vbon_closest": claims.vbon_closest,
+            "closest_method": claims.closest_method,
+            "claim_vbon_frontier_more_than_kl_rl": claims.vbon_frontier_more_than_kl_rl,
         }
     return out
 
