@@ -169,10 +169,18 @@ from bontheory.studies.proxy import (
     method_pmfs,
     METHODS,
     proxy_problem,
+    PROXY_FAMILIES,
     ProxyProblem,
     SCALED_METHODS,
 )
-from bontheory.studies.regimes import compare_regrets, optimum_comparator, OptimumComparator, RegretComparison
+from bontheory.studies.regimes import (
+    compare_regrets,
+    count_regimes,
+    optimum_comparator,
+    OptimumComparator,
+    RegimeCounts,
+    RegretComparison,
+)
 from bontheory.studies.sequence_limit import (
     additive_reward_distribution,
     bon_tilted_gap_per_token,

@@ -29,6 +29,7 @@ from bontheory import (
     win_rate,
     win_rate_kl_frontier,
 )
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -65,6 +66,20 @@ class Config:
     rates: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     seed: int = 0
     x64: bool = True
+
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integer(self, "num_betas", min=2)
+        checks.numbers(self, "truncation_ms", min=1.0)
+        checks.pmf(self, "token_probs")
+        checks.integers(self, "token_scores")
+        checks.same_length(self, "token_scores", "token_probs")
+        checks.integers(self, "lengths", min=1, increasing=True)
+        checks.numbers(self, "rates", min=0.0, min_open=True)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(length=6, lengths=(1, 2, 4, 8, 16, 32, 64, 128), num_betas=40)
@@ -183,3 +198,18 @@ def summary(metrics: dict) -> list[dict]:
         "max_trunc_win_gap": round(max(metrics["trunc_win_gap_to_quantile_tilt"]), 4),
     })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``. The per-token gap at the largest rate c,
+    at the second and the last sequence length."""
+    gap = metrics["gap_per_token"]
+    return {
+        "bvoMaxRewardGap": (max(metrics["bon_reward_gap_to_tilt"]), 4),
+        "bvoMaxWinGap": (max(metrics["bon_win_gap_to_quantile_tilt"]), 4),
+        "bvoRate": (metrics["rates"][-1], 2),
+        "bvoShortL": (metrics["lengths"][1], 0),
+        "bvoLongL": (metrics["lengths"][-1], 0),
+        "bvoGapShort": (gap[1][-1], 4),
+        "bvoGapLong": (gap[-1][-1], 4),
+    }

@@ -16,7 +16,8 @@ import numpy as np
 
 from bontheory import draw_outcomes
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
-from bontheory.studies.proxy import method_gold_curves, proxy_problem
+from bontheory.experiments import checks
+from bontheory.studies.proxy import method_gold_curves, PROXY_FAMILIES, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -53,8 +54,19 @@ class Config:
     x64: bool = True
 
     def __post_init__(self):
-        if len(self.errors) != len(self.families):
-            raise ValueError("errors must have one entry per family")
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.same_length(self, "errors", "families")
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "max_n", min=2)
+        checks.integer(self, "num_ns", min=3)  # the fits need three points
+        checks.integer(self, "num_seeds", min=1)
+        checks.integer(self, "mc_samples", min=0)
+        if 0 < self.mc_samples < 50:  # the check compares n <= K/50
+            raise ValueError(f"mc_samples must be 0 (no check) or >= 50, got {self.mc_samples!r}")
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -137,3 +149,14 @@ def summary(metrics: dict) -> list[dict]:
             "mc_check_max_abs_err_n<=K/50": round(fam.get("mc_max_abs_err", float("nan")), 4),
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``."""
+    fams = metrics["families"]
+    return {
+        "gfGaussBonRsq": (fams["gaussian"]["bon_r2"], 3),
+        "gfGaussRlRsq": (fams["gaussian"]["rl_r2"], 3),
+        "gfHackBonRsq": (fams["hack"]["bon_r2"], 3),
+        "gfHackRlRsq": (fams["hack"]["rl_r2"], 3),
+    }

@@ -16,7 +16,15 @@ import numpy as np
 
 from bontheory import pessimism_sample
 from bontheory.studies.curves import max_drawdown, peak_and_fall
-from bontheory.studies.proxy import DEFAULT_GRIDS, best_on_grid, mean_over_seeds, method_grid_curves, proxy_problem
+from bontheory.experiments import checks
+from bontheory.studies.proxy import (
+    best_on_grid,
+    DEFAULT_GRIDS,
+    mean_over_seeds,
+    method_grid_curves,
+    PROXY_FAMILIES,
+    proxy_problem,
+)
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -66,8 +74,20 @@ class Config:
     x64: bool = True
 
     def __post_init__(self):
-        if len(self.errors) != len(self.families):
-            raise ValueError("errors must have one entry per family")
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.same_length(self, "errors", "families")
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integer(self, "num_seeds", min=1)
+        checks.probability(self, "hack_mass")
+        checks.number(self, "hack_penalty", min=0.0)
+        checks.integers(self, "pessimism_ns", min=1, nonempty=False)
+        checks.integer(self, "pessimism_draws", min=2)
+        checks.integer(self, "soft_bon_nodes", min=0)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -208,3 +228,19 @@ def summary(metrics: dict) -> list[dict]:
             "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``."""
+    fams = metrics["families"]
+    cauchy, hack = fams["cauchy"], fams["hack"]
+    return {
+        "ovMaxN": (metrics["ns"][-1], 0),
+        "ovCauchyPeakN": (cauchy["bon_peak_n"], 0),
+        "ovCauchyPeakGold": (cauchy["bon_peak_gold"], 2),
+        "ovCauchyFinalGold": (cauchy["bon_final_gold"], 2),
+        "ovCauchyTruncFinal": (cauchy["quantile_trunc"]["fixed"]["gold"][-1], 2),
+        "ovHackPeakN": (hack["bon_peak_n"], 0),
+        "ovHackPeakGold": (hack["bon_peak_gold"], 2),
+        "ovHackFinalGold": (hack["bon_final_gold"], 2),
+    }

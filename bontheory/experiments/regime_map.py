@@ -23,8 +23,9 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
-from bontheory.studies.regimes import compare_regrets, optimum_comparator
+from bontheory.experiments import checks
+from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, PROXY_FAMILIES, proxy_problem
+from bontheory.studies.regimes import compare_regrets, count_regimes, optimum_comparator
 from bontheory.plotting import new_figure, save_figure
 from bontheory.progress import progress
 
@@ -67,10 +68,17 @@ class Config:
     x64: bool = True
 
     def __post_init__(self):
-        if self.map2_temperature not in self.temperatures:
-            raise ValueError("map2_temperature must be one of temperatures")
-        if not self.alternatives or any(m not in _FINITE_N for m in self.alternatives):
-            raise ValueError(f"alternatives must be a non-empty subset of {_FINITE_N}")
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.numbers(self, "temperatures", min=0.0, min_open=True)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.one_of(self, "map2_temperature", self.temperatures)
+        checks.choices(self, "alternatives", _FINITE_N)
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "num_seeds", min=1)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -194,14 +202,30 @@ def summary(metrics: dict) -> list[dict]:
     for family, fam in metrics["families"].items():
         cov = np.asarray(fam["ratio_error_x_coverage"])
         byn = np.asarray(fam["ratio_error_x_n"])
+        c_cov, c_n = count_regimes(cov), count_regimes(byn)
         rows.append({
             "family": family,
-            "cov_cells_within_10pct": int(np.sum(cov <= 1.1)),
-            "cov_cells_ge_2x": int(np.sum(cov >= 2)),
-            "n_cells_within_10pct": int(np.sum(byn <= 1.1)),
-            "n_cells_ge_2x": int(np.sum(byn >= 2)),
+            "cov_cells_within_10pct": c_cov.within,
+            "cov_cells_ge_2x": c_cov.loses,
+            "n_cells_within_10pct": c_n.within,
+            "n_cells_ge_2x": c_n.loses,
             "max_ratio_cov": round(float(cov.max()), 3),
             "max_ratio_n": round(float(byn.max()), 3),
             "bon_best_n_by_error": fam["bon_best_n"],
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}`` (map 1: error × coverage)."""
+    gauss = metrics["families"]["gaussian"]["ratio_error_x_coverage"]
+    hack = metrics["families"]["hack"]["ratio_error_x_coverage"]
+    g, h = count_regimes(gauss), count_regimes(hack)
+    return {
+        "rmCells": (g.cells, 0),
+        "rmGaussWithin": (g.within, 0),
+        "rmGaussTwice": (g.loses, 0),
+        "rmHackWithin": (h.within, 0),
+        "rmHackTwice": (h.loses, 0),
+        "rmGaussMaxRatio": (float(np.max(gauss)), 2),
+    }

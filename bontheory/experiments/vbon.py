@@ -23,7 +23,6 @@ from bontheory import tilted_pmf
 from bontheory.plotting import new_figure, save_figure
 from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
 from bontheory.progress import progress
-from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 from bontheory import (
     MethodSettings,
     approximation_metrics,
@@ -34,7 +33,10 @@ from bontheory import (
     tie_effect,
     train_toward_bon,
     vbon_target_log_probs,
+    VBON_METHODS,
 )
+from bontheory.experiments import checks
+from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
 SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier"
@@ -51,6 +53,8 @@ LABELS = {
     "bond_iterated": "BOND iterated (2^t)",
     "bonbon": "BoNBoN",
 }
+
+POLICY_CLASSES = ("tabular_full", "tabular_memoryless", "transformer")
 
 # one fixed colour per method across panels (the house palette has fewer colours than methods)
 _TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -112,6 +116,32 @@ class Config:
     transformer_logit_scale: float = 3.0
     seed: int = 0
     x64: bool = True
+
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=3)  # "not" and at least two sentiment words
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.choices(self, "policy_classes", POLICY_CLASSES)
+        trained = tuple(m for m in VBON_METHODS if m != "kl_rl")  # KL-RL is swept over betas
+        for field in ("methods", "memoryless_methods", "transformer_methods"):
+            checks.choices(self, field, trained)
+        if "bond_iterated" in (*self.methods, *self.memoryless_methods, *self.transformer_methods):
+            if any(n & (n - 1) for n in self.ns):
+                raise ValueError(f"ns must be powers of 2 when bond_iterated is trained, got {self.ns!r}")
+        checks.number(self, "transformer_learning_rate", min=0.0, min_open=True)
+        checks.choices(self, "m_study_classes", self.policy_classes, nonempty=False)
+        checks.numbers(self, "betas", min=0.0, min_open=True)
+        checks.integers(self, "ms", min=1)
+        checks.integer(self, "m_study_n", min=1)
+        checks.integer(self, "m_study_draws", min=1)
+        checks.integer(self, "num_steps", min=1)
+        checks.number(self, "learning_rate", min=0.0, min_open=True)
+        for field in ("sampled_batch", "num_reference_samples", "num_sft_samples"):
+            checks.integer(self, field, min=1)
+        checks.number(self, "reference_temperature", min=0.0, min_open=True)
+        checks.number(self, "transformer_logit_scale", min=0.0, min_open=True)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -364,3 +394,18 @@ def summary(metrics: dict) -> list[dict]:
                                                             f"{a['claim_vbon_frontier_more_than_kl_rl']}",
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``; a method name is a string."""
+    full = metrics["analysis"]["tabular_full"]
+    mem = metrics["analysis"]["tabular_memoryless"]
+    return {
+        "vbFullExact": (full["mean_kl_to_bon"]["vbon_exact"], 4),
+        "vbFullCont": (full["mean_kl_to_bon"]["vbon_continuous"], 4),
+        "vbFullSampled": (full["mean_kl_to_bon"]["vbon_sampled"], 4),
+        "vbFullKlrl": (full["mean_kl_to_bon"]["kl_rl"], 4),
+        "vbFullClosest": (full["closest_method"], 0),
+        "vbMemExact": (mem["mean_kl_to_bon"]["vbon_exact"], 3),
+        "vbMemClosest": (mem["closest_method"], 0),
+    }

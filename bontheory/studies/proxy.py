@@ -39,6 +39,7 @@ from bontheory.exact.tilted import tilted_pmf
 
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
+PROXY_FAMILIES = ("gaussian", "student_t", "cauchy", "hack", "bradley_terry")  # see proxy_problem
 
 
 class ProxyProblem(NamedTuple):

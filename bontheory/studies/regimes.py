@@ -129,3 +129,41 @@ def compare_regrets(bon_regret: Any, alt_regret: Any, *, floor: float = _REGRET_
         ratio_per_n=np.maximum(rb, floor) / np.maximum(ra, floor),
         bon_best_index=int(np.argmin(rb)),
     )
+
+
+class RegimeCounts(NamedTuple):
+    """How many ratios ``R̄_BoN / R̄_alt`` fall in each regime.
+
+    Attributes:
+      cells: the number of ratios.
+      within: ratios ≤ ``within`` (BoN within 10% of the alternative at the default 1.1).
+      loses: ratios ≥ ``loses`` (BoN loses by a factor two or more at the default 2).
+    """
+
+    cells: int
+    within: int
+    loses: int
+
+
+def count_regimes(ratios: Any, *, within: float = 1.1, loses: float = 2.0) -> RegimeCounts:
+    r"""Counts the regret ratios (any shape, e.g. a map) in the regimes ``≤ within`` and ``≥ loses``.
+
+    Args:
+      ratios: regret ratios (positive, finite), any shape.
+      within, loses: the regime thresholds, ``1 ≤ within < loses``.
+
+    Returns:
+      :class:`RegimeCounts`.
+    """
+    if isinstance(ratios, (str, bytes)) or ratios is None:
+        raise TypeError(f"ratios must be an array of numbers, got {type(ratios).__name__}")
+    try:
+        r = np.asarray(ratios, np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"ratios must be an array of numbers: {e}") from None
+    if not np.all(np.isfinite(r)) or np.any(r <= 0):
+        raise ValueError("ratios must be finite and > 0")
+    within, loses = float(within), float(loses)
+    if not (1.0 <= within < loses < np.inf):
+        raise ValueError(f"the thresholds must satisfy 1 <= within < loses < inf, got within={within}, loses={loses}")
+    return RegimeCounts(cells=int(r.size), within=int(np.sum(r <= within)), loses=int(np.sum(r >= loses)))
