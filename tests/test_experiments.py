@@ -122,6 +122,15 @@ def test_experiment_runs_on_a_tiny_config(name, tmp_path):
     assert _paths(stored) == _paths(metrics), "stored tiny metrics are stale: run `python tests/test_experiments.py`"
 
 
+def test_cells_draw_keys_by_label_not_position():
+    """Putting a family and an error size in front of a regime-map cell leaves its numbers unchanged."""
+    mod = load_experiment("regime_map")
+    a = dataclasses.replace(mod.QUICK, **TINY["regime_map"])  # families (gaussian, hack), errors (1, 3)
+    b = dataclasses.replace(a, families=("cauchy", "gaussian", "hack"), errors=(0.5, 1.0, 3.0))
+    assert _json(mod._cell(b, 2, 1, 0, 0)) == _json(mod._cell(a, 1, 0, 0, 0))
+    assert _json(mod._cell(a, 1, 1, 0, 0)) != _json(mod._cell(a, 1, 0, 0, 0))
+
+
 def _build():
     spec = importlib.util.spec_from_file_location(f"_paper_build_{uuid.uuid4().hex}", REPO / "paper" / "build.py")
     build = importlib.util.module_from_spec(spec)

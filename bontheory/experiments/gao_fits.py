@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory import draw_outcomes
+from bontheory import cell_key, draw_outcomes
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
 from bontheory.experiments import checks
 from bontheory.studies.proxy import method_gold_curves, PROXY_FAMILIES, proxy_problem
@@ -80,8 +80,8 @@ def _ns(config: Config) -> np.ndarray:
 
 
 def _cell(config: Config, f: int, s: int) -> dict:
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), f), s)
     family = config.families[f]
+    key = cell_key(jax.random.key(config.seed), family, s)
     prob = proxy_problem(key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[f])
     ns = _ns(config)
     c = method_gold_curves(prob, "bon", ns)
@@ -95,7 +95,7 @@ def _cell(config: Config, f: int, s: int) -> dict:
         "rl_alpha": fr.alpha, "rl_beta": fr.beta, "rl_r2": fr.r2,
     }
     if config.mc_samples and s == 0:
-        k1, k2 = jax.random.split(jax.random.fold_in(key, 99))
+        k1, k2 = jax.random.split(cell_key(key, "mc"))
         idx = draw_outcomes(k1, prob.ref_probs, config.mc_samples)
         est = np.asarray(bon_unbiased_estimate(k2, prob.proxy[idx], prob.gold[idx], ns))
         out["mc_gold"] = est

@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory import pessimism_sample
+from bontheory import cell_key, pessimism_sample
 from bontheory.studies.curves import max_drawdown, peak_and_fall
 from bontheory.experiments import checks
 from bontheory.studies.proxy import (
@@ -103,7 +103,7 @@ QUICK = Config(
 
 def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
     family = config.families[fam_index]
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), fam_index), seed_index)
+    key = cell_key(jax.random.key(config.seed), family, seed_index)
     prob = proxy_problem(
         key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[fam_index],
         hack_mass=config.hack_mass, hack_penalty=config.hack_penalty,
@@ -115,9 +115,9 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
         r_max = float(np.max(np.asarray(prob.proxy)))
         gold = np.asarray(prob.gold)
         means, ses = [], []
-        for i, n in enumerate(config.pessimism_ns):
+        for n in config.pessimism_ns:
             idx = np.asarray(pessimism_sample(
-                jax.random.fold_in(key, 1000 + i), prob.ref_probs, prob.proxy, int(n), beta,
+                cell_key(key, "pessimism", int(n)), prob.ref_probs, prob.proxy, int(n), beta,
                 (config.pessimism_draws,), r_max=r_max,
             ))
             means.append(float(gold[idx].mean()))

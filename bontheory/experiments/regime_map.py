@@ -23,6 +23,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from bontheory import cell_key
 from bontheory.experiments import checks
 from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, PROXY_FAMILIES, proxy_problem
 from bontheory.studies.regimes import compare_regrets, count_regimes, optimum_comparator
@@ -93,10 +94,9 @@ QUICK = Config(
 
 
 def _cell(config: Config, f: int, e: int, t: int, s: int) -> dict:
-    key = jax.random.key(config.seed)
-    for i in (f, e, t, s):
-        key = jax.random.fold_in(key, i)
     family = config.families[f]
+    key = cell_key(jax.random.key(config.seed), family, f"error={float(config.errors[e])!r}",
+                   f"temperature={float(config.temperatures[t])!r}", s)
     kw = {"hack_penalty": 3.0, "hack_mass": 2e-3} if family == "hack" else {}
     prob = proxy_problem(
         key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[e],

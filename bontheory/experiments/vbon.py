@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory import tilted_pmf
+from bontheory import cell_key, tilted_pmf
 from bontheory.plotting import new_figure, save_figure
 from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
 from bontheory.progress import progress
@@ -193,14 +193,14 @@ def _floats(d) -> dict:
     return {k: float(v) for k, v in d.items()}
 
 
-def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
+def _n_cell(config: Config, policy_class: str, n: int) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
     bon = vbon_target_log_probs(lp, r, n, "exact")
     out = {"bon": _floats(approximation_metrics(bon, lp, r, bon)), "tie": _floats(tie_effect(lp, r, n))}
     methods = _methods(config, policy_class)
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
-    for i, m in enumerate(methods):
-        pol, info = train_toward_bon(jax.random.fold_in(key, i), m, init, ref_policy=ref, reward=reward,
+    key = cell_key(jax.random.key(config.seed), policy_class, "n", n)
+    for m in methods:
+        pol, info = train_toward_bon(cell_key(key, m), m, init, ref_policy=ref, reward=reward,
                                      sequences=seqs, ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class))
         out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
         loss = np.asarray(info["loss"], dtype=float)
@@ -210,9 +210,9 @@ def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
     return out
 
 
-def _beta_cell(config: Config, policy_class: str, beta: float, cell: int) -> dict:
+def _beta_cell(config: Config, policy_class: str, beta: float) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    key = cell_key(jax.random.key(config.seed), policy_class, "kl_rl", f"beta={float(beta)!r}")
     pol, _ = train_toward_bon(key, "kl_rl", init, ref_policy=ref, reward=reward, sequences=seqs,
                               ref_log_probs=lp, rewards=r, n=2, beta=beta, settings=_settings(config, policy_class))
     lq = pol.log_prob(seqs)
@@ -228,11 +228,11 @@ def _beta_cell(config: Config, policy_class: str, beta: float, cell: int) -> dic
     }
 
 
-def _m_cell(config: Config, policy_class: str, m: int, cell: int) -> dict:
+def _m_cell(config: Config, policy_class: str, m: int) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
     n = config.m_study_n
     bon = vbon_target_log_probs(lp, r, n, "exact")
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    key = cell_key(jax.random.key(config.seed), policy_class, "M", m)
     kt, ke = jax.random.split(key)
     pol, _ = train_toward_bon(kt, "vbon_sampled", init, ref_policy=ref, reward=reward, sequences=seqs,
                               ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class, num_reference_samples=m))
@@ -252,12 +252,12 @@ def run(config: Config, run) -> dict:
     jobs = []
     for ci, pc in enumerate(config.policy_classes):
         for n in config.ns:
-            jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n, c=len(jobs): _n_cell(config, pc, n, 1000 + c)))
+            jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n: _n_cell(config, pc, n)))
         for b in config.betas:
-            jobs.append((f"{pc}/kl_rl/beta={b:g}", lambda pc=pc, b=b, c=len(jobs): _beta_cell(config, pc, b, 1000 + c)))
+            jobs.append((f"{pc}/kl_rl/beta={b:g}", lambda pc=pc, b=b: _beta_cell(config, pc, b)))
         if pc in config.m_study_classes:
             for m in config.ms:
-                jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m, c=len(jobs): _m_cell(config, pc, m, 1000 + c)))
+                jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m: _m_cell(config, pc, m)))
     results = {}
     for name, fn in progress(jobs, desc=NAME):
         results[name] = run.cell(name, fn)
