@@ -211,6 +211,20 @@ def test_compare_regrets_rejects_bad_input():
         bt.compare_regrets("1", [1.0])
 
 
+def test_count_regimes():
+    ratios = [[0.5, 1.0, 1.1], [1.1000001, 1.99, 2.0], [7.0, 1.05, 3.0]]
+    assert bt.count_regimes(ratios) == bt.RegimeCounts(cells=9, within=4, loses=3)
+    assert bt.count_regimes(ratios, within=1.0, loses=5.0) == bt.RegimeCounts(cells=9, within=2, loses=1)
+    with pytest.raises(ValueError, match="ratios"):
+        bt.count_regimes([1.0, np.nan])
+    with pytest.raises(ValueError, match="ratios"):
+        bt.count_regimes([0.0])
+    with pytest.raises(ValueError, match="within"):
+        bt.count_regimes([1.0], within=3.0, loses=2.0)
+    with pytest.raises(TypeError, match="loses"):
+        bt.count_regimes([1.0], loses="2")
+
+
 # ----------------------------------------------------------------------------------------------------
 # vBoN claims
 

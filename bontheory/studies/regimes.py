@@ -163,6 +163,9 @@ def count_regimes(ratios: Any, *, within: float = 1.1, loses: float = 2.0) -> Re
         raise TypeError(f"ratios must be an array of numbers: {e}") from None
     if not np.all(np.isfinite(r)) or np.any(r <= 0):
         raise ValueError("ratios must be finite and > 0")
+    for name, x in (("within", within), ("loses", loses)):
+        if isinstance(x, (bool, str, bytes)) or x is None or np.ndim(x) != 0:
+            raise TypeError(f"{name} must be a real number, got {x!r}")
     within, loses = float(within), float(loses)
     if not (1.0 <= within < loses < np.inf):
         raise ValueError(f"the thresholds must satisfy 1 <= within < loses < inf, got within={within}, loses={loses}")
