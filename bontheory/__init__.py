@@ -156,17 +156,30 @@ from bontheory.rewards.toy import (
     TokenScoreReward,
 )
 from bontheory.results import EnumeratedSpace, Estimate
+from bontheory.studies.curves import gap_to_frontier, max_drawdown, peak_and_fall, PeakAndFall
 from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl, GaoFit
 from bontheory.studies.proxy import (
+    best_on_grid,
     DEFAULT_GRIDS,
     GoldCurves,
+    GridBest,
+    mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
     method_pmfs,
     METHODS,
     proxy_problem,
+    PROXY_FAMILIES,
     ProxyProblem,
     SCALED_METHODS,
+)
+from bontheory.studies.regimes import (
+    compare_regrets,
+    count_regimes,
+    optimum_comparator,
+    OptimumComparator,
+    RegimeCounts,
+    RegretComparison,
 )
 from bontheory.studies.sequence_limit import (
     additive_reward_distribution,
@@ -174,6 +187,7 @@ from bontheory.studies.sequence_limit import (
     BoNTiltGap,
     token_tilt_kl_reward,
 )
+from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims, VBoNClaims
 from bontheory.vbon.baselines import (
     bon_sft_data,
     bonbon_beta,

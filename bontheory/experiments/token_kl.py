@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory.experiments import checks
+
 NAME = "token_kl"
 SUMMARY = "token-level BoN KL: exact vs folk formula vs Beirami estimator (exact and Monte Carlo), peaked/flat × ties/no ties"
 
@@ -50,6 +52,19 @@ class Config:
     chunk_size: int = 256
     seed: int = 0
     x64: bool = True
+
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "order", min=0)
+        checks.number(self, "peaked_temperature", min=0.0, min_open=True)
+        checks.number(self, "flat_temperature", min=0.0, min_open=True)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integers(self, "mc_ns", min=1, nonempty=False)
+        checks.integer(self, "num_trials", min=2)
+        checks.integer(self, "chunk_size", min=1)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(length=5, mc_ns=(4, 64), num_trials=1024)
@@ -174,3 +189,17 @@ def summary(metrics: dict) -> list[dict]:
         row["mc_beirami"] = f"{mc['kl_beirami']:.4f}±{mc['kl_beirami_se']:.4f}"
         rows.append(row)
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}`` (the peaked policy, tie-heavy reward, at
+    the largest n)."""
+    ex = metrics["panels"]["peaked/tie_heavy"]["exact"]
+    return {
+        "tkN": (ex["ns"][-1], 0),
+        "tkLevels": (ex["num_levels"], 0),
+        "tkSequences": (ex["num_sequences"], 0),
+        "tkExact": (ex["exact_kl"][-1], 3),
+        "tkFolk": (ex["folk"][-1], 3),
+        "tkBeirami": (ex["beirami_expected"][-1], 3),
+    }

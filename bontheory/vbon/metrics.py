@@ -81,7 +81,7 @@ def approximation_metrics(
     )
 
 
-@_V.validate(kl=_V.real, reward=_V.real)
+@_V.validate(kl=_V.finite, reward=_V.finite)
 def pareto_frontier(kl: ArrayLike, reward: ArrayLike, *, tol: float = 1e-9) -> np.ndarray:
     """Which (KL to p, expected reward) points are on the Pareto frontier (lower KL, higher reward).
 
