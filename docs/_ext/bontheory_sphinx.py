@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 from docutils import nodes
-from docutils.parsers.rst import directives
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.ext.napoleon import Config as NapoleonConfig
@@ -38,6 +37,16 @@ from sphinx.util.parsing import nested_parse_to_nodes
 
 sys.path.insert(0, str(Path(__file__).parent))
 import apigroups  # noqa: E402
+from textfilters import (  # noqa: E402
+    HEADING_NUM,
+    CODE_NAME,
+    theory_label,
+    public_set,
+    cite_links,
+    colon_blocks_literal,
+    relayout_simple_tables,
+    theory_mentions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,103 +54,10 @@ DOCS = Path(__file__).resolve().parent.parent
 REPO = DOCS.parent
 THEORY_DOC = "theory"
 
-# "docs/theory.md §3", "THEORY.md §3", "THEORY §3", "docs/theory.md §1–§3", "THEORY.md §2, §7"
-_CITE = re.compile(r"(?:``)?(?:docs/theory\.md|THEORY(?:\.md)?)(?:``)?((?:\s*(?:[–,-]|and)?\s*§\d+(?:\.\d+)*)+)")
-_SECTION_NUM = re.compile(r"§(\d+(?:\.\d+)*)")
-_HEADING_NUM = re.compile(r"^\s*§?\s*(\d+(?:\.\d+)*)(?:[.:)]\s*|\s+)(?=\S)")
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-_CODE_NAME = re.compile(r"^(?:bt\.|bontheory\.)?([A-Za-z_]\w*)(?:\(.*\))?$")
-
-
-def _label(num: str) -> str:
-    return f"theory-s{num}"
-
-
-def cite_links(text: str) -> str:
-    """Rewrite theory citations in reStructuredText into ``:ref:`` links to the theory's sections."""
-
-    def repl(match: re.Match) -> str:
-        refs = _SECTION_NUM.sub(lambda m: f":ref:`§{m.group(1)} <{_label(m.group(1))}>`", match.group(1).strip())
-        return f"theory {refs}"
-
-    return _CITE.sub(repl, text)
-
-
-def _public() -> set[str]:
-    return set(apigroups.public_names())
-
-
-def theory_mentions(path: Path) -> dict[str, list[str]]:
-    """public name -> top-level section numbers of ``theory.md`` whose text names it in code."""
-    public = _public()
-    out: dict[str, list[str]] = {}
-    if not path.exists():
-        return out
-    section = None
-    fence = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fence = not fence
-        heading = None if fence else _MD_HEADING.match(line)
-        if heading:
-            num = _HEADING_NUM.match(heading.group(2))
-            if num:
-                section = num.group(1).split(".")[0]
-        for span in _CODE_SPAN.findall(line):
-            m = _CODE_NAME.match(span.strip())
-            if m and m.group(1) in public and section is not None:
-                secs = out.setdefault(m.group(1), [])
-                if section not in secs:
-                    secs.append(section)
-    return out
-
 
 def google_to_rst(text: str) -> str:
     cfg = NapoleonConfig(napoleon_use_ivar=True, napoleon_use_rtype=False)
     return str(GoogleDocstring(text, cfg))
-
-
-def colon_blocks_literal(text: str) -> str:
-    """``paragraph ending in ':'`` + blank line + indented block -> a literal block (``::``).
-
-    Module docstrings write formulas as indented plain text after a colon, meant to be read as preformatted;
-    in reStructuredText that would be a block quote whose ``|`` and ``*`` are markup.
-    """
-    lines = text.splitlines()
-    for i in range(len(lines) - 2):
-        line, blank, nxt = lines[i], lines[i + 1], lines[i + 2]
-        if (
-            line.rstrip().endswith(":") and not line.rstrip().endswith("::") and not line.startswith((" ", ".. "))
-            and not blank.strip() and nxt.startswith(" ") and nxt.strip() and not nxt.lstrip().startswith(":")
-        ):
-            lines[i] = line.rstrip() + ":"
-    return "\n".join(lines)
-
-
-_BORDER = re.compile(r"^(=+)( +=+)+\s*$")
-
-
-def relayout_simple_tables(text: str) -> str:
-    """Re-align plain-text simple tables whose cells overflow their column (cells split at 2+ spaces)."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if not _BORDER.match(lines[i]):
-            i += 1
-            continue
-        ncol = len(lines[i].split())
-        j = i + 1
-        while j < len(lines) and lines[j].strip():
-            j += 1
-        block = lines[i:j]
-        rows = [None if _BORDER.match(line) else re.split(r"\s{2,}", line.strip()) for line in block]
-        if all(r is None or len(r) == ncol for r in rows):
-            widths = [max(len(r[c]) for r in rows if r is not None) for c in range(ncol)]
-            border = "  ".join("=" * w for w in widths)
-            lines[i:j] = [border if r is None else "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-        i = j
-    return "\n".join(lines)
 
 
 def module_body_filter(text: str) -> str:
@@ -294,7 +210,7 @@ def _on_process_docstring(app, what, name, obj, options, lines) -> None:
     text = "\n".join(lines)
     if not text.strip() and what in ("function", "class", "method") and name.startswith("bontheory."):
         short = name.split(".")[-1]
-        if short in _public() or what != "method":
+        if short in public_set() or what != "method":
             logger.warning(f"{name} has no docstring (every public name is documented)", type="bontheory", subtype="api")
     text = cite_links(text)
     short = name.removeprefix("bontheory.")
@@ -302,7 +218,7 @@ def _on_process_docstring(app, what, name, obj, options, lines) -> None:
     cited = set(re.findall(r"<theory-s(\d+)", text))
     extra = [s for s in mentions if s not in cited]
     if extra:
-        links = ", ".join(f":ref:`§{s} <{_label(s)}>`" for s in extra)
+        links = ", ".join(f":ref:`§{s} <{theory_label(s)}>`" for s in extra)
         text += f"\n\n*Theory:* {links}.\n"
     lines[:] = text.splitlines()
 
@@ -313,10 +229,10 @@ def _register_theory_labels(app: Sphinx, doctree: nodes.document) -> None:
         title = section.next_node(nodes.title)
         if title is None or not section["ids"]:
             continue
-        m = _HEADING_NUM.match(title.astext())
+        m = HEADING_NUM.match(title.astext())
         if not m:
             continue
-        label = _label(m.group(1))
+        label = theory_label(m.group(1))
         if label in std.labels and std.labels[label][0] != app.env.docname:
             continue
         std.labels[label] = (app.env.docname, section["ids"][0], title.astext())
@@ -324,12 +240,12 @@ def _register_theory_labels(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def _link_code_names(app: Sphinx, doctree: nodes.document) -> None:
-    public = _public()
+    public = public_set()
     for lit in list(doctree.findall(nodes.literal)):
         parent = lit.parent
         if isinstance(parent, (nodes.reference, addnodes.pending_xref, nodes.title, nodes.literal_block)):
             continue
-        m = _CODE_NAME.match(lit.astext().strip())
+        m = CODE_NAME.match(lit.astext().strip())
         if not m or m.group(1) not in public:
             continue
         xref = addnodes.pending_xref(
@@ -358,7 +274,7 @@ def _on_missing_reference(app, env, node, contnode):
     if not target.startswith("bontheory."):
         return None
     short = target.rsplit(".", 1)[-1]
-    if short not in _public() or target == f"bontheory.{short}":
+    if short not in public_set() or target == f"bontheory.{short}":
         return None
     domain = env.domains.python_domain
     node = node.deepcopy()
