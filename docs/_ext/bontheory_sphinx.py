@@ -140,10 +140,12 @@ class GalleryDirective(SphinxDirective):
             exp = getattr(mod, "NAME", name)
             summary = " ".join(str(getattr(mod, "SUMMARY", "")).split())
             figures = _newest_run_figures(results, exp)
-            source = "the newest finished run in the results folder"
+            source = "Figures of the newest finished run in the results folder."
+            width = "   :width: 90%\n"
             if not figures:
                 figures = sorted((DOCS / "thumbnails").glob(f"{exp}-*.png"))
-                source = "the quick run's thumbnails (``make reproduce && make thumbnails`` renews them)"
+                source = "Thumbnails of the quick run (``make reproduce && make thumbnails`` renews them)."
+                width = ""  # thumbnails at their own size
             parts.append(f".. _gallery-{exp}:\n\n{exp}\n{'-' * max(len(exp), 4)}\n")
             parts.append(f"**{summary}**\n" if summary else "")
             parts.append(
@@ -156,11 +158,11 @@ class GalleryDirective(SphinxDirective):
                 self.env.note_dependency(str(fig))
                 stem = fig.stem[len(exp) + 1 :] if fig.stem.startswith(exp + "-") else fig.stem
                 rel = os.path.relpath(fig, docdir).replace(os.sep, "/")
-                parts.append(f".. figure:: {rel}\n   :width: 90%\n   :alt: {exp}: {stem}\n\n   ``{stem}``\n")
+                parts.append(f".. figure:: {rel}\n{width}   :alt: {exp}: {stem}\n\n   ``{stem}``\n")
             if not figures:
                 parts.append(".. note:: No figure yet: run ``make reproduce && make thumbnails``.\n")
             else:
-                parts.append(f"*Figures from {source}.*\n")
+                parts.append(f"{source}\n")
             doc = inspect.cleandoc(mod.__doc__ or "")
             if doc:
                 parts.append(".. rubric:: What it computes\n\n" + cite_links(doc) + "\n")
@@ -215,7 +217,7 @@ def _on_process_docstring(app, what, name, obj, options, lines) -> None:
     text = cite_links(text)
     short = name.removeprefix("bontheory.")
     mentions = getattr(app.env, "bontheory_mentions", {}).get(short, []) if what in ("function", "class") else []
-    cited = set(re.findall(r"<theory-s(\d+)", text))
+    cited = set(re.findall(r"<theory-s([\d.]+)>", text))
     extra = [s for s in mentions if s not in cited]
     if extra:
         links = ", ".join(f":ref:`§{s} <{theory_label(s)}>`" for s in extra)

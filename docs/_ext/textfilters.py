@@ -39,7 +39,7 @@ def public_set() -> set[str]:
 
 
 def theory_mentions(path: Path) -> dict[str, list[str]]:
-    """public name -> top-level section numbers of ``theory.md`` whose text names it in code."""
+    """public name -> numbers of the (sub)sections of ``theory.md`` whose text names it in code."""
     public = public_set()
     out: dict[str, list[str]] = {}
     if not path.exists():
@@ -53,7 +53,7 @@ def theory_mentions(path: Path) -> dict[str, list[str]]:
         if heading:
             num = HEADING_NUM.match(heading.group(2))
             if num:
-                section = num.group(1).split(".")[0]
+                section = num.group(1)
         for span in _CODE_SPAN.findall(line):
             m = CODE_NAME.match(span.strip())
             if m and m.group(1) in public and section is not None:
