@@ -59,6 +59,7 @@ clean:
 # scratch every time (-E), so the API pages, the gallery and the executed tutorials match this checkout.
 # Warnings are errors (broken references, undocumented names, failing tutorial cells). The tutorials run with
 # the environment's bin/ first on PATH, as in an activated environment (they call the bontheory command).
+# To iterate on prose without running the tutorials: make docs SPHINX_OPTS="-W --keep-going -E -D nb_execution_mode=off"
 DOCS_STAMP := $(VENV)/.bontheory-docs-installed
 SPHINX_OPTS ?= -W --keep-going -E
 .PHONY: docs
