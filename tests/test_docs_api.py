@@ -93,6 +93,8 @@ def test_theory_citations_become_section_links():
     assert ":ref:`§3 <theory-s3>`" in out
     assert "THEORY" not in out and "docs/theory.md" not in out
     assert textfilters.cite_links("no citation here, §4 alone") == "no citation here, §4 alone"
+    assert textfilters.cite_links("see ``docs/theory.md §7``.") == "see theory :ref:`§7 <theory-s7>`."
+    assert textfilters.cite_links("(``docs/theory.md`` §8.3)") == "(theory :ref:`§8.3 <theory-s8.3>`)"
 
 
 def test_theory_mentions_by_numbered_section(tmp_path):

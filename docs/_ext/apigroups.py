@@ -59,7 +59,7 @@ RULES: dict[str, str] = {
 TOP_LEVEL_GROUP = "runs"
 
 #: modules documented whole (every public function and class) on a page, besides the names of ``__all__``.
-MODULE_PAGES: dict[str, tuple[str, ...]] = {"runs": ("bontheory.runs", "bontheory.plotting")}
+MODULE_PAGES: dict[str, tuple[str, ...]] = {"runs": ("bontheory.runs", "bontheory.storage", "bontheory.plotting")}
 
 PACKAGE_DIR = Path(importlib.util.find_spec("bontheory").origin).parent
 

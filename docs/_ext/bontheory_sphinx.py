@@ -36,15 +36,15 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx.util.parsing import nested_parse_to_nodes
 
 sys.path.insert(0, str(Path(__file__).parent))
-import apigroups  # noqa: E402
-from textfilters import (  # noqa: E402
-    HEADING_NUM,
+import apigroups
+from textfilters import (
     CODE_NAME,
-    theory_label,
-    public_set,
+    HEADING_NUM,
     cite_links,
     colon_blocks_literal,
+    public_set,
     relayout_simple_tables,
+    theory_label,
     theory_mentions,
 )
 
@@ -116,7 +116,8 @@ def _config_table(mod) -> str:
     for f in dataclasses.fields(cfg):
         q = getattr(quick, f.name, None) if quick is not None else None
         rows.append((f"``{f.name}``", f"``{_short(getattr(full, f.name))}``", f"``{_short(q)}``"))
-    out = [".. list-table::", "   :header-rows: 1", "   :class: config-table", "", "   * - field", "     - full", "     - quick"]
+    out = [".. list-table::", "   :header-rows: 1", "   :class: config-table", ""]
+    out += ["   * - field", "     - full", "     - quick"]
     for a, b, c in rows:
         out += [f"   * - {a}", f"     - {b}", f"     - {c}"]
     return "\n".join(out)
@@ -169,7 +170,9 @@ class GalleryDirective(SphinxDirective):
             table = _config_table(mod)
             if table:
                 parts.append(".. rubric:: Config (full and quick settings)\n\n" + table + "\n")
-        return nested_parse_to_nodes(self.state, "\n".join(parts), source="<experiments-gallery>", allow_section_headings=True)
+        return nested_parse_to_nodes(
+            self.state, "\n".join(parts), source="<experiments-gallery>", allow_section_headings=True
+        )
 
 
 class CliHelpDirective(SphinxDirective):
@@ -213,7 +216,9 @@ def _on_process_docstring(app, what, name, obj, options, lines) -> None:
     if not text.strip() and what in ("function", "class", "method") and name.startswith("bontheory."):
         short = name.split(".")[-1]
         if short in public_set() or what != "method":
-            logger.warning(f"{name} has no docstring (every public name is documented)", type="bontheory", subtype="api")
+            logger.warning(
+                f"{name} has no docstring (every public name is documented)", type="bontheory", subtype="api"
+            )
     text = cite_links(text)
     short = name.removeprefix("bontheory.")
     mentions = getattr(app.env, "bontheory_mentions", {}).get(short, []) if what in ("function", "class") else []

@@ -12,7 +12,10 @@ from pathlib import Path
 import apigroups
 
 # "docs/theory.md §3", "THEORY.md §3", "THEORY §3", "docs/theory.md §1–§3", "THEORY.md §2, §7"
-_CITE = re.compile(r"(?:``)?(?:docs/theory\.md|THEORY(?:\.md)?)(?:``)?((?:\s*(?:[–,-]|and)?\s*§\d+(?:\.\d+)*)+)")
+# (a citation may be set in code, ``docs/theory.md §3`` or ``docs/theory.md`` §3: the backticks go with it)
+_CITE = re.compile(
+    r"(``)?(?:docs/theory\.md|THEORY(?:\.md)?)(?:``)?((?:\s*(?:[–,-]|and)?\s*§\d+(?:\.\d+)*)+)(?(1)(?:``)?)"
+)
 _SECTION_NUM = re.compile(r"§(\d+(?:\.\d+)*)")
 HEADING_NUM = re.compile(r"^\s*§?\s*(\d+(?:\.\d+)*)(?:[.:)]\s*|\s+)(?=\S)")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -28,7 +31,7 @@ def cite_links(text: str) -> str:
     """Rewrite theory citations in reStructuredText into ``:ref:`` links to the theory's sections."""
 
     def repl(match: re.Match) -> str:
-        refs = _SECTION_NUM.sub(lambda m: f":ref:`§{m.group(1)} <{theory_label(m.group(1))}>`", match.group(1).strip())
+        refs = _SECTION_NUM.sub(lambda m: f":ref:`§{m.group(1)} <{theory_label(m.group(1))}>`", match.group(2).strip())
         return f"theory {refs}"
 
     return _CITE.sub(repl, text)
@@ -100,6 +103,9 @@ def relayout_simple_tables(text: str) -> str:
         if all(r is None or len(r) == ncol for r in rows):
             widths = [max(len(r[c]) for r in rows if r is not None) for c in range(ncol)]
             border = "  ".join("=" * w for w in widths)
-            lines[i:j] = [border if r is None else "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+            lines[i:j] = [
+                border if r is None else "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows
+            ]
         i = j
     return "\n".join(lines)
