@@ -135,7 +135,7 @@ def _first_line(doc: str | None) -> str:
     return (inspect.cleandoc(doc or "").split("\n\n")[0]).replace("\n", " ").strip()
 
 
-_CITATION = re.compile(r"\s*\((?:docs/theory\.md|THEORY(?:\.md)?)[^)]*\)")
+_CITATION = re.compile(r"\s*\((?:``)?docs/theory\.md[^)]*\)")
 
 
 def module_heading(module: str) -> str:

@@ -1,9 +1,9 @@
 """Sphinx extension of the bontheory site: generated API pages, theory links, the experiments gallery.
 
 * ``.. api-group:: KEY`` writes one page of the API reference from ``bontheory.__all__`` (see ``apigroups.py``).
-* Citations of the theory in docstrings (``docs/theory.md §3``; the older ``THEORY.md §3`` and ``THEORY §3``
-  too) become links to that section of ``theory.md``; sections are found by their numbered headings
-  (``## 3. ...`` or ``## §3 ...``), so a docstring citing a section the theory lacks fails the build.
+* Citations of the theory in docstrings (``docs/theory.md §3``, ``docs/theory.md §1–§3``) become links to that
+  section of ``theory.md``; sections are found by their numbered headings (``## 3. ...`` or ``## §3 ...``), so a
+  docstring citing a section the theory lacks fails the build.
 * Back-links: every public name that ``theory.md`` mentions in code (```bon_pmf``` or ```bt.bon_pmf(...)```) gets
   a "Theory" line in its API entry, and in the theory and the tutorials such code is a link to the entry.
 * ``.. experiments-gallery::`` shows every registered experiment's figures (from the newest finished run in the

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import apigroups
 
-# "docs/theory.md §3", "THEORY.md §3", "THEORY §3", "docs/theory.md §1–§3", "THEORY.md §2, §7"
+# "docs/theory.md §3", "docs/theory.md §1–§3", "docs/theory.md §2, §7", "docs/theory.md §8.3"
 # (a citation may be set in code, ``docs/theory.md §3`` or ``docs/theory.md`` §3: the backticks go with it)
 _CITE = re.compile(
-    r"(``)?(?:docs/theory\.md|THEORY(?:\.md)?)(?:``)?((?:\s*(?:[–,-]|and)?\s*§\d+(?:\.\d+)*)+)(?(1)(?:``)?)"
+    r"(``)?docs/theory\.md(?:``)?((?:\s*(?:[–,-]|and)?\s*§\d+(?:\.\d+)*)+)(?(1)(?:``)?)"
 )
 _SECTION_NUM = re.compile(r"§(\d+(?:\.\d+)*)")
 HEADING_NUM = re.compile(r"^\s*§?\s*(\d+(?:\.\d+)*)(?:[.:)]\s*|\s+)(?=\S)")
