@@ -15,8 +15,8 @@ from jaxtyping import Array, Float, Int
 class Estimate(NamedTuple):
     """A Monte Carlo estimate and its standard error (arrays of the same shape)."""
 
-    mean: Float[Array, "..."]
-    stderr: Float[Array, "..."]
+    mean: Float[Array, ...]
+    stderr: Float[Array, ...]
 
 
 class EnumeratedSpace(NamedTuple):

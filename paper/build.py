@@ -26,7 +26,6 @@ Steps, each failing loudly:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import shutil
@@ -193,7 +192,7 @@ def experiment_numbers(runs: dict[str, Path], modules: dict[str, Any]) -> tuple[
             continue
         try:
             quoted = export(load_metrics(runs[exp]))
-        except Exception as e:  # noqa: BLE001 - reported
+        except Exception as e:
             problems.append(f"{exp}.paper_numbers failed on the metrics of {runs[exp]} ({type(e).__name__}: {e})")
             continue
         for macro, entry in quoted.items():
@@ -325,7 +324,7 @@ def write_appendix(tex: str, runs: dict[str, Path], modules: dict[str, Any], col
         if hasattr(mod, "summary"):
             try:
                 rows = mod.summary(load_metrics(runs[exp]))
-            except Exception as e:  # noqa: BLE001 - a broken summary must not stop the paper
+            except Exception as e:
                 print(f"warning: {exp}.summary failed: {e}", file=sys.stderr)
         if rows:
             rows = rows[:25]

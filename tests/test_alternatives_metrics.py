@@ -14,7 +14,7 @@ GOLD = np.array([0.0, 2.0, 1.0, -1.0])
 
 
 def test_pairwise_error_matches_brute_force():
-    phi = lambda a, b: (a > b) + 0.5 * (a == b)  # noqa: E731
+    phi = lambda a, b: (a > b) + 0.5 * (a == b)
     brute = sum(P[i] * P[j] * abs(phi(PROXY[i], PROXY[j]) - phi(GOLD[i], GOLD[j]))
                 for i, j in itertools.product(range(4), repeat=2))
     np.testing.assert_allclose(bt.pairwise_error(P, PROXY, GOLD, block=3), brute, atol=1e-14)

@@ -2,10 +2,10 @@
 
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from references import brute_force_bon
 
 import bontheory
 from bontheory import (
@@ -19,7 +19,6 @@ from bontheory import (
     reward_levels,
     win_rate,
 )
-from references import brute_force_bon
 
 P_EX = np.array([0.1, 0.2, 0.3, 0.4])
 R_EX = np.array([0.0, 1.0, 1.0, 2.0])

@@ -1,47 +1,27 @@
 """Beirami's estimator and bounds, divergences, and the reward / win-rate tilts (docs/theory.md §2–§3)."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from bontheory import (
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_kl_estimator,
-
     bon_kl_gap_bound,
-
     bon_pmf,
-
     bon_win_rate,
-
     bon_win_rate_bound,
-
     bon_win_rate_gap_bound,
-
     chi2_divergence,
-
     kl_divergence,
-
     mid_cdf,
-
     quantile_tilted_pmf,
-
     reward_kl_frontier,
-
     tilted_pmf,
-
     total_variation,
-
     win_rate,
-
     win_rate_kl_frontier,
-
 )
 
 NS = np.array([1, 2, 5, 30, 1000, 10**6])

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 
 from bontheory import (
-
     bon_expected_reward,
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_log_pmf,
-
     bon_pmf,
-
     bon_win_rate,
-
     reward_levels,
-
 )
 
 

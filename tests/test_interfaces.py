@@ -81,7 +81,7 @@ def test_plain_function_through_the_kernels():
     policy, key = _policy(), jax.random.key(3)
     draws = bt.bon_monte_carlo(key, policy, count_zeros, N, T, chunk_size=3)
     _assert_same(draws, bt.bon_monte_carlo(key, policy, BUILTIN, N, T, chunk_size=3))
-    lam = lambda s: jnp.sum(s == 0, axis=-1).astype(float)  # noqa: E731  (a lambda, as a user writes it)
+    lam = lambda s: jnp.sum(s == 0, axis=-1).astype(float)
     cands = bt.bon_candidates(key, policy, lam, N, T, chunk_size=3, return_sequences=True)
     # the same candidates as the kernel saw (same key and chunks), scored as the built-in reward scores them
     np.testing.assert_array_equal(np.asarray(cands.rewards), np.asarray(BUILTIN(cands.sequences)))

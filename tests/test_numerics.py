@@ -1,11 +1,11 @@
 """The one log helper and the one KL/entropy family: values against float64 references, safe gradients at 0."""
 
 import jax
-from jax.test_util import check_grads
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from jax.test_util import check_grads
 
 from bontheory.numerics import (
     entropy_from_log_probs,

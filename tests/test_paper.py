@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bontheory import experiments
-from bontheory import cli
+from bontheory import cli, experiments
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SOURCE = Path(__file__).with_name("_tiny_experiment.py")

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int, Real
 
@@ -36,8 +35,6 @@ from bontheory.exact.levels import (
     level_log_mass_of_max,
     reward_levels,
 )
-
-
 
 # ----------------------------------------------------------------------------------------------------
 # On precomputed levels (no checks; n may be traced)

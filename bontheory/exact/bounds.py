@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import rel_entr
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
@@ -33,7 +32,7 @@ def bon_kl_bound(n: ArrayLike) -> Float[Array, "*n"]:
 
 
 @validation.validate(eps=validation.unit_interval, n=validation.sample_size)
-def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, "..."]:
+def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
     r"""Beirami et al.'s estimator of KL(π_n‖p) evaluated at :math:`\varepsilon = p(y)`:
 
     .. math:: \hat D(\varepsilon) = (1-\varepsilon)^n\big[\log n + (n-1)\log(1-\varepsilon) - \tfrac{n-1}{n}\big]

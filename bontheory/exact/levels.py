@@ -29,13 +29,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 from jax.typing import ArrayLike
 from jaxtyping import Float, Real
 
 from bontheory import numerics, validation
 from bontheory.numerics import safe_log
-
 
 
 class RewardLevels(NamedTuple):
@@ -178,7 +176,7 @@ def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> Reward
     dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
     p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
-    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)  # noqa: E731
+    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)
     for _ in batch:
         fn = jax.vmap(fn)
     return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype)

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
@@ -85,7 +84,7 @@ def _pairwise_error_1d(p, rp, rg, block):
     nb = (k + pad) // block
 
     def body(acc, i):
-        sl = lambda x: jax.lax.dynamic_slice(x, (i * block,), (block,))  # noqa: E731
+        sl = lambda x: jax.lax.dynamic_slice(x, (i * block,), (block,))
         pb, rpb, rgb = sl(pp), sl(rpp), sl(rgp)
         d = jnp.abs(_phi(rpb[:, None], rp[None, :]) - _phi(rgb[:, None], rg[None, :]))
         return acc + jnp.sum(pb[:, None] * p[None, :] * d), None
@@ -117,7 +116,7 @@ def pairwise_error(
     """
     p, rp, rg = numerics.broadcast_outcomes(ref_probs, proxy_rewards, gold_rewards)
     batch, k = p.shape[:-1], p.shape[-1]
-    fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))  # noqa: E731
+    fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))
     for _ in batch:
         fn = jax.vmap(fn)
     return fn(p, rp, rg)

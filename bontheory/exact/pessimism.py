@@ -22,7 +22,6 @@ from bontheory import validation
 from bontheory.exact.levels import RewardLevels, reward_levels
 
 
-
 def threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
     """λ solving E_p[(r − λ)_+] = β on precomputed reward levels; shape ``broadcast(batch, beta.shape)``.
 

@@ -12,9 +12,8 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import numerics, validation
-from bontheory.numerics import safe_log
 from bontheory.exact.bon import bon_pmf
-
+from bontheory.numerics import safe_log
 
 
 @validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.nonnegative)

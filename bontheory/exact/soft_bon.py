@@ -25,13 +25,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import numerics, validation
 from bontheory.numerics import safe_log
-
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
 _HEAD_EPS = 1e-20
@@ -119,7 +117,7 @@ def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, tempe
     lo = np.min(np.where(sup, r, np.inf), axis=-1)
     span = np.max((hi - lo)[..., None] / np.asarray(temperature, np.float64).reshape(-1)[None, :])
     span += np.log(max(float(np.max(np.asarray(n, np.float64))), 1.0)) + _TAIL_LOG - math.log(_HEAD_EPS)
-    need = int(math.ceil(span / _AUTO_SPACING)) + 1
+    need = math.ceil(span / _AUTO_SPACING) + 1
     return max(256, 1 << (need - 1).bit_length())
 
 

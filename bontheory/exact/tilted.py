@@ -20,14 +20,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import numerics, validation
 from bontheory.exact.levels import reward_levels
 from bontheory.numerics import kl_from_log_probs, safe_log
-
 
 
 class Frontier(NamedTuple):

@@ -25,7 +25,6 @@ from bontheory import validation
 from bontheory.exact.levels import reward_levels
 
 
-
 def _gather(level_values: jax.Array, level_of: jax.Array) -> jax.Array:
     return jnp.take_along_axis(level_values, level_of, axis=-1)
 

@@ -17,14 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory import quantile_truncated_pmf
-from bontheory.studies.curves import gap_to_frontier
-from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
 from bontheory import (
     bon_expected_reward,
     bon_kl,
     bon_win_rate,
     kl_divergence,
+    quantile_truncated_pmf,
     reward_kl_frontier,
     win_rate,
     win_rate_kl_frontier,
@@ -32,6 +30,8 @@ from bontheory import (
 from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
 from bontheory.runner import progress
+from bontheory.studies.curves import gap_to_frontier
+from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
 
 NAME = "bon_vs_optimum"
 SUMMARY = "BoN vs the KL-regularised optimum: frontiers, and the per-token gap vanishing with sequence length"
@@ -86,8 +86,7 @@ QUICK = Config(length=6, lengths=(1, 2, 4, 8, 16, 32, 64, 128), num_betas=40)
 
 
 def _frontier_cell(config: Config) -> dict:
-    from bontheory import enumerate_sequences, random_tabular_policy
-    from bontheory import random_token_score_reward
+    from bontheory import enumerate_sequences, random_tabular_policy, random_token_score_reward
 
     k_pol, k_r = jax.random.split(jax.random.key(config.seed))
     policy = random_tabular_policy(k_pol, config.vocab_size, config.length, order=0)

@@ -7,6 +7,7 @@ fails before any computation. Sequence fields accept tuples and lists.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers as _numbers
 from collections.abc import Collection, Sequence
@@ -51,7 +52,7 @@ def _sequence(config: Any, field: str, nonempty: bool) -> Sequence:
     return values
 
 
-def integer(config: Any, field: str, *, min: int | None = None, max: int | None = None) -> None:  # noqa: A002
+def integer(config: Any, field: str, *, min: int | None = None, max: int | None = None) -> None:
     """``config.field`` is an integer (not a bool) in ``[min, max]``."""
     value = getattr(config, field)
     if not _is_int(value) or not _in_bounds(value, min, max, False, False):
@@ -59,7 +60,7 @@ def integer(config: Any, field: str, *, min: int | None = None, max: int | None 
         raise _bad(field, "an integer" + (f" {bounds}" if bounds else ""), value)
 
 
-def number(config: Any, field: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
+def number(config: Any, field: str, *, min: float | None = None, max: float | None = None,
            min_open: bool = False, max_open: bool = False) -> None:
     """``config.field`` is a finite real number within the bounds (closed unless ``*_open``)."""
     value = getattr(config, field)
@@ -80,7 +81,7 @@ def boolean(config: Any, field: str) -> None:
         raise _bad(field, "true or false", value)
 
 
-def integers(config: Any, field: str, *, min: int | None = None, max: int | None = None,  # noqa: A002
+def integers(config: Any, field: str, *, min: int | None = None, max: int | None = None,
              nonempty: bool = True, increasing: bool = False) -> None:
     """``config.field`` is a sequence of integers in ``[min, max]`` (non-empty, strictly increasing if asked)."""
     values = _sequence(config, field, nonempty)
@@ -88,11 +89,11 @@ def integers(config: Any, field: str, *, min: int | None = None, max: int | None
     what = "integers" + (f" {bounds}" if bounds else "")
     if any(not _is_int(v) or not _in_bounds(v, min, max, False, False) for v in values):
         raise _bad(field, f"a sequence of {what}", values)
-    if increasing and any(a >= b for a, b in zip(values, values[1:])):
+    if increasing and any(a >= b for a, b in itertools.pairwise(values)):
         raise _bad(field, f"strictly increasing {what}", values)
 
 
-def numbers(config: Any, field: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
+def numbers(config: Any, field: str, *, min: float | None = None, max: float | None = None,
             min_open: bool = False, max_open: bool = False, nonempty: bool = True, increasing: bool = False) -> None:
     """``config.field`` is a sequence of finite numbers within the bounds."""
     values = _sequence(config, field, nonempty)
@@ -100,7 +101,7 @@ def numbers(config: Any, field: str, *, min: float | None = None, max: float | N
     what = "finite numbers" + (f" {bounds}" if bounds else "")
     if any(not _is_real(v) or not _in_bounds(v, min, max, min_open, max_open) for v in values):
         raise _bad(field, f"a sequence of {what}", values)
-    if increasing and any(a >= b for a, b in zip(values, values[1:])):
+    if increasing and any(a >= b for a, b in itertools.pairwise(values)):
         raise _bad(field, f"strictly increasing {what}", values)
 
 

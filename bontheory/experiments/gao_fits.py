@@ -15,11 +15,11 @@ import jax
 import numpy as np
 
 from bontheory import cell_key, draw_outcomes
-from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
 from bontheory.experiments import checks
-from bontheory.studies.proxy import method_gold_curves, PROXY_FAMILIES, proxy_problem
 from bontheory.plotting import new_figure, save_figure
 from bontheory.runner import progress
+from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
+from bontheory.studies.proxy import PROXY_FAMILIES, method_gold_curves, proxy_problem
 
 NAME = "gao_fits"
 SUMMARY = "Gao et al.'s d(α − βd) fitted to exact BoN gold-reward curves (d = √KL): coefficients and R²"

@@ -13,19 +13,12 @@ import dataclasses
 import numpy as np
 
 from bontheory import (
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_kl_gap_bound,
-
     bon_win_rate,
-
     bon_win_rate_bound,
-
 )
 from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure

@@ -15,18 +15,18 @@ import jax
 import numpy as np
 
 from bontheory import cell_key, pessimism_sample
-from bontheory.studies.curves import max_drawdown, peak_and_fall
 from bontheory.experiments import checks
-from bontheory.studies.proxy import (
-    best_on_grid,
-    DEFAULT_GRIDS,
-    mean_over_seeds,
-    method_grid_curves,
-    PROXY_FAMILIES,
-    proxy_problem,
-)
 from bontheory.plotting import new_figure, save_figure
 from bontheory.runner import progress
+from bontheory.studies.curves import max_drawdown, peak_and_fall
+from bontheory.studies.proxy import (
+    DEFAULT_GRIDS,
+    PROXY_FAMILIES,
+    best_on_grid,
+    mean_over_seeds,
+    method_grid_curves,
+    proxy_problem,
+)
 
 NAME = "overoptimization"
 SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"

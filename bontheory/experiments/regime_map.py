@@ -25,10 +25,10 @@ import numpy as np
 
 from bontheory import cell_key
 from bontheory.experiments import checks
-from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, PROXY_FAMILIES, proxy_problem
-from bontheory.studies.regimes import compare_regrets, count_regimes, optimum_comparator
 from bontheory.plotting import new_figure, save_figure
 from bontheory.runner import progress
+from bontheory.studies.proxy import DEFAULT_GRIDS, PROXY_FAMILIES, method_grid_curves, proxy_problem
+from bontheory.studies.regimes import compare_regrets, count_regimes, optimum_comparator
 
 NAME = "regime_map"
 SUMMARY = "heatmaps of regret(BoN)/regret(best alternative) over proxy error × coverage and × n"

@@ -19,23 +19,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory import cell_key, tilted_pmf
-from bontheory.plotting import new_figure, save_figure
-from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
-from bontheory.runner import progress
 from bontheory import (
+    VBON_METHODS,
     MethodSettings,
     approximation_metrics,
+    cell_key,
     empirical_log_cdfs,
+    enumerate_sequences,
     expand_tabular_policy,
+    init_transformer_policy,
+    random_tabular_policy,
     reverse_kl,
     sentiment_reward,
     tie_effect,
+    tilted_pmf,
     train_toward_bon,
     vbon_target_log_probs,
-    VBON_METHODS,
 )
 from bontheory.experiments import checks
+from bontheory.plotting import new_figure, save_figure
+from bontheory.runner import progress
 from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
@@ -250,7 +253,7 @@ def _m_cell(config: Config, policy_class: str, m: int) -> dict:
 
 def run(config: Config, run) -> dict:
     jobs = []
-    for ci, pc in enumerate(config.policy_classes):
+    for _ci, pc in enumerate(config.policy_classes):
         for n in config.ns:
             jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n: _n_cell(config, pc, n)))
         for b in config.betas:

@@ -33,7 +33,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bontheory.mc.kernels import BoNDraws, Scorer, bon_trials, kernel_sizes, validate_kernel_inputs
 from bontheory.rewards.reward import as_reward
 
-
 #: Name of the mesh axis the trials are sharded over.
 TRIAL_AXIS = "trials"
 

@@ -30,8 +30,6 @@ from bontheory import validation as _V
 from bontheory.numerics import safe_log
 from bontheory.results import Estimate
 
-
-
 _Values = Float[ArrayLike, " T"]
 
 

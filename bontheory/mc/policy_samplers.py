@@ -26,7 +26,6 @@ from bontheory.mc.samplers import (
 )
 
 
-
 class PolicyDraws(NamedTuple):
     """Selected candidates (leading axis: trials T): ``sequences int32[T, L]``, ``rewards float[T]`` (the
     selection reward), ``log_probs float[T]`` (under the sampling policy)."""
@@ -72,7 +71,7 @@ def _select_from_candidates(key, cands, rule) -> PolicyDraws:
     num_trials = cands.rewards.shape[0]
     keys = jax.random.split(key, num_trials)
     j = jax.vmap(rule)(keys, cands.rewards, cands.log_probs)
-    take = lambda x: jnp.take_along_axis(x, j[:, None], axis=1)[:, 0]  # noqa: E731
+    take = lambda x: jnp.take_along_axis(x, j[:, None], axis=1)[:, 0]
     seqs = jnp.take_along_axis(cands.sequences, j[:, None, None], axis=1)[:, 0]
     return PolicyDraws(seqs, take(cands.rewards), take(cands.log_probs))
 

@@ -23,12 +23,11 @@ Rules (key first; all jit/vmap friendly):
 from __future__ import annotations
 
 import math
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
-
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int, Real
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
     bon_log_ratio_from_reference,
@@ -29,11 +30,9 @@ from bontheory.mc.estimators import (
     sequence_index,
     win_rate_estimate,
 )
-from bontheory import validation
-from bontheory.results import EnumeratedSpace
 from bontheory.mc.kernels import Scorer, bon_monte_carlo
+from bontheory.results import EnumeratedSpace
 from bontheory.rewards.reward import as_reward
-
 
 
 def _label_int(label: Any) -> int:

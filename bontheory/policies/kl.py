@@ -15,15 +15,15 @@ with each per-token KL a full-vocabulary sum ``Σ_v a(v|·) (log a(v|·) − log
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 
 from bontheory.numerics import entropy_from_log_probs, kl_from_log_probs
 from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
-from bontheory.results import Estimate
 from bontheory.policies.tabular import TabularPolicy
-
+from bontheory.results import Estimate
 
 
 def kl_k1(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:

@@ -23,9 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bontheory.policies.policy import Policy
 from bontheory import validation
-
+from bontheory.policies.policy import Policy
 
 
 class BradleyTerryNet(nn.Module):

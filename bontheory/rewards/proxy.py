@@ -17,12 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.policies.enumerate import enumerate_sequences
 from bontheory import validation
+from bontheory.policies.enumerate import enumerate_sequences
 from bontheory.policies.policy import Policy
 from bontheory.rewards.reward import as_reward
 from bontheory.rewards.toy import check_tokens_fit_hash, hashed_draws
-
 
 _NOISES = ("gaussian", "student_t", "cauchy")
 
@@ -214,7 +213,7 @@ def make_hack_proxy(
         return proxy, HackCalibration(jnp.asarray(mass, fdt), jnp.asarray(0.0, fdt), True)
     k1, k2 = jax.random.split(sample_key)
     u = np.sort(np.asarray(_hack_uniform(region_key, reference.sample(k1, int(num_samples))), np.float64))
-    j = min(max(int(round(hack_mass * len(u))), 1), len(u) - 1)
+    j = min(max(round(hack_mass * len(u)), 1), len(u) - 1)
     threshold = jnp.asarray(0.5 * (u[j - 1] + u[j]), jnp.float32)
     proxy = HackProxyReward(base, region_key, threshold, float(bonus), float(penalty))
     hits = np.asarray(proxy.in_region(reference.sample(k2, int(num_samples))), np.float64)

@@ -13,7 +13,8 @@ the compiled program as constants; for large arrays write a ``flax.struct.datacl
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import flax.struct
 import jax

@@ -193,13 +193,13 @@ def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: fl
     keys = _sequence_keys_flat(key, sequences.reshape((-1, length)))
     fdt = jnp.result_type(float) if dtype is None else dtype
     if distribution == "normal":
-        draw = lambda k: jax.random.normal(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.normal(k, (), fdt)
     elif distribution == "uniform":
-        draw = lambda k: jax.random.uniform(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.uniform(k, (), fdt)
     elif distribution == "cauchy":
-        draw = lambda k: jax.random.cauchy(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.cauchy(k, (), fdt)
     elif distribution == "student_t":
-        draw = lambda k: jax.random.t(k, df, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.t(k, df, (), fdt)
     else:
         raise ValueError(f"unknown distribution {distribution!r}")
     return jax.vmap(draw)(keys).reshape(batch_shape)

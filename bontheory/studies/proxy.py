@@ -29,16 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from bontheory.exact.pessimism import chi2_pessimism_pmf
-from bontheory.exact.regularized import regularized_bon_pmf
-from bontheory.exact.soft_bon import soft_bon_pmf
-from bontheory.exact.truncation import quantile_truncation_sampler_pmf
 from bontheory.exact.bon import bon_pmf
 from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.metrics import regret
+from bontheory.exact.pessimism import chi2_pessimism_pmf
+from bontheory.exact.regularized import regularized_bon_pmf
+from bontheory.exact.soft_bon import soft_bon_pmf
 from bontheory.exact.tilted import tilted_pmf
+from bontheory.exact.truncation import quantile_truncation_sampler_pmf
 from bontheory.results import EnumeratedSpace
-
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
 PROXY_FAMILIES = ("gaussian", "student_t", "cauchy", "hack", "bradley_terry")  # see proxy_problem
@@ -103,9 +102,9 @@ def proxy_problem(
     """
     from bontheory.policies.enumerate import enumerate_sequences
     from bontheory.policies.tabular import random_tabular_policy
+    from bontheory.rewards.bradley_terry import train_bradley_terry
     from bontheory.rewards.proxy import NoisyProxyReward, make_hack_proxy
     from bontheory.rewards.toy import random_token_score_reward
-    from bontheory.rewards.bradley_terry import train_bradley_terry
 
     k_pol, k_gold, k_proxy = jax.random.split(key, 3)
     policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)

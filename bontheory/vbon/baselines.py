@@ -23,7 +23,6 @@ from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import TrainState, train_steps
 
 
-
 @_V.validate(
     key=_V.prng_key, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
     n=_V.sample_size, num_samples=_V.static_int,
@@ -157,11 +156,10 @@ def expand_tabular_policy(policy, order: int | None):
     (``bontheory.policies.tabular``), so the order-k' table (k' ≥ k) is ``new[t, c] = old[t, c mod V^k]``.
     Used to initialise a higher-capacity policy from the reference.
     """
-    from bontheory.policies.tabular import tabular_policy_from_logits
-    from bontheory.policies.tabular import effective_order
+    from bontheory.policies.tabular import effective_order, tabular_policy_from_logits
 
     old = policy.params["logits"]
-    length, ctx, vocab = old.shape
+    length, _ctx, vocab = old.shape
     k_old = effective_order(policy.module.order, length)
     k_new = effective_order(order, length)
     if k_new < k_old:

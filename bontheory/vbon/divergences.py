@@ -86,7 +86,7 @@ def jeffreys_divergence(log_q: _LogP, log_target: _LogP, backward_weight: ArrayL
 
 
 @_V.validate(log_cdf_strict=_V.real, log_cdf=_V.real, n=_V.sample_size)
-def log_bon_ratio(log_cdf_strict: Float[ArrayLike, "..."], log_cdf: Float[ArrayLike, "..."], n: ArrayLike) -> Float[Array, "..."]:
+def log_bon_ratio(log_cdf_strict: Float[ArrayLike, ...], log_cdf: Float[ArrayLike, ...], n: ArrayLike) -> Float[Array, ...]:
     r"""Log of the BoN density ratio π_n(y)/p(y) from the CDF values at y's reward (ties included).
 
     .. math:: \frac{\pi_n(y)}{p(y)} = \frac{F^n - F_-^n}{F - F_-} = \sum_{i=1}^{n} F_-^{\,i-1} F^{\,n-i}
@@ -117,7 +117,7 @@ def log_bon_ratio(log_cdf_strict: Float[ArrayLike, "..."], log_cdf: Float[ArrayL
 
 
 @_V.validate(k=_V.nonnegative)
-def harmonic_number(k: ArrayLike) -> Float[Array, "..."]:
+def harmonic_number(k: ArrayLike) -> Float[Array, ...]:
     r"""The harmonic number :math:`H_k = \sum_{i=1}^k 1/i` (``H_0 = 0``), for integer ``k ≥ 0``.
 
     Uses ``digamma(k + 1) + γ``, exact to rounding for integers.

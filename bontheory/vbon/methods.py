@@ -29,7 +29,6 @@ from bontheory.vbon.objectives import (
 from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import init_train_state, train_steps
 
-
 #: Method names understood by :func:`train_toward_bon`.
 VBON_METHODS = (
     "vbon_exact",  # exact gradient of KL(π_θ‖π_n), exact BoN target
@@ -141,7 +140,7 @@ def train_toward_bon(
         data = bonbon_data(kd, sequences, ref_log_probs, rewards, n, s.num_bonbon_pairs, s.bonbon_sft_weight)
         objective = BoNBoNLoss()
     elif method == "bond_iterated":
-        t = int(round(math.log2(n)))
+        t = round(math.log2(n))
         if 2**t != int(n):
             raise ValueError(f"bond_iterated needs n a power of 2 (n = 2^t after t iterations), got {n}")
         state, hist = iterated_bond(

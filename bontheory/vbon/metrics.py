@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -12,7 +11,6 @@ from jaxtyping import Array, Float, Real
 
 from bontheory import validation as _V
 from bontheory.vbon.divergences import reverse_kl
-
 
 
 class ApproximationMetrics(NamedTuple):

@@ -30,7 +30,6 @@ import jax.numpy as jnp
 from bontheory import validation as _V
 from bontheory.vbon.divergences import forward_kl, jeffreys_divergence, log_bon_ratio, reverse_kl
 
-
 Data = dict[str, Any]
 
 

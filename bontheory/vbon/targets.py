@@ -26,7 +26,6 @@ from bontheory.exact.bon import bon_log_pmf_from_levels
 from bontheory.exact.levels import reward_levels
 from bontheory.vbon.divergences import reverse_kl
 
-
 _TARGETS = ("exact", "continuous")
 
 

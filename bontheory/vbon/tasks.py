@@ -9,7 +9,6 @@ import jax.numpy as jnp
 from bontheory import validation as _V
 
 
-
 @flax.struct.dataclass
 class SentimentReward:
     r"""Toy sentiment score of a token sequence, with a negation token that flips the next word.

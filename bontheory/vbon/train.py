@@ -23,7 +23,6 @@ import optax
 from bontheory import validation as _V
 
 
-
 @flax.struct.dataclass
 class TrainState:
     """The state of a training run (a pytree).
