@@ -2,7 +2,9 @@
 
 A plain function must give exactly the numbers of the equivalent built-in reward (same key, same draws) in
 every Monte Carlo entry point (kernels, token-level samplers, sweep cells, sharded kernel, sampled vBoN) and
-on the exact path (enumeration + reward), and inside the rewards built on another reward.
+on the exact path (enumeration + reward), and inside the rewards built on another reward. Each distinct
+(function, configuration) compiles the kernel anew, so the default run checks the kernels, one sampler and the
+exact path; the twins through every other entry point are one slow test.
 """
 
 import functools
@@ -18,9 +20,9 @@ import bontheory as bt
 V, L, N, T = 3, 3, 4, 64
 
 
-def count_zeros(seqs):
-    """The plain-function twin of ``TokenCountReward(target=0)`` (integer result: cast to float)."""
-    return jnp.sum(seqs == 0, axis=-1)
+#: The plain-function twin of ``TokenCountReward(target=0)``, written as a user writes it: a lambda with an
+#: integer result (cast to float). One function object for the whole file: one compilation per configuration.
+count_zeros = lambda seqs: jnp.sum(seqs == 0, axis=-1)
 
 
 BUILTIN = bt.TokenCountReward(target=0)
@@ -77,16 +79,24 @@ def test_as_reward_bad_input():
 # A plain function through every entry point gives the built-in reward's numbers
 
 
-def test_plain_function_through_the_kernels():
+def _check_draws(policy, draws):
+    """Selected draws are consistent: their rewards are the built-in reward's, their log-probs the policy's."""
+    np.testing.assert_array_equal(np.asarray(draws.rewards), np.asarray(BUILTIN(draws.sequences)))
+    np.testing.assert_allclose(np.asarray(draws.log_probs), np.asarray(policy.log_prob(draws.sequences)), rtol=1e-12)
+
+
+def test_plain_function_through_the_kernels_and_a_sampler():
+    """One test, so that the kernel compiled for the plain function serves the sampler too (the twins of
+    every sampler, sweep cells, the sharded kernel and sampled vBoN are the slow test below)."""
     policy, key = _policy(), jax.random.key(3)
     draws = bt.bon_monte_carlo(key, policy, count_zeros, N, T, chunk_size=3)
     _assert_same(draws, bt.bon_monte_carlo(key, policy, BUILTIN, N, T, chunk_size=3))
-    lam = lambda s: jnp.sum(s == 0, axis=-1).astype(float)
-    cands = bt.bon_candidates(key, policy, lam, N, T, chunk_size=3, return_sequences=True)
+    cands = bt.bon_candidates(key, policy, count_zeros, N, T, chunk_size=3, return_sequences=True)
     # the same candidates as the kernel saw (same key and chunks), scored as the built-in reward scores them
     np.testing.assert_array_equal(np.asarray(cands.rewards), np.asarray(BUILTIN(cands.sequences)))
     np.testing.assert_array_equal(np.asarray(cands.rewards.max(-1)), np.asarray(draws.rewards))
     np.testing.assert_array_equal(np.asarray(cands.sequences[jnp.arange(T), draws.index]), np.asarray(draws.sequences))
+    _check_draws(policy, bt.quantile_truncation_policy_sample(key, policy, count_zeros, N, 2.0, T, chunk_size=3))
 
 
 def test_plain_function_through_the_exact_path():
@@ -99,39 +109,15 @@ def test_plain_function_through_the_exact_path():
     _assert_same(bt.exact_space(policy, count_zeros)._asdict(), bt.exact_space(policy, BUILTIN)._asdict())
 
 
-def _check_draws(policy, draws):
-    """Selected draws are consistent: their rewards are the built-in reward's, their log-probs the policy's."""
-    np.testing.assert_array_equal(np.asarray(draws.rewards), np.asarray(BUILTIN(draws.sequences)))
-    np.testing.assert_allclose(np.asarray(draws.log_probs), np.asarray(policy.log_prob(draws.sequences)), rtol=1e-12)
-
-
-def test_plain_function_through_a_sampler_a_sweep_cell_and_training():
-    """One compilation each (the twins with the built-in reward are the slow tests below)."""
-    policy, key = _policy(), jax.random.key(4)
-    _check_draws(policy, bt.quantile_truncation_policy_sample(key, policy, count_zeros, N, 2.0, T, chunk_size=3))
-    space = bt.exact_space(policy, BUILTIN)
-    row = bt.bon_cell(key, policy, count_zeros, N, T, chunk_size=3, space=space)
-    assert row["exact_kl"] == float(bt.bon_kl(jnp.exp(space.log_probs), space.rewards, N))
-    assert abs(row["mean_reward"] - row["exact_mean_reward"]) <= 5 * row["mean_reward_se"]  # false alarm ~6e-7
-
-    ref = bt.random_tabular_policy(jax.random.key(7), 2, 3, order=0)
-    seqs, lp = bt.enumerate_sequences(ref)
-    settings = bt.MethodSettings(num_steps=3, num_reference_samples=16, sampled_batch=4)
-    pol, info = bt.train_toward_bon(
-        jax.random.key(8), "vbon_sampled", ref, ref_policy=ref, reward=count_zeros, sequences=seqs,
-        ref_log_probs=lp, rewards=BUILTIN(seqs), n=4, settings=settings,
-    )
-    assert info["loss"].shape == (3,) and np.all(np.isfinite(np.asarray(info["loss"])))
-    assert not np.allclose(np.asarray(pol.params["logits"]), np.asarray(ref.params["logits"]))  # it trained
-
-
 def test_plain_function_in_rewards_built_on_a_reward():
     policy, seqs = _policy(), bt.all_sequences(V, L)
-    k_noise, k_hack, k_mc = jax.random.split(jax.random.key(6), 3)
+    k_noise, k_hack = jax.random.split(jax.random.key(6))
     noisy_fn = bt.NoisyProxyReward(count_zeros, k_noise, 0.5)
     noisy = bt.NoisyProxyReward(BUILTIN, k_noise, 0.5)
     assert isinstance(noisy_fn.gold, bt.FunctionReward)
     np.testing.assert_array_equal(np.asarray(noisy_fn(seqs)), np.asarray(noisy(seqs)))
+    # the composite is a pytree of arrays again: a valid jit argument (XLA may fuse the multiply-add)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda r, s: r(s))(noisy_fn, seqs)), np.asarray(noisy(seqs)), rtol=1e-14)
     np.testing.assert_array_equal(np.asarray(bt.QuantizedReward(count_zeros, 2.0)(seqs)),
                                   np.asarray(bt.QuantizedReward(BUILTIN, 2.0)(seqs)))
     hack_fn, cal_fn = bt.make_hack_proxy(k_hack, count_zeros, policy, 0.1)
@@ -139,15 +125,12 @@ def test_plain_function_in_rewards_built_on_a_reward():
     _assert_same(cal_fn, cal)
     np.testing.assert_array_equal(np.asarray(hack_fn(seqs)), np.asarray(hack(seqs)))
     np.testing.assert_array_equal(np.asarray(hack_fn.gold(seqs)), np.asarray(hack.gold(seqs)))
-    # the composite is a pytree again: it goes through the jitted kernel
-    draws = bt.bon_monte_carlo(k_mc, policy, noisy_fn, N, T, chunk_size=3)
-    # (inside jit XLA may fuse the proxy's multiply-add: equal up to the last bit)
-    np.testing.assert_allclose(np.asarray(draws.rewards), np.asarray(noisy(draws.sequences)), rtol=1e-14)
 
 
 @pytest.mark.slow
 def test_plain_function_twins_in_every_sampler_sweep_and_training():
-    """Every token-level sampler, the sweep, the sharded kernel and sampled vBoN: identical numbers."""
+    """Every token-level sampler, sweep cells, the sharded kernel, sampled vBoN and a hack proxy through the
+    kernel: identical numbers with the plain function and with the built-in reward."""
     policy, key = _policy(), jax.random.key(4)
     for sample, param in (
         (bt.soft_bon_policy_sample, 0.5),
@@ -177,6 +160,10 @@ def test_plain_function_twins_in_every_sampler_sweep_and_training():
         return pol, info["loss"]
 
     _assert_same(train(count_zeros), train(BUILTIN))
+
+    hack_fn, _ = bt.make_hack_proxy(jax.random.key(6), count_zeros, policy, 0.1)
+    hack, _ = bt.make_hack_proxy(jax.random.key(6), BUILTIN, policy, 0.1)
+    _assert_same(bt.bon_monte_carlo(key, policy, hack_fn, N, T), bt.bon_monte_carlo(key, policy, hack, N, T))
 
 
 # ---------------------------------------------------------------------------------------------------
