@@ -43,7 +43,7 @@ def _best(fn, repeats):
 
 def numpy_bon(rng, probs, scores, n, trials, trial_block=64):
     """Vectorised NumPy BoN: inverse-CDF token sampling, additive reward, argmax with uniform tie-break."""
-    length, vocab = probs.shape
+    length, _vocab = probs.shape
     cdf = np.cumsum(probs, axis=1)
     cdf[:, -1] = 1.0
     out_r = np.empty(trials)
@@ -260,8 +260,8 @@ def _print_throughput(args):
 def _print_memory(args):
     n_mem, t_mem = (8192, 1024) if args.quick else (65536, 4096)
     mem = _run_script(MEMORY_SCRIPT, [n_mem, t_mem, 1024])
-    print(f"\n## Peak memory (max RSS, fresh process; V=8, L=2 tabular policy, chunk 1024, "
-          f"default trial batch 32; max RSS before the kernel call vs after it)")
+    print("\n## Peak memory (max RSS, fresh process; V=8, L=2 tabular policy, chunk 1024, "
+          "default trial batch 32; max RSS before the kernel call vs after it)")
     _table(
         [mem],
         ["n", "trials", "chunk", "seconds_incl_compile", "rss_before_kernel_mb", "max_rss_mb"],

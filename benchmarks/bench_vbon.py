@@ -21,17 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bontheory import enumerate_sequences, random_tabular_policy
-from bontheory.policies.tabular import context_index
 from bontheory import (
     ExactDivergenceLoss,
     PolicyGradientLoss,
+    enumerate_sequences,
     expand_tabular_policy,
     init_train_state,
+    random_tabular_policy,
     reverse_kl,
     train_steps,
     vbon_target_log_probs,
 )
+from bontheory.policies.tabular import context_index
 
 
 def numpy_exact_trainer(table0, seqs, ctx, target_lp, lr, vocab):

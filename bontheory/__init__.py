@@ -37,15 +37,15 @@ from bontheory.exact.bounds import (
     bon_win_rate_gap_bound,
 )
 from bontheory.exact.divergences import chi2_divergence, kl_divergence, total_variation, win_rate
-from bontheory.exact.levels import compact_levels, level_log_mass_of_max, reward_levels, RewardLevels
+from bontheory.exact.levels import RewardLevels, compact_levels, level_log_mass_of_max, reward_levels
 from bontheory.exact.metrics import (
+    ProxyGoldMetrics,
     chi2_coverage,
     em_divergence,
     expected_reward,
     max_density_ratio,
     pairwise_error,
     proxy_gold_metrics,
-    ProxyGoldMetrics,
     regret,
     reward_model_error,
     win_rate_regret,
@@ -63,16 +63,15 @@ from bontheory.exact.tilted import (
 )
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 from bontheory.mc.distributed import (
+    TRIAL_AXIS,
     initialize_distributed,
     sharded_bon_monte_carlo,
     to_host,
-    TRIAL_AXIS,
     trial_mesh,
 )
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
     bon_log_ratio_from_reference,
-    Estimate,
     log_ratio_kl_estimates,
     mean_estimate,
     plugin_kl_estimate,
@@ -80,19 +79,19 @@ from bontheory.mc.estimators import (
     win_rate_estimate,
 )
 from bontheory.mc.kernels import (
+    BoNCandidates,
+    BoNDraws,
     bon_candidates,
     bon_monte_carlo,
     bon_trials,
-    BoNCandidates,
-    BoNDraws,
     candidate_trials,
     regularized_bon_scorer,
     reward_scorer,
     soft_bon_scorer,
 )
 from bontheory.mc.policy_samplers import (
-    pessimism_policy_sample,
     PolicyDraws,
+    pessimism_policy_sample,
     quantile_truncation_policy_sample,
     regularized_bon_policy_sample,
     soft_bon_policy_sample,
@@ -109,8 +108,8 @@ from bontheory.mc.samplers import (
     select_soft_bon,
     soft_bon_sample,
 )
-from bontheory.mc.sweep import bon_cell, bon_sweep, cell_key, exact_space, ExactSpace
-from bontheory.policies.enumerate import all_sequences, enumerate_sequences, MAX_ENUMERATED_SEQUENCES
+from bontheory.mc.sweep import bon_cell, bon_sweep, cell_key, exact_space
+from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, all_sequences, enumerate_sequences
 from bontheory.policies.kl import (
     kl_k1,
     kl_k2,
@@ -118,23 +117,23 @@ from bontheory.policies.kl import (
     sequence_entropy,
     sequence_kl,
     sequence_kl_mc,
-    SequenceKLEstimate,
     token_kl,
 )
 from bontheory.policies.policy import ModulePolicy, Policy, policy_from_module
 from bontheory.policies.tabular import (
     MAX_TABLE_SIZE,
+    TabularPolicy,
     random_tabular_policy,
     tabular_log_probs_table,
     tabular_policy_from_logits,
-    TabularPolicy,
 )
-from bontheory.policies.transformer import init_transformer_policy, TransformerPolicy
+from bontheory.policies.transformer import TransformerPolicy, init_transformer_policy
+from bontheory.results import EnumeratedSpace, Estimate
 from bontheory.rewards.bradley_terry import (
-    bradley_terry_labels,
     BradleyTerryFit,
     BradleyTerryNet,
     LearnedReward,
+    bradley_terry_labels,
     pairwise_accuracy,
     train_bradley_terry,
 )
@@ -142,39 +141,53 @@ from bontheory.rewards.proxy import (
     HackCalibration,
     HackedGoldReward,
     HackProxyReward,
-    make_hack_proxy,
     NoisyProxyReward,
+    make_hack_proxy,
 )
-from bontheory.rewards.reward import as_reward, FunctionReward, Reward
+from bontheory.rewards.reward import FunctionReward, Reward, as_reward
 from bontheory.rewards.toy import (
-    hashed_draws,
     PalindromeReward,
     PatternReward,
     QuantizedReward,
-    random_token_score_reward,
-    sequence_keys,
     SequenceHashReward,
     TokenCountReward,
     TokenScoreReward,
+    hashed_draws,
+    random_token_score_reward,
+    sequence_keys,
 )
-from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl, GaoFit
+from bontheory.studies.curves import PeakAndFall, gap_to_frontier, max_drawdown, peak_and_fall
+from bontheory.studies.fits import GaoFit, bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
+    METHODS,
+    PROXY_FAMILIES,
+    SCALED_METHODS,
     GoldCurves,
+    GridBest,
+    ProxyProblem,
+    best_on_grid,
+    mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
     method_pmfs,
-    METHODS,
     proxy_problem,
-    ProxyProblem,
-    SCALED_METHODS,
+)
+from bontheory.studies.regimes import (
+    OptimumComparator,
+    RegimeCounts,
+    RegretComparison,
+    compare_regrets,
+    count_regimes,
+    optimum_comparator,
 )
 from bontheory.studies.sequence_limit import (
+    BoNTiltGap,
     additive_reward_distribution,
     bon_tilted_gap_per_token,
-    BoNTiltGap,
     token_tilt_kl_reward,
 )
+from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
 from bontheory.vbon.baselines import (
     bon_sft_data,
     bonbon_beta,
@@ -190,19 +203,19 @@ from bontheory.vbon.divergences import (
     log_bon_ratio,
     reverse_kl,
 )
-from bontheory.vbon.methods import MethodSettings, train_toward_bon, VBON_METHODS
-from bontheory.vbon.metrics import approximation_metrics, pareto_frontier
+from bontheory.vbon.methods import VBON_METHODS, MethodSettings, train_toward_bon
+from bontheory.vbon.metrics import ApproximationMetrics, approximation_metrics, pareto_frontier
 from bontheory.vbon.objectives import (
     BoNBoNLoss,
-    empirical_log_cdfs,
     ExactDivergenceLoss,
     ExactKLRegularisedLoss,
     MaximumLikelihoodLoss,
     PolicyGradientLoss,
+    empirical_log_cdfs,
     sequence_token_kl,
 )
-from bontheory.vbon.targets import tie_effect, vbon_target_log_probs
-from bontheory.vbon.tasks import sentiment_reward, SentimentReward
-from bontheory.vbon.train import init_train_state, train_steps, TrainState
+from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs
+from bontheory.vbon.tasks import SentimentReward, sentiment_reward
+from bontheory.vbon.train import TrainState, init_train_state, train_steps
 
 __all__ = sorted(name for name, value in dict(globals()).items() if not name.startswith("_") and not isinstance(value, _ModuleType))

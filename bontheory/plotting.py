@@ -29,9 +29,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from bontheory.runs import atomic_write_bytes  # noqa: E402
+import matplotlib.pyplot as plt
 
+from bontheory.storage import atomic_write_bytes
 
 #: A colour-blind-safe palette (Okabe & Ito, 2008), in the order lines are drawn.
 COLORS: tuple[str, ...] = (

@@ -1,9 +1,10 @@
-"""Run folders: provenance, atomic writes, resumable sweeps.
+"""Run folders: provenance, resumable sweeps.
 
 A run lives in one folder ``<out>/<experiment>-<config hash>/``:
 
 * ``config.json``  the experiment name, the config (every field), the seed, and the provenance of the
-  session that created the folder: package/JAX/NumPy/Python versions, backend, devices, float64 on/off;
+  session that created the folder: package/JAX/NumPy/Python versions, backend, devices, float64 on/off,
+  and the git commit (with whether the checkout had uncommitted changes) when run from a git checkout;
 * ``run.json``  the run's status (``running``, ``complete``, ``interrupted``, ``failed``), and one entry per
   session that worked on it (start and end time, provenance, cells computed and reused), so a run resumed
   on another machine or JAX version says so;
@@ -14,16 +15,14 @@ A run lives in one folder ``<out>/<experiment>-<config hash>/``:
   the experiment's ``summary(metrics)`` rows as ``summary.csv``;
 * figures as PNG and PDF (see :mod:`bontheory.plotting`).
 
-Every write goes to a temporary file in the same folder and is renamed into place (``os.replace`` is
-atomic on POSIX and Windows), so an interrupted run leaves either the old file or the new one, never half
-of one. The same config always maps to the same folder (the hash covers every field and the seed), so a run
-started again continues where it stopped, and a changed config gets a new folder instead of mixing results.
+Every file is written atomically (:mod:`bontheory.storage`), so an interrupted run leaves either the old
+file or the new one, never half of one. The same config always maps to the same folder (the hash covers
+every field, the seed and the precision), so a run started again continues where it stopped, and a changed
+config gets a new folder instead of mixing results.
 
 What the hash does *not* cover is the code: if you change an experiment's computation without changing its
-config, stored cells from the old code are reused. Start afresh with ``bontheory run NAME --fresh``.
-
-Floats: NaN and infinities are stored as JSON's common extension ``NaN``/``Infinity``/``-Infinity`` (what
-Python's ``json`` module reads and writes), so values come back as floats.
+config, stored cells from the old code are reused (``bontheory run`` warns when the git commit differs
+from the one that created the folder). Start afresh with ``bontheory run NAME --fresh``.
 """
 
 from __future__ import annotations
@@ -37,117 +36,31 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
-import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bontheory.storage import (
+    CorruptResultError,
+    atomic_write_json,
+    atomic_write_text,
+    canonical_json,
+    read_checked_json,
+    read_json,
+    to_jsonable,
+)
 
 _FOLDER_RE = re.compile(r"^(?P<experiment>.+)-(?P<hash>[0-9a-f]{12})$")
 
 
-class CorruptResultError(ValueError):
-    """A results file exists but cannot be trusted (truncated, not JSON, or checksum mismatch)."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# JSON values and atomic writes
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Converts arrays, NumPy/JAX scalars, tuples, paths and dataclasses into plain JSON values.
-
-    Dict keys become strings, tuples become lists, arrays become (nested) lists via ``tolist()``. Floats
-    stay floats, including NaN and infinities.
-
-    Raises:
-      TypeError: for a value with no JSON form (e.g. an arbitrary object).
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str, float)):
-        return obj
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy / jax arrays and scalars
-        return to_jsonable(obj.tolist())
-    raise TypeError(f"cannot store a value of type {type(obj).__name__} as JSON: {obj!r}")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
-
-
-def _checksum(payload: Any) -> str:
-    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
-
-
-def atomic_write_json(path: str | os.PathLike, payload: Any, *, checksum: bool = False) -> Path:
-    """Writes ``payload`` as indented JSON, atomically.
-
-    With ``checksum=True`` the file holds ``{"sha256": ..., "payload": ...}`` and must be read back with
-    :func:`read_checked_json`.
-    """
-    data = to_jsonable(payload)
-    if checksum:
-        data = {"sha256": _checksum(data), "payload": data}
-    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def read_checked_json(path: str | os.PathLike) -> Any:
-    """Reads a file written with ``atomic_write_json(..., checksum=True)``.
-
-    Raises:
-      FileNotFoundError: if the file does not exist.
-      CorruptResultError: if the file is not valid JSON, lacks a checksum, or its checksum disagrees.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptResultError(f"{path} is not valid JSON ({e})") from e
-    if not isinstance(data, dict) or "sha256" not in data or "payload" not in data:
-        raise CorruptResultError(f"{path} has no checksum: not written by bontheory.runs")
-    if _checksum(data["payload"]) != data["sha256"]:
-        raise CorruptResultError(f"{path} fails its checksum: the file is corrupt or was edited")
-    return data["payload"]
-
-
 def _read_json(path: Path) -> Any:
-    """Reads a plain JSON file; ``None`` if it is missing or unreadable."""
+    """Reads a JSON file; ``None`` if it is missing or unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return read_json(path)
+    except (OSError, CorruptResultError):
         return None
 
 
@@ -162,24 +75,60 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return to_jsonable(config)
 
 
-def config_hash(experiment: str, config: Any) -> str:
-    """A short stable hash (12 hex digits) of the experiment name and every config field, the seed included."""
-    blob = _canonical({"experiment": experiment, "config": config_to_dict(config)})
+def config_hash(experiment: str, config: Any, x64: bool) -> str:
+    """A short stable hash (12 hex digits) of a run's identity: experiment, every config field, precision.
+
+    Args:
+      experiment: the experiment's name.
+      config: the config (every field counts, the seed included).
+      x64: whether the run computes with float64 (``jax_enable_x64``): the same config in float32 and in
+        float64 gives different numbers, so it is a different run.
+    """
+    blob = canonical_json({"experiment": experiment, "config": config_to_dict(config), "x64": bool(x64)})
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def git_state() -> dict[str, Any]:
+    """The code's git commit and whether the checkout has uncommitted changes, if bontheory runs from one.
+
+    Returns:
+      ``{"git_commit": <40 hex digits>, "git_dirty": bool}`` when this ``bontheory`` package is a tracked
+      folder of a git checkout (dirty: a tracked file differs from the commit; untracked files such as
+      results do not count); ``{}`` otherwise (an installed package, or no ``git``).
+    """
+    package = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return {}
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if head.returncode != 0 or status.returncode != 0:
+        return {}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
 def provenance() -> dict[str, Any]:
-    """Where and with what a computation ran: versions, backend, devices, float64 on/off."""
+    """Where and with what a computation ran: versions, backend, devices, float64 on/off, git commit.
+
+    The git commit and dirty flag (see :func:`git_state`) are present only when bontheory runs from a
+    git checkout.
+    """
     import jax
     import numpy as np
 
     from bontheory import __version__
 
     return {
+        **git_state(),
         "bontheory_version": __version__,
         "jax_version": jax.__version__,
         "numpy_version": np.__version__,
@@ -244,6 +193,9 @@ class Run:
       experiment: the experiment's name.
       config: the config (a frozen dataclass).
       stats: counters for this session: ``computed`` and ``reused`` cells, ``recomputed_corrupt``.
+      x64: whether the run computes in float64 (part of the folder's identity).
+      stop: when set (e.g. by a signal handler), the next :meth:`cell` raises ``KeyboardInterrupt`` instead
+        of starting: the run stops between cells, never inside a computation.
     """
 
     root: Path
@@ -252,6 +204,8 @@ class Run:
     stats: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"computed": 0, "reused": 0, "recomputed_corrupt": 0}, compare=False
     )
+    x64: bool = False
+    stop: threading.Event | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def cells_dir(self) -> Path:
@@ -288,7 +242,12 @@ class Run:
         Args:
           name: a unique name for the cell within the run, e.g. ``f"n={n},trial={t}"``.
           compute: a function of no arguments computing the cell.
+
+        Raises:
+          KeyboardInterrupt: if the run was asked to stop (``stop`` is set).
         """
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt(f"stop requested before cell {name!r}")
         try:
             value = self._read_cell(name)
         except FileNotFoundError:
@@ -373,47 +332,92 @@ class Run:
         if error is not None:
             fields["error"] = error
         # the provenance at the end tells whether the experiment switched float64 on while running
-        fields["x64_at_end"] = provenance()["x64"]
+        import jax
+
+        fields["x64_at_end"] = bool(jax.config.read("jax_enable_x64"))
         self._update_info(**fields)
 
 
 def open_run(
-    experiment: str, config: Any, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None
+    experiment: str,
+    config: Any,
+    out_dir: str | os.PathLike,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    fresh: bool = False,
+    x64: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> Run:
     """Opens (creating if needed) the run folder for ``experiment`` with ``config`` under ``out_dir``.
 
-    The folder name carries a hash of the config, so the same config resumes the same folder and a
-    changed config gets a new one. ``config.json`` is written when the folder is created (or if it is
-    missing or unreadable) and kept afterwards: it records who created the run; ``run.json`` records each
-    later session. ``extra`` entries (e.g. the experiment's module) are added to a new ``config.json``.
+    The folder name carries a hash of the config and the precision, so the same config resumes the same
+    folder and a changed config, or the same config in the other precision, gets a new one.
+    ``config.json`` is written when the folder is created (or if it is missing) and kept afterwards: it
+    records who created the run; ``run.json`` records each later session. ``extra`` entries (e.g. the
+    experiment's module) are added to a new ``config.json``. ``fresh=True`` deletes the stored cells and
+    metrics and writes ``config.json`` anew: the run starts over.
+
+    Args:
+      experiment, config: the run's experiment name and config (a dataclass).
+      out_dir: the results folder holding run folders.
+      extra: entries added to a new ``config.json``.
+      fresh: start over (see above).
+      x64: whether the run computes in float64; by default JAX's current ``jax_enable_x64``.
+      stop: an event that stops the run at its next cell when set (see :class:`Run`).
 
     Raises:
-      CorruptResultError: if the folder's ``config.json`` holds a different config (a hash collision or a
-        hand-edited file): the folder cannot be trusted to resume.
+      CorruptResultError: if the folder's ``config.json`` is not valid JSON, or holds a different config or
+        precision (a hand-edited file or a hash collision): the folder cannot be trusted to resume.
     """
+    if x64 is None:
+        import jax
+
+        x64 = bool(jax.config.read("jax_enable_x64"))
     config_dict = config_to_dict(config)
-    root = Path(out_dir) / f"{experiment}-{config_hash(experiment, config)}"
+    root = Path(out_dir) / f"{experiment}-{config_hash(experiment, config, x64)}"
     root.mkdir(parents=True, exist_ok=True)
-    existing = _read_json(root / "config.json")
-    if isinstance(existing, dict) and "config" in existing:
-        if existing.get("experiment") != experiment or existing["config"] != json.loads(json.dumps(config_dict)):
+    run = Run(root=root, experiment=experiment, config=config, x64=x64, stop=stop)
+    path = root / "config.json"
+    if fresh:
+        run.clear_cells()
+        run.metrics_path.unlink(missing_ok=True)
+    elif path.exists():
+        existing = read_json(path)
+        if not isinstance(existing, dict) or "config" not in existing:
+            raise CorruptResultError(f"{path} is not a bontheory config.json: it was edited or damaged")
+        if (existing.get("experiment"), existing["config"], existing.get("x64")) != (
+            experiment, json.loads(json.dumps(config_dict)), x64
+        ):
             raise CorruptResultError(
-                f"{root / 'config.json'} holds a different config than the one being run; "
-                "move the folder away to start afresh"
+                f"{path} holds a different experiment, config or precision than the one being run: "
+                "it was edited (or the folder was copied)"
             )
-    else:
-        atomic_write_json(
-            root / "config.json",
-            {
-                "experiment": experiment,
-                "config": config_dict,
-                "seed": config_dict.get("seed"),
-                "created": _now(),
-                "provenance": provenance(),
-                **(extra or {}),
-            },
-        )
-    return Run(root=root, experiment=experiment, config=config)
+        return run
+    atomic_write_json(
+        path,
+        {
+            "experiment": experiment,
+            "config": config_dict,
+            "seed": config_dict.get("seed"),
+            "x64": x64,
+            "created": _now(),
+            "provenance": provenance(),
+            **(extra or {}),
+        },
+    )
+    return run
+    atomic_write_json(
+        root / "config.json",
+        {
+            "experiment": experiment,
+            "config": config_dict,
+            "seed": config_dict.get("seed"),
+            "created": _now(),
+            "provenance": provenance(),
+            **(extra or {}),
+        },
+    )
+    return run
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,28 +1,51 @@
-"""Boundary validation shared by every public function.
+r"""Boundary validation: the one path every public function's arguments go through.
 
-Two kinds of check, and what happens under ``jax.jit`` / ``jax.vmap``:
+A public function declares the *kind* of each argument once, with :func:`validate`::
 
-* **Static checks** (shapes, ranks, dtypes) read only an array's shape and dtype, which are known even
-  while tracing. They always run, under ``jit`` and ``vmap`` too, and raise ``ValueError`` (shapes) or
-  ``TypeError`` (dtypes).
-* **Value checks** (probabilities negative or not summing to one, NaN/inf rewards, ``n < 1`` or
-  non-integer ``n``, ``beta <= 0``) need concrete values. They run when the argument is a concrete array or
-  Python number and are **skipped** when it is a tracer (inside the caller's ``jit``/``vmap``/``grad``).
-  Traced input is then used as given: the functions renormalise probabilities and clip tiny negative
-  rounding to zero, but a NaN, a negative ``n`` or a wildly unnormalised vector silently produces
-  meaningless numbers. Validate once at your own boundary (e.g. call the function un-jitted on a sample
-  input, or call :func:`check_probs` yourself) if your inputs are not trustworthy.
+    @validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
+    def bon_pmf(ref_probs, rewards, n): ...   # the body sees validated jax arrays
 
+Each kind is a small checker ``check(value, name) -> value`` that converts the argument (to a ``jax.Array``
+for array kinds, to a Python ``int`` for static sizes) and raises a ``ValueError``/``TypeError`` that names
+the argument. The checkers compose and can be called directly where a decorator does not fit. On top of the
+per-argument checks, :func:`validate` checks what ties arguments together:
+
+* arguments of an **outcome kind** (:func:`probs`, :func:`log_probs`, :func:`rewards`) are ``(..., K)``
+  arrays over the same K outcomes: their last axes must agree and their batch shapes ``...`` broadcast;
+* arguments of a **batch-parameter kind** (:func:`sample_size`, :func:`positive`, :func:`nonnegative`,
+  :func:`at_least_one`, :func:`unit_interval`) are one value per distribution: their shapes must broadcast
+  with that batch shape (a grid of ``n`` per distribution needs a trailing axis).
+
+The decorated function records its declaration as ``fn.argument_kinds`` (argument name → checker), so a
+test can walk every public function and feed each argument the bad inputs of its kind.
+
+What runs under ``jax.jit`` / ``jax.vmap`` / ``jax.grad``:
+
+* **Static checks** (shapes, ranks, dtypes, Python types of static arguments) read only what is known while
+  tracing. They always run and raise ``ValueError`` (shapes, sizes) or ``TypeError`` (dtypes, types).
+* **Value checks** (probabilities negative or not summing to one, NaN/inf rewards, ``n < 1`` or non-integer
+  ``n``, ``beta <= 0``, …) need concrete values. They run when the argument is a concrete array or Python
+  number and are **skipped** when it is a tracer. Traced input is then used as given: the functions
+  renormalise probabilities and clip tiny negative rounding to zero, but a NaN, a negative ``n`` or a wildly
+  unnormalised vector silently produces meaningless numbers. Validate once at your own boundary (e.g. call
+  the function un-jitted on a sample input, or call the checkers here yourself) if your inputs are not
+  trustworthy.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+Checker = Callable[[Any, str], Any]
 
 
 def is_concrete(*xs: Any) -> bool:
@@ -30,14 +53,55 @@ def is_concrete(*xs: Any) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
+def _outcome_kind(check: Checker) -> Checker:
+    check.outcome_axis = True
+    return check
+
+
+def _batch_parameter(check: Checker) -> Checker:
+    check.batch_parameter = True
+    return check
+
+
+def kind(check: Checker, **options: Any) -> Checker:
+    """A checker with fixed options (e.g. ``kind(sequences, length=4)``), keeping the kind's flags."""
+    bound = functools.partial(check, **options)
+    bound.outcome_axis = getattr(check, "outcome_axis", False)
+    bound.batch_parameter = getattr(check, "batch_parameter", False)
+    bound.__name__ = check.__name__
+    return bound
+
+
+def optional(check: Checker) -> Checker:
+    """The kind ``check``, or ``None`` (an argument only some uses need, e.g. a reward for sampled methods)."""
+
+    def check_optional(x: Any, name: str) -> Any:
+        return None if x is None else check(x, name)
+
+    check_optional.__name__ = f"optional_{getattr(check, '__name__', 'kind')}"
+    check_optional.outcome_axis = getattr(check, "outcome_axis", False)
+    check_optional.batch_parameter = getattr(check, "batch_parameter", False)
+    return check_optional
+
+
+def _values(arr: jax.Array) -> np.ndarray:
+    return np.asarray(arr, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Array kinds
+
+
 def to_array(x: Any, name: str, *, allow_int: bool = True) -> jax.Array:
     """``jnp.asarray(x)``, raising ``TypeError`` naming ``name`` for non-numeric, bool or complex input."""
     if isinstance(x, jax.core.Tracer):
         arr = x
     else:
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
         try:
             arr = jnp.asarray(x)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}: {e}") from e
     dt = arr.dtype
     if dt == jnp.bool_ or jnp.issubdtype(dt, jnp.complexfloating):
@@ -45,14 +109,6 @@ def to_array(x: Any, name: str, *, allow_int: bool = True) -> jax.Array:
     if not (jnp.issubdtype(dt, jnp.floating) or (allow_int and jnp.issubdtype(dt, jnp.integer))):
         raise TypeError(f"{name} must have a real floating{' or integer' if allow_int else ''} dtype, got {dt}")
     return arr
-
-
-def float_dtype(*arrays: jax.Array) -> Any:
-    """The floating dtype to compute in: the promotion of the floating inputs (default float if none)."""
-    floats = [a.dtype for a in arrays if jnp.issubdtype(a.dtype, jnp.floating)]
-    if not floats:
-        return jnp.result_type(float)
-    return jnp.result_type(*floats)
 
 
 def prob_tolerance(dtype: Any) -> float:
@@ -63,70 +119,164 @@ def prob_tolerance(dtype: Any) -> float:
     return max(float(np.sqrt(np.finfo(np.dtype(dtype)).eps)), 1e-6)
 
 
-def check_probs(p: jax.Array, name: str = "ref_probs") -> None:
-    """Checks a pmf along the last axis.
+def _floating(dtype: Any) -> Any:
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
 
-    Always: rank ≥ 1 and K ≥ 1. If concrete: finite, every entry ≥ −tol and each sum within
-    ``max(tol, 4·sqrt(K)·eps)`` of 1, with ``tol = prob_tolerance(dtype)``.
-    """
-    if p.ndim < 1 or p.shape[-1] < 1:
-        raise ValueError(f"{name} must have shape (..., K) with K >= 1, got shape {p.shape}")
-    if not is_concrete(p):
-        return
-    dtype = p.dtype if jnp.issubdtype(p.dtype, jnp.floating) else jnp.result_type(float)
+
+def _check_outcome_axis(arr: jax.Array, name: str, ndim: int | None) -> None:
+    if ndim == 1 and arr.ndim != 1:
+        raise ValueError(f"{name} must have shape (K,) (one distribution), got shape {arr.shape}")
+    if arr.ndim < 1 or arr.shape[-1] < 1:
+        raise ValueError(f"{name} must have shape (..., K) with K >= 1, got shape {arr.shape}")
+
+
+def _check_sums_to_one(s: np.ndarray, k: int, dtype: Any, name: str) -> None:
     tol = prob_tolerance(dtype)
-    v = np.asarray(p, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if np.any(v < -tol):
-        raise ValueError(f"{name} has negative entries (min {v.min():.3g}); probabilities must be >= 0")
-    s = v.sum(axis=-1)
-    sum_tol = max(tol, 4.0 * np.sqrt(v.shape[-1]) * float(np.finfo(np.dtype(dtype)).eps))
+    sum_tol = max(tol, 4.0 * np.sqrt(k) * float(np.finfo(np.dtype(dtype)).eps))
     if np.any(np.abs(s - 1.0) > sum_tol):
         worst = s.flat[np.argmax(np.abs(s - 1.0))]
         raise ValueError(f"{name} must sum to 1 along the last axis (within {sum_tol:.2g}); a sum is {worst:.8g}")
 
 
-def check_rewards(r: jax.Array, name: str = "rewards") -> None:
-    """Checks rewards: rank ≥ 1; if concrete, every entry finite (no NaN or ±inf)."""
-    if r.ndim < 1 or r.shape[-1] < 1:
-        raise ValueError(f"{name} must have shape (..., K) with K >= 1, got shape {r.shape}")
+@_outcome_kind
+def probs(x: Any, name: str = "ref_probs", *, ndim: int | None = None) -> jax.Array:
+    """A pmf along the last axis, ``(..., K)`` (``(K,)`` with ``ndim=1``).
+
+    Always: rank ≥ 1 and K ≥ 1. If concrete: finite, every entry ≥ −tol and each sum within
+    ``max(tol, 4·sqrt(K)·eps)`` of 1, with ``tol = prob_tolerance(dtype)``.
+    """
+    p = to_array(x, name)
+    _check_outcome_axis(p, name, ndim)
+    if not is_concrete(p):
+        return p
+    dtype = _floating(p.dtype)
+    v = _values(p)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if np.any(v < -prob_tolerance(dtype)):
+        raise ValueError(f"{name} has negative entries (min {v.min():.3g}); probabilities must be >= 0")
+    _check_sums_to_one(v.sum(axis=-1), v.shape[-1], dtype, name)
+    return p
+
+
+@_outcome_kind
+def log_probs(x: Any, name: str = "log_probs", *, ndim: int | None = None) -> jax.Array:
+    """A normalised log-pmf along the last axis, ``(..., K)`` (``(K,)`` with ``ndim=1``; ``-inf`` for zero mass).
+
+    Always: rank ≥ 1 and K ≥ 1. If concrete: no NaN and no ``+inf``, entries ≤ tol, and
+    ``logsumexp`` of each row within the tolerance of :func:`probs` of 0.
+    """
+    lp = to_array(x, name)
+    _check_outcome_axis(lp, name, ndim)
+    if not is_concrete(lp):
+        return lp
+    dtype = _floating(lp.dtype)
+    v = _values(lp)
+    if np.any(np.isnan(v)) or np.any(np.isposinf(v)):
+        raise ValueError(f"{name} contains NaN or +inf; log-probabilities must be <= 0 (-inf for zero mass)")
+    if np.any(v > prob_tolerance(dtype)):
+        raise ValueError(f"{name} has entries > 0 (max {v.max():.3g}); log-probabilities must be <= 0")
+    with np.errstate(under="ignore"):
+        _check_sums_to_one(np.exp(v).sum(axis=-1), v.shape[-1], dtype, f"exp({name})")
+    return lp
+
+
+@_outcome_kind
+def rewards(x: Any, name: str = "rewards", *, ndim: int | None = None) -> jax.Array:
+    """Rewards ``(..., K)``: rank ≥ 1, K ≥ 1; if concrete, every entry finite (no NaN or ±inf)."""
+    r = to_array(x, name)
+    _check_outcome_axis(r, name, ndim)
     if is_concrete(r) and jnp.issubdtype(r.dtype, jnp.floating):
         if not np.all(np.isfinite(np.asarray(r))):
             raise ValueError(f"{name} contains NaN or inf; rewards must be finite")
+    return r
 
 
-def check_same_last_axis(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> tuple[int, ...]:
-    """Checks ``a`` (..., K) and ``b`` (..., K) agree in K and have broadcastable batch shapes.
-
-    Returns:
-      The broadcast batch shape.
-    """
-    if a.shape[-1] != b.shape[-1]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same number of outcomes K (last axis): "
-            f"got shapes {a.shape} and {b.shape}"
-        )
-    try:
-        return tuple(np.broadcast_shapes(a.shape[:-1], b.shape[:-1]))
-    except ValueError:
-        raise ValueError(
-            f"{name_a} and {name_b} have incompatible batch shapes {a.shape[:-1]} and {b.shape[:-1]}"
-        ) from None
+def values(x: Any, name: str, *, min_size: int = 2, allow_inf: bool = False) -> jax.Array:
+    """Per-trial values ``(T,)`` with ``T >= min_size``; if concrete, no NaN (and no inf unless allowed)."""
+    arr = to_array(x, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional (1-D, one value per trial), got shape {arr.shape}")
+    if arr.shape[0] < min_size:
+        what = "for a standard error" if min_size == 2 else ""
+        raise ValueError(f"{name} needs at least {min_size} values {what}, got {arr.shape[0]}".rstrip())
+    if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.floating):
+        v = np.asarray(arr)
+        if np.any(np.isnan(v)) or (not allow_inf and np.any(np.isinf(v))):
+            raise ValueError(f"{name} contains NaN{'' if allow_inf else ' or inf'}")
+    return arr
 
 
-def check_n(n: Any, name: str = "n") -> jax.Array:
-    """Converts ``n`` to an array; if concrete, checks it is finite, integer-valued and ≥ 1.
+def real(x: Any, name: str) -> jax.Array:
+    """Any real array; if concrete, no NaN (``±inf`` allowed)."""
+    arr = to_array(x, name)
+    if is_concrete(arr) and np.any(np.isnan(_values(arr))):
+        raise ValueError(f"{name} contains NaN")
+    return arr
+
+
+def sequences(x: Any, name: str = "sequences", *, length: int | None = None) -> jax.Array:
+    """Token sequences ``int[..., L]`` (integer dtype, rank ≥ 1, ``L == length`` if given; ids ≥ 0 if concrete)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an integer array of token ids, got {type(x).__name__}")
+    seq = x if isinstance(x, jax.core.Tracer) else jnp.asarray(x)
+    if not jnp.issubdtype(seq.dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer array of token ids, got dtype {seq.dtype}")
+    if seq.ndim < 1:
+        raise ValueError(f"{name} must have shape (..., L), got a scalar")
+    if length is not None and seq.shape[-1] != length:
+        raise ValueError(f"{name} must have shape (..., L) with L = {length}, got shape {seq.shape}")
+    if is_concrete(seq) and seq.size and int(np.min(np.asarray(seq))) < 0:
+        raise ValueError(f"{name} must hold token ids >= 0")
+    return seq
+
+
+def prng_key(x: Any, name: str = "key") -> jax.Array:
+    """A PRNG key: a typed key (``jax.random.key``) or raw ``uint32[2]`` key data (``jax.random.PRNGKey``)."""
+    if isinstance(x, jax.Array) or isinstance(x, jax.core.Tracer):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return x
+        if x.dtype == jnp.uint32 and x.shape[-1:] == (2,):
+            return x
+    raise TypeError(f"{name} must be a PRNG key (jax.random.key(seed)), got {type(x).__name__}"
+                    + (f" of dtype {x.dtype}" if hasattr(x, "dtype") else ""))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batch-parameter kinds (one value per distribution; shapes broadcast with the batch shape)
+
+
+def _concrete_check(arr: jax.Array, ok: Callable[[np.ndarray], np.ndarray], message: str, x: Any) -> jax.Array:
+    if is_concrete(arr):
+        v = _values(arr)
+        if not np.all(ok(v)):
+            raise ValueError(f"{message}, got {_show(x, v)}")
+    return arr
+
+
+def _show(x: Any, v: np.ndarray) -> str:
+    if v.size <= 8:
+        return repr(x) if not isinstance(x, jax.Array) else repr(v.tolist() if v.ndim else float(v))
+    return f"an array with min {np.nanmin(v):g}"
+
+
+@_batch_parameter
+def sample_size(n: Any, name: str = "n") -> jax.Array:
+    """A number of samples: converts ``n`` to an array; if concrete, checks it is finite, integer-valued, ≥ 1.
+
+    Python integers beyond the int32 range are converted to floats (exact up to 2**53).
 
     Raises:
       TypeError: if ``n`` is not a real number (bool and complex are refused).
       ValueError: if a concrete ``n`` is < 1, non-integer, NaN or inf.
     """
-    if isinstance(n, bool):
+    if isinstance(n, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer >= 1, got a bool")
+    if isinstance(n, int) and not -(2**31) <= n < 2**31:
+        n = float(n)
     arr = to_array(n, name)
     if is_concrete(arr):
-        v = np.asarray(arr, dtype=np.float64)
+        v = _values(arr)
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name} must be finite, got {n!r}")
         if np.any(v < 1):
@@ -136,43 +286,211 @@ def check_n(n: Any, name: str = "n") -> jax.Array:
     return arr
 
 
-def check_positive(x: Any, name: str) -> jax.Array:
-    """Converts ``x`` to an array; if concrete, checks every entry is > 0 and not NaN (``inf`` allowed)."""
-    arr = to_array(x, name)
-    if is_concrete(arr):
-        v = np.asarray(arr, dtype=np.float64)
-        if np.any(np.isnan(v)) or np.any(v <= 0):
-            raise ValueError(f"{name} must be > 0, got {x!r}")
-    return arr
+@_batch_parameter
+def positive(x: Any, name: str) -> jax.Array:
+    """``x > 0`` everywhere (``inf`` allowed; NaN refused), checked when concrete."""
+    return _concrete_check(to_array(x, name), lambda v: v > 0, f"{name} must be > 0", x)
 
 
-def broadcast_batch(*arrays: jax.Array, batch_shape: tuple[int, ...]) -> list[jax.Array]:
-    """Broadcasts each ``(..., K)`` array explicitly to ``batch_shape + (K,)`` (rank promotion is strict)."""
-    return [jnp.broadcast_to(a, tuple(batch_shape) + a.shape[-1:]) for a in arrays]
+@_batch_parameter
+def nonnegative(x: Any, name: str) -> jax.Array:
+    """``x >= 0`` everywhere (``inf`` allowed; NaN refused), checked when concrete."""
+    return _concrete_check(to_array(x, name), lambda v: v >= 0, f"{name} must be >= 0", x)
 
 
-def pmf_inputs(ref_probs: Any, rewards: Any, reward_name: str = "rewards") -> tuple[jax.Array, jax.Array, tuple[int, ...]]:
-    """Validates a reference pmf and rewards ``(..., K)``; returns them as arrays and the batch shape."""
-    p = to_array(ref_probs, "ref_probs")
-    r = to_array(rewards, reward_name)
-    check_probs(p, "ref_probs")
-    check_rewards(r, reward_name)
-    batch = check_same_last_axis(p, r, "ref_probs", reward_name)
-    return p, r, batch
-
-
-def probs(x: Any, name: str) -> jax.Array:
-    """Validates a pmf ``(..., K)`` named ``name``."""
-    arr = to_array(x, name)
-    check_probs(arr, name)
-    return arr
-
-
+@_batch_parameter
 def at_least_one(x: Any, name: str) -> jax.Array:
-    """Converts ``x`` to an array; if concrete, checks every entry is ≥ 1 (real-valued, not NaN)."""
-    arr = to_array(x, name)
-    if is_concrete(arr):
-        v = np.asarray(arr, dtype=np.float64)
-        if np.any(np.isnan(v)) or np.any(v < 1):
-            raise ValueError(f"{name} must be >= 1, got {x!r}")
-    return arr
+    """``x >= 1`` everywhere (``inf`` allowed; NaN refused), checked when concrete."""
+    return _concrete_check(to_array(x, name), lambda v: v >= 1, f"{name} must be >= 1", x)
+
+
+@_batch_parameter
+def unit_interval(x: Any, name: str) -> jax.Array:
+    """``0 <= x <= 1`` everywhere (NaN refused), checked when concrete."""
+    return _concrete_check(to_array(x, name), lambda v: (v >= 0) & (v <= 1), f"{name} must be in [0, 1]", x)
+
+
+def finite(x: Any, name: str) -> jax.Array:
+    """Finite real values (no NaN or ±inf), checked when concrete."""
+    return _concrete_check(to_array(x, name), np.isfinite, f"{name} must be finite", x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Static (Python) kinds
+
+
+def static_int(x: Any, name: str, *, minimum: int = 1) -> int:
+    """A static Python int ``>= minimum`` (a size that fixes shapes, so it cannot be traced)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{name} must be a Python int (it is static), got {type(x).__name__}")
+    if x < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {x}")
+    return int(x)
+
+
+def static_sample_size(x: Any, name: str = "n") -> int:
+    """A static number of samples: an int ≥ 1, or an integer-valued float (``4.0``)."""
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and x == round(x):
+        x = int(x)
+    if isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0 and is_concrete(x):
+        arr = sample_size(x, name)
+        return int(np.asarray(arr))
+    if isinstance(x, (float, np.floating)):
+        raise ValueError(f"{name} must be an integer >= 1 (a number of samples), got {x!r}")
+    return static_int(x, name)
+
+
+def static_shape(x: Any, name: str = "shape") -> tuple[int, ...]:
+    """A sample shape: a non-negative int (meaning ``(x,)``) or a sequence of non-negative ints."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        x = (x,)
+    if not isinstance(x, Sequence) or isinstance(x, str):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(x).__name__}")
+    return tuple(static_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(x))
+
+
+def one_of(x: Any, name: str, *, choices: Sequence[Any]) -> Any:
+    """``x`` must be one of ``choices``."""
+    if not isinstance(x, str) or x not in tuple(choices):
+        raise ValueError(f"unknown {name} {x!r}; {name} must be one of {tuple(choices)}")
+    return x
+
+
+def policy(x: Any, name: str = "policy") -> Any:
+    """A policy pytree: has ``sample``, ``log_prob`` and ``length``, and its leaves are arrays."""
+    for attr in ("sample", "log_prob", "length"):
+        if not hasattr(x, attr):
+            raise TypeError(f"{name} must be a bontheory Policy (with .{attr}), got {type(x).__name__}")
+    _check_pytree_leaves(x, name)
+    return x
+
+
+def reward(x: Any, name: str = "reward") -> Any:
+    """A reward: a pytree callable on ``int[..., L]`` sequences whose leaves are arrays, or a plain function."""
+    if not callable(x):
+        raise TypeError(f"{name} must be callable on int[..., L] sequences, got {type(x).__name__}")
+    leaves = jax.tree.leaves(x)
+    if not (len(leaves) == 1 and leaves[0] is x):  # a plain function is wrapped later (rewards.reward.as_reward)
+        _check_pytree_leaves(x, name)
+    return x
+
+
+def _check_pytree_leaves(obj: Any, name: str) -> None:
+    for leaf in jax.tree.leaves(obj):
+        if not hasattr(leaf, "dtype"):
+            raise TypeError(
+                f"{name} must be a pytree whose leaves are arrays (e.g. a flax.struct.dataclass; it is "
+                f"passed into jit as an argument), got a leaf of type {type(leaf).__name__}"
+            )
+
+
+# ----------------------------------------------------------------------------------------------------
+# What ties arguments together
+
+
+def same_outcomes(named: Sequence[tuple[str, jax.Array]]) -> tuple[int, ...]:
+    """Checks ``(..., K)`` arrays agree in K and have broadcastable batch shapes; returns the batch shape."""
+    if not named:
+        return ()
+    first_name, first = named[0]
+    for other_name, other in named[1:]:
+        if other.shape[-1] != first.shape[-1]:
+            raise ValueError(
+                f"{first_name} and {other_name} must have the same number of outcomes K (last axis): "
+                f"got shapes {first.shape} and {other.shape}"
+            )
+    try:
+        return tuple(np.broadcast_shapes(*(a.shape[:-1] for _, a in named)))
+    except ValueError:
+        names = ", ".join(n for n, _ in named)
+        shapes = ", ".join(str(a.shape[:-1]) for _, a in named)
+        raise ValueError(f"{names} have incompatible batch shapes {shapes}") from None
+
+
+def broadcasts_with_batch(named: Sequence[tuple[str, jax.Array]], batch: tuple[int, ...], outcome_names: Sequence[str]) -> None:
+    """Checks each per-distribution parameter's shape broadcasts with the batch shape ``batch``."""
+    for name, arr in named:
+        shape = tuple(np.shape(arr))
+        try:
+            np.broadcast_shapes(batch, shape)
+        except ValueError:
+            raise ValueError(
+                f"{name} of shape {shape} does not broadcast with the batch shape {batch} of "
+                f"{', '.join(outcome_names)}: one {name} per distribution needs shape {batch} (or a "
+                f"broadcastable one); for a grid of values per distribution give it trailing axes, e.g. "
+                f"{shape + (1,) * len(batch)}, and the result gets shape {shape + batch} + (K,) for pmfs"
+            ) from None
+
+
+# (id(array), checker) pairs already validated by an enclosing decorated call: a public function calling
+# another with the same arrays does not check their values twice (the enclosing call holds the arrays, so
+# their ids cannot be reused while the set is alive).
+_VALIDATED: contextvars.ContextVar[set[tuple[int, Any]] | None] = contextvars.ContextVar("validated", default=None)
+
+
+def _check_once(check: Checker, value: Any, name: str) -> Any:
+    seen = _VALIDATED.get()
+    if isinstance(value, jax.Array) and (id(value), _identity(check)) in seen:
+        return value
+    out = check(value, name)
+    if isinstance(out, jax.Array):
+        seen.add((id(out), _identity(check)))
+    return out
+
+
+def _identity(check: Checker) -> Any:
+    if isinstance(check, functools.partial):
+        return (check.func, tuple(sorted(check.keywords.items())))
+    return check
+
+
+def validate(**kinds: Checker) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: validates the named arguments by their declared kinds before the function runs.
+
+    Each argument named in ``kinds`` is replaced by ``kinds[name](value, name)``; then arguments of an
+    outcome kind must share K and broadcastable batch shapes (:func:`same_outcomes`), and batch-parameter
+    arguments must broadcast with that batch shape (:func:`broadcasts_with_batch`). An argument whose
+    value is ``None`` and whose default is ``None`` is left alone (an optional argument not given).
+
+    The declaration is kept as ``fn.argument_kinds``.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        unknown = set(kinds) - set(sig.parameters)
+        if unknown:
+            raise TypeError(f"validate: {fn.__name__} has no argument(s) {sorted(unknown)}")
+        ordered = [name for name in sig.parameters if name in kinds]
+        optional = {name for name in ordered if sig.parameters[name].default is None}
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+            seen = _VALIDATED.get()
+            token = _VALIDATED.set(set() if seen is None else seen)
+            try:
+                outcome, params = [], []
+                for name in ordered:
+                    value = arguments[name]
+                    if value is None and name in optional:
+                        continue
+                    check = kinds[name]
+                    arguments[name] = value = _check_once(check, value, name)
+                    if getattr(check, "outcome_axis", False):
+                        outcome.append((name, value))
+                    elif getattr(check, "batch_parameter", False):
+                        params.append((name, value))
+                batch = same_outcomes(outcome)
+                if outcome and params:
+                    broadcasts_with_batch(params, batch, [n for n, _ in outcome])
+                return fn(*bound.args, **bound.kwargs)
+            finally:
+                _VALIDATED.reset(token)
+
+        wrapper.argument_kinds = dict(kinds)
+        return wrapper
+
+    return decorate
+

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
-    from bontheory.cli import _experiment_name, load_experiment, registered
+    from bontheory.runner import experiment_name, load_experiment, registered
     from bontheory.runs import latest_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["| experiment | what it shows | figures (click for the full thumbnail) |", "|---|---|---|"]
     for name in registered():
         mod = load_experiment(name)
-        exp = _experiment_name(mod)
+        exp = experiment_name(mod)
         run_dir = latest_run(args.results, exp)
         thumbs = []
         summary = " ".join(str(getattr(mod, "SUMMARY", "")).split()).replace("|", "\\|")

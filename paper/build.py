@@ -11,27 +11,26 @@ Steps, each failing loudly:
    so no stale figure survives).
 3. Check that every ``\\includegraphics{figures/...}`` in ``main.tex`` names a collected figure; list every
    missing one (with the figures the run does have) and stop.
-4. Write ``paper/generated/numbers.tex``: one ``\\newcommand`` per quoted number, computed from the saved
-   metrics (or, for the worked examples of the theory, by the library) — never typed by hand.
+4. Write ``paper/generated/numbers.tex``: one ``\\newcommand`` per quoted number — each experiment exports
+   the numbers the paper quotes from its saved metrics (``paper_numbers(metrics)`` in its module, next to the
+   code that computes them), and the worked examples of the theory are computed by the library — never
+   typed by hand.
 5. Write ``paper/generated/figures-<experiment>.tex`` (every figure of the run, for
    ``\\experimentfigures{<experiment>}`` in ``main.tex``; an experiment shown there without a finished run or
    without figures is an error) and ``paper/generated/appendix.tex`` (each experiment's summary table and run
    folder, and the figures of experiments ``main.tex`` does not show).
-6. Compile with ``latexmk`` (or ``pdflatex`` + ``bibtex``), installing TeX Live from the system package
-   registry (``apt-get``) first if ``pdflatex`` is missing.
+6. Compile with ``latexmk`` (or ``pdflatex`` + ``bibtex``). The build installs nothing: without ``pdflatex``
+   it stops at once with one line saying so (``make paper-deps`` installs TeX Live on Debian/Ubuntu).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,6 @@ PAPER = Path(__file__).resolve().parent
 REPO = PAPER.parent
 FIGURES = PAPER / "figures"
 GENERATED = PAPER / "generated"
-TEX_PACKAGES = ["texlive-latex-base", "texlive-latex-recommended", "texlive-latex-extra",
-                "texlive-fonts-recommended", "latexmk"]
 
 sys.path.insert(0, str(REPO))
 
@@ -55,20 +52,22 @@ class BuildError(RuntimeError):
 
 def newest_runs(results: Path) -> tuple[dict[str, Path], dict[str, Any], list[str]]:
     """``{experiment: run folder}``, ``{experiment: module}`` and the experiments that have no finished run."""
-    from bontheory.cli import _experiment_name, load_experiment, registered
+    from bontheory.runner import experiment_name, load_experiment, registered
     from bontheory.runs import CorruptResultError, latest_run, load_metrics
 
     found, modules, missing = {}, {}, []
     for name in registered():
         try:
             mod = load_experiment(name)
-        except Exception as e:  # noqa: BLE001 - reported, not hidden
+        except Exception as e:  # reported, not hidden
             missing.append(f"{name}: cannot import its module ({type(e).__name__}: {e})")
             continue
-        exp = _experiment_name(mod)
+        exp = experiment_name(mod)
         run_dir = latest_run(results, exp)
         if run_dir is None:
-            missing.append(f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)")
+            missing.append(
+                f"{name}: no finished run under {results} (run `bontheory run {name} --quick --out {results}`)"
+            )
             continue
         try:
             load_metrics(run_dir)
@@ -138,7 +137,7 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _theory_numbers() -> dict[str, str]:
-    """Worked examples of THEORY.md, computed by the library in float64."""
+    """Worked examples of docs/theory.md, computed by the library in float64."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -166,128 +165,63 @@ def _theory_numbers() -> dict[str, str]:
     return nums
 
 
-def _get(metrics: Any, path: str) -> Any:
-    cur = metrics
-    for part in path.split("."):
-        cur = cur[int(part)] if isinstance(cur, list) else cur[part]
-    return cur
+_MACRO = re.compile(r"[A-Za-z]+")
 
 
-# Numbers quoted from saved metrics: macro -> (experiment, dotted path into metrics.json or a function, digits).
-# A missing experiment or path is reported (the macro is then defined as "??" and the build fails).
-METRIC_NUMBERS: dict[str, tuple[str, str | Callable[[Any], Any], int]] = {
-    "ovMaxN": ("overoptimization", "ns.-1", 0),
-    "ovCauchyPeakN": ("overoptimization", "families.cauchy.bon_peak_n", 0),
-    "ovCauchyPeakGold": ("overoptimization", "families.cauchy.bon_peak_gold", 2),
-    "ovCauchyFinalGold": ("overoptimization", "families.cauchy.bon_final_gold", 2),
-    "ovCauchyTruncFinal": ("overoptimization", "families.cauchy.quantile_trunc.fixed.gold.-1", 2),
-    "ovHackPeakN": ("overoptimization", "families.hack.bon_peak_n", 0),
-    "ovHackPeakGold": ("overoptimization", "families.hack.bon_peak_gold", 2),
-    "ovHackFinalGold": ("overoptimization", "families.hack.bon_final_gold", 2),
-    "bvoMaxRewardGap": ("bon_vs_optimum", lambda m: max(m["bon_reward_gap_to_tilt"]), 4),
-    "bvoMaxWinGap": ("bon_vs_optimum", lambda m: max(m["bon_win_gap_to_quantile_tilt"]), 4),
-    "bvoRate": ("bon_vs_optimum", "rates.-1", 2),
-    "bvoShortL": ("bon_vs_optimum", "lengths.1", 0),
-    "bvoLongL": ("bon_vs_optimum", "lengths.-1", 0),
-    "bvoGapShort": ("bon_vs_optimum", "gap_per_token.1.-1", 4),
-    "bvoGapLong": ("bon_vs_optimum", "gap_per_token.-1.-1", 4),
-    "rmCells": ("regime_map", lambda m: _np_size(m["families"]["gaussian"]["ratio_error_x_coverage"]), 0),
-    "rmGaussWithin": ("regime_map", lambda m: _count(m["families"]["gaussian"]["ratio_error_x_coverage"], le=1.1), 0),
-    "rmGaussTwice": ("regime_map", lambda m: _count(m["families"]["gaussian"]["ratio_error_x_coverage"], ge=2.0), 0),
-    "rmHackWithin": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], le=1.1), 0),
-    "rmHackTwice": ("regime_map", lambda m: _count(m["families"]["hack"]["ratio_error_x_coverage"], ge=2.0), 0),
-    "rmGaussMaxRatio": ("regime_map", lambda m: _max(m["families"]["gaussian"]["ratio_error_x_coverage"]), 2),
-    "klNmax": ("kl_bound", "ns.-1", 0),
-    "klFolkNmax": ("kl_bound", "folk.-1", 3),
-    "klTinyKL": ("kl_bound", lambda m: _ref(m, "tiny top")["kl"][-1], 3),
-    "klUniformKL": ("kl_bound", lambda m: _ref(m, "uniform L=100")["kl"][-1], 3),
-    "klReferences": ("kl_bound", lambda m: len(m["references"]), 0),
-    "klGapBoundHolds": ("kl_bound", lambda m: sum(_gap_bound_holds(m, r) for r in m["references"].values()), 0),
-    "klEstMinExcess": ("kl_bound", lambda m: min(_est_excess(r).min() for r in m["references"].values()), 4),
-    "klEstMaxExcess": ("kl_bound", lambda m: max(_est_excess(r).max() for r in m["references"].values()), 4),
-    "vbFullExact": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_exact", 4),
-    "vbFullCont": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_continuous", 4),
-    "vbFullSampled": ("vbon", "analysis.tabular_full.mean_kl_to_bon.vbon_sampled", 4),
-    "vbFullKlrl": ("vbon", "analysis.tabular_full.mean_kl_to_bon.kl_rl", 4),
-    "vbFullClosest": ("vbon", "analysis.tabular_full.closest_method", 0),
-    "vbMemExact": ("vbon", "analysis.tabular_memoryless.mean_kl_to_bon.vbon_exact", 3),
-    "vbMemClosest": ("vbon", "analysis.tabular_memoryless.closest_method", 0),
-    "tkN": ("token_kl", "panels.peaked/tie_heavy.exact.ns.-1", 0),
-    "tkLevels": ("token_kl", "panels.peaked/tie_heavy.exact.num_levels", 0),
-    "tkSequences": ("token_kl", "panels.peaked/tie_heavy.exact.num_sequences", 0),
-    "tkExact": ("token_kl", "panels.peaked/tie_heavy.exact.exact_kl.-1", 3),
-    "tkFolk": ("token_kl", "panels.peaked/tie_heavy.exact.folk.-1", 3),
-    "tkBeirami": ("token_kl", "panels.peaked/tie_heavy.exact.beirami_expected.-1", 3),
-    "gfGaussBonRsq": ("gao_fits", "families.gaussian.bon_r2", 3),
-    "gfGaussRlRsq": ("gao_fits", "families.gaussian.rl_r2", 3),
-    "gfHackBonRsq": ("gao_fits", "families.hack.bon_r2", 3),
-    "gfHackRlRsq": ("gao_fits", "families.hack.rl_r2", 3),
-}
+def format_number(value: Any, digits: int) -> str:
+    """A quoted value as LaTeX: a string (e.g. a method name) in typewriter type, a number with ``digits``
+    decimals in math."""
+    if isinstance(value, str):
+        return f"\\texttt{{{_tex_escape(value)}}}"
+    if isinstance(value, bool) or not isinstance(digits, int) or isinstance(digits, bool) or digits < 0:
+        raise TypeError(f"expected (number, decimals >= 0), got ({value!r}, {digits!r})")
+    return _fmt(float(value), digits)
 
 
-def _ref(m: Any, prefix: str) -> Any:
-    """The ``kl_bound`` reference case whose name starts with ``prefix``."""
-    if prefix in m["references"]:
-        return m["references"][prefix]
-    (key,) = [k for k in m["references"] if k.startswith(prefix)]
-    return m["references"][key]
+def experiment_numbers(runs: dict[str, Path], modules: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """``{macro: LaTeX}`` from each experiment's ``paper_numbers(metrics)`` on its newest run, and the problems
+    (an export that fails, a bad macro name or value, a macro exported twice)."""
+    from bontheory.runs import load_metrics
 
-
-def _gap_bound_holds(m: Any, ref: Any) -> bool:
-    import numpy as np
-
-    gap = np.asarray(m["folk"]) - np.asarray(ref["kl"])
-    return bool(np.all(gap <= np.asarray(ref["gap_bound"]) + 1e-12))
-
-
-def _est_excess(ref: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(ref["estimate"]) - np.asarray(ref["kl"])
-
-
-def _np_size(x: Any) -> int:
-    import numpy as np
-
-    return int(np.asarray(x, dtype=float).size)
-
-
-def _count(x: Any, le: float | None = None, ge: float | None = None) -> int:
-    import numpy as np
-
-    a = np.asarray(x, dtype=float)
-    return int(np.sum(a <= le) if le is not None else np.sum(a >= ge))
-
-
-def _max(x: Any) -> float:
-    import numpy as np
-
-    return float(np.nanmax(np.asarray(x, dtype=float)))
-
-
-def write_numbers(runs: dict[str, Path]) -> list[str]:
-    from bontheory.runs import config_hash, load_metrics, read_run_info  # noqa: F401
-
+    numbers: dict[str, str] = {}
+    source: dict[str, str] = {}
     problems = []
-    lines = ["% Generated by paper/build.py from saved metrics and the library. Do not edit.", ""]
-    for macro, value in sorted(_theory_numbers().items()):
-        lines.append(f"\\newcommand{{\\{macro}}}{{{value}}}")
-    for macro, (exp, path, digits) in sorted(METRIC_NUMBERS.items()):
-        if exp not in runs:
-            problems.append(f"\\{macro}: needs a finished run of {exp}")
-            lines.append(f"\\newcommand{{\\{macro}}}{{??}}")
+    for exp in sorted(runs):
+        export = getattr(modules[exp], "paper_numbers", None)
+        if export is None:
             continue
         try:
-            metrics = load_metrics(runs[exp])
-            value = path(metrics) if callable(path) else _get(metrics, path)
-            if isinstance(value, str):  # a name from the metrics, e.g. a method
-                text = f"\\texttt{{{_tex_escape(value)}}}"
-            else:
-                text = _fmt(float(value), digits)
-        except Exception as e:  # noqa: BLE001 - reported
-            problems.append(f"\\{macro}: cannot read {path!r} from {exp}'s metrics ({type(e).__name__}: {e})")
-            text = "??"
-        lines.append(f"\\newcommand{{\\{macro}}}{{{text}}}")
+            quoted = export(load_metrics(runs[exp]))
+        except Exception as e:
+            problems.append(f"{exp}.paper_numbers failed on the metrics of {runs[exp]} ({type(e).__name__}: {e})")
+            continue
+        for macro, entry in quoted.items():
+            if not isinstance(macro, str) or not _MACRO.fullmatch(macro):
+                problems.append(f"{exp}.paper_numbers: {macro!r} is not a LaTeX macro name (letters only)")
+                continue
+            if macro in source:
+                problems.append(f"\\{macro} is exported by both {source[macro]} and {exp}")
+                continue
+            try:
+                value, digits = entry
+                numbers[macro] = format_number(value, digits)
+            except (TypeError, ValueError) as e:
+                problems.append(f"{exp}.paper_numbers: \\{macro}: {e}")
+                continue
+            source[macro] = exp
+    return numbers, problems
+
+
+def write_numbers(runs: dict[str, Path], modules: dict[str, Any]) -> list[str]:
+    """Writes ``generated/numbers.tex`` (the theory's worked examples, every experiment's exported numbers and
+    each run's folder name); returns the problems found."""
+    numbers, problems = experiment_numbers(runs, modules)
+    theory = _theory_numbers()
+    for macro in sorted(set(theory) & set(numbers)):
+        problems.append(f"\\{macro} is both a worked example and exported by an experiment")
+    lines = ["% Generated by paper/build.py from saved metrics and the library. Do not edit.", ""]
+    for macro, value in [*sorted(theory.items()), *sorted(numbers.items())]:
+        lines.append(f"\\newcommand{{\\{macro}}}{{{value}}}")
     for exp, run_dir in sorted(runs.items()):
         macro = "run" + "".join(w.capitalize() for w in re.split(r"[^A-Za-z]+", exp) if w)
         lines.append(f"\\newcommand{{\\{macro}}}{{\\texttt{{{_tex_escape(run_dir.name)}}}}}")
@@ -390,7 +324,7 @@ def write_appendix(tex: str, runs: dict[str, Path], modules: dict[str, Any], col
         if hasattr(mod, "summary"):
             try:
                 rows = mod.summary(load_metrics(runs[exp]))
-            except Exception as e:  # noqa: BLE001 - a broken summary must not stop the paper
+            except Exception as e:
                 print(f"warning: {exp}.summary failed: {e}", file=sys.stderr)
         if rows:
             rows = rows[:25]
@@ -416,32 +350,18 @@ def write_appendix(tex: str, runs: dict[str, Path], modules: dict[str, Any], col
 # 6. TeX
 
 
-def ensure_tex() -> None:
-    if shutil.which("pdflatex"):
-        return
-    if shutil.which("apt-get") is None:
-        raise BuildError("pdflatex is missing and there is no apt-get: install TeX Live (pdflatex, bibtex) by hand")
-    policy = subprocess.run(["apt-cache", "policy", TEX_PACKAGES[0]], capture_output=True, text=True)
-    if "Candidate: (none)" in policy.stdout or "Candidate:" not in policy.stdout:
-        print("pdflatex is missing; refreshing the package lists (apt-get update)", file=sys.stderr)
-        _sudo(["apt-get", "update"])
-    print(f"pdflatex is missing; installing {' '.join(TEX_PACKAGES)} (a few minutes)", file=sys.stderr)
-    _sudo(["apt-get", "install", "-y", "--no-install-recommends", *TEX_PACKAGES],
-          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    if not shutil.which("pdflatex"):
-        raise BuildError("installing TeX Live did not provide pdflatex")
-
-
-def _sudo(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            raise BuildError(f"pdflatex is missing; run as root: {' '.join(cmd)}")
-        cmd = ["sudo", *cmd]
-    subprocess.run(cmd, check=True, env=env)
+def missing_tex() -> str | None:
+    """``None`` if the TeX tools are installed, else one line saying what is missing and how to install it."""
+    missing = [] if shutil.which("pdflatex") else ["pdflatex"]
+    if not (shutil.which("latexmk") or shutil.which("bibtex")):
+        missing.append("latexmk (or bibtex)")
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found: install TeX Live with `make paper-deps` "
+            "(Debian/Ubuntu, uses apt-get) or your system's TeX Live packages")
 
 
 def compile_pdf() -> Path:
-    ensure_tex()
     if shutil.which("latexmk"):
         cmds = [["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "main.tex"]]
     else:
@@ -465,13 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="collect figures and numbers, do not run LaTeX")
     args = parser.parse_args(argv)
     results = args.results if args.results.is_absolute() else Path.cwd() / args.results
+    if not args.no_compile and (problem := missing_tex()):
+        print(f"paper: {problem}", file=sys.stderr)
+        return 1
 
     runs, modules, missing_runs = newest_runs(results)
     collected = collect_figures(runs)
     tex = (PAPER / "main.tex").read_text()
     problems = missing_runs + check_figures(tex, runs, collected)
     problems += write_figure_inputs(tex, runs, modules, collected)
-    problems += write_numbers(runs)
+    problems += write_numbers(runs, modules)
     write_appendix(tex, runs, modules, collected)
     n_fig = sum(len(v) for v in collected.values())
     print(f"paper: {len(runs)} experiments, {n_fig} figures collected into {FIGURES}")

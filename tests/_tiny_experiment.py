@@ -2,25 +2,31 @@
 
 It is loaded under a fresh module name per test (see ``tests/test_cli.py``), so its counters start at zero.
 ``CALLS`` counts calls of ``run``, cell computations and ``plot``; setting ``INTERRUPT_AFTER = k`` makes the
-(k+1)-th cell computation raise ``KeyboardInterrupt`` (a simulated Ctrl-C after k finished cells).
+(k+1)-th cell computation raise ``KeyboardInterrupt`` (a simulated Ctrl-C after k finished cells), and
+``SIGNAL_AFTER = k`` makes the (k+1)-th cell computation send ``SIGNALS`` SIGTERMs to its own process (a real
+``kill`` in the middle of a cell) and then finish the cell.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 from typing import Literal
 
 import numpy as np
 
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "tiny"
 SUMMARY = "a tiny experiment for the tests: the mean of n uniforms, per n"
 
 CALLS = {"run": 0, "compute": 0, "plot": 0}
 INTERRUPT_AFTER: int | None = None
+SIGNAL_AFTER: int | None = None
+SIGNALS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,9 @@ QUICK = Config(ns=(1, 2, 3, 4))
 def _compute(seed: int, n: int, config: Config) -> dict:
     if INTERRUPT_AFTER is not None and CALLS["compute"] >= INTERRUPT_AFTER:
         raise KeyboardInterrupt
+    if SIGNAL_AFTER is not None and CALLS["compute"] == SIGNAL_AFTER:
+        for _ in range(SIGNALS):
+            os.kill(os.getpid(), signal.SIGTERM)
     CALLS["compute"] += 1
     if config.sleep:
         time.sleep(config.sleep)
@@ -82,7 +91,7 @@ def run(config: Config, run) -> dict:
     CALLS["run"] += 1
     rows = []
     for n in progress(config.ns, desc="tiny"):
-        cell = run.cell(f"n={n}", lambda: _compute(config.seed, n, config))
+        cell = run.cell(f"n={n}", lambda n=n: _compute(config.seed, n, config))
         rows.append({"n": n, "value": cell["value"], "first_draw": cell["draws"][0]})
     return {"table": rows, "ns": list(config.ns), "nan": float("nan")}
 

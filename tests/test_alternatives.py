@@ -7,8 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-import bontheory as bt
 from references import (
     P4,
     R4,
@@ -18,6 +16,7 @@ from references import (
     pessimism_law_by_enumeration,
 )
 
+import bontheory as bt
 
 # ---------------------------------------------------------------------------------------------------
 # soft BoN

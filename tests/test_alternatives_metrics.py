@@ -14,7 +14,7 @@ GOLD = np.array([0.0, 2.0, 1.0, -1.0])
 
 
 def test_pairwise_error_matches_brute_force():
-    phi = lambda a, b: (a > b) + 0.5 * (a == b)  # noqa: E731
+    phi = lambda a, b: (a > b) + 0.5 * (a == b)
     brute = sum(P[i] * P[j] * abs(phi(PROXY[i], PROXY[j]) - phi(GOLD[i], GOLD[j]))
                 for i, j in itertools.product(range(4), repeat=2))
     np.testing.assert_allclose(bt.pairwise_error(P, PROXY, GOLD, block=3), brute, atol=1e-14)
@@ -33,7 +33,7 @@ def test_scalar_metrics():
     np.testing.assert_allclose(bt.em_divergence(best, P, np.array([1.0, 2.0, 5.0])), [0.8, 0.6, 0.0])
     np.testing.assert_allclose(bt.em_divergence(pi, P, 1.0), bt.total_variation(pi, P))
     m = bt.proxy_gold_metrics(pi, P, PROXY, GOLD)
-    np.testing.assert_allclose(m.kl, 0.341530, atol=1e-6)  # THEORY §1 worked example
+    np.testing.assert_allclose(m.kl, 0.341530, atol=1e-6)  # docs/theory.md §1.7 worked example
     np.testing.assert_allclose(m.proxy_win_rate, 0.7025, atol=1e-12)
     np.testing.assert_allclose(m.gold_reward, pi @ GOLD)
     assert float(bt.max_density_ratio(np.array([0.5, 0.5]), np.array([1.0, 0.0]))) == np.inf

@@ -8,9 +8,9 @@ Each test runs a Pearson chi-square goodness-of-fit test of sampler frequencies 
 import jax
 import numpy as np
 import pytest
+from references import P4, R4, brute_force_bon, brute_force_soft_bon, chi2_pvalue, pessimism_law_by_enumeration
 
 import bontheory as bt
-from references import P4, R4, brute_force_bon, brute_force_soft_bon, chi2_pvalue, pessimism_law_by_enumeration
 
 ALPHA = 1e-4
 DRAWS = 8192

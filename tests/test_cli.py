@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bontheory import experiments
-from bontheory import cli
+from bontheory import cli, experiments
 from bontheory.runs import find_runs, load_metrics
 
 TINY_SOURCE = Path(__file__).with_name("_tiny_experiment.py")
@@ -80,6 +79,40 @@ def test_run_end_to_end_writes_config_metrics_csv_and_figures(tiny, tmp_path, ca
     out = capsys.readouterr().out
     assert "value" in out and str(root) in out  # the summary table and the folder are printed
     assert tiny.CALLS == {"run": 1, "compute": 4, "plot": 1}
+
+
+def _git_head() -> str | None:
+    repo = Path(cli.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return head.stdout.strip() if head.returncode == 0 else None
+
+
+def test_provenance_records_the_git_commit_and_a_resume_under_another_commit_warns(tiny, tmp_path, capsys):
+    head = _git_head()
+    if head is None:
+        pytest.skip("bontheory does not run from a git checkout here")
+    tiny.INTERRUPT_AFTER = 2
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 130
+    root = _only_run(tmp_path)
+    config = json.loads((root / "config.json").read_text())
+    assert config["provenance"]["git_commit"] == head and isinstance(config["provenance"]["git_dirty"], bool)
+    assert json.loads((root / "run.json").read_text())["sessions"][0]["provenance"]["git_commit"] == head
+    capsys.readouterr()
+
+    config["provenance"]["git_commit"] = "0123456789ab" + "0" * 28  # as if created by another commit
+    (root / "config.json").write_text(json.dumps(config))
+    tiny.INTERRUPT_AFTER = None
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "created by commit 0123456789ab" in err and f"this is commit {head[:12]}" in err
+    assert "2 stored cells are reused" in err and "--fresh" in err
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--fresh"]) == 0  # starts over:
+    assert json.loads((root / "config.json").read_text())["provenance"]["git_commit"] == head  # a new creator
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert "created by commit" not in capsys.readouterr().err
 
 
 def test_full_and_quick_and_seed_get_separate_folders(tiny, tmp_path):
@@ -245,18 +278,20 @@ def test_reproduce_continues_past_a_failure_and_exits_nonzero(tiny, tmp_path, mo
 def test_convert_value_covers_the_annotations():
     from typing import Literal, Optional
 
-    assert cli.convert_value("1_000", int) == 1000 and cli.convert_value("2e6", int) == 2_000_000
-    assert cli.convert_value("3", float) == 3.0 and isinstance(cli.convert_value("3", float), float)
-    assert cli.convert_value("()", tuple[int, ...]) == ()
-    assert cli.convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
-    assert cli.convert_value("7,", tuple[int, ...]) == (7,)
-    assert cli.convert_value("a,b", tuple[str, ...]) == ("a", "b")
-    assert cli.convert_value("None", Optional[float]) is None
-    assert cli.convert_value("0.5", float | None) == 0.5
-    assert cli.convert_value("2", Literal[1, 2]) == 2
+    from bontheory.configs import convert_value
+
+    assert convert_value("1_000", int) == 1000 and convert_value("2e6", int) == 2_000_000
+    assert convert_value("3", float) == 3.0 and isinstance(convert_value("3", float), float)
+    assert convert_value("()", tuple[int, ...]) == ()
+    assert convert_value("[1, 2]", tuple[int, ...]) == (1, 2)
+    assert convert_value("7,", tuple[int, ...]) == (7,)
+    assert convert_value("a,b", tuple[str, ...]) == ("a", "b")
+    assert convert_value("None", Optional[float]) is None  # noqa: UP045 - typing.Union, not types.UnionType
+    assert convert_value("0.5", float | None) == 0.5
+    assert convert_value("2", Literal[1, 2]) == 2
     for text, tp in [("1.5", int), ("x", float), ("2", bool), ("1,2", tuple[int, int, int]), ("inf", int)]:
         with pytest.raises(ValueError):
-            cli.convert_value(text, tp)
+            convert_value(text, tp)
 
 
 def _script() -> str:
@@ -296,8 +331,9 @@ def test_installed_script_runs_a_user_experiment_and_resumes_after_kill(tmp_path
     proc.send_signal(signal.SIGTERM)  # `kill`
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "run the same command again" in err
     root = find_runs(out, "tiny")[0]
+    assert f"interrupted: {root} is marked interrupted" in err and "run the same command again" in err
+    assert "Traceback" not in err
     stored = len(list((root / "cells").glob("*.json")))
     assert 2 <= stored < 8
     assert json.loads((root / "run.json").read_text())["status"] == "interrupted"
@@ -311,6 +347,40 @@ def test_installed_script_runs_a_user_experiment_and_resumes_after_kill(tmp_path
     assert "tiny: done" in done.stdout
 
 
+@pytest.mark.parametrize("how", ["second signal", "grace over"])
+def test_a_long_cell_is_abandoned_at_a_second_signal_or_after_the_grace_period(tmp_path, how):
+    env, module = _external_package(tmp_path)
+    env["BONTHEORY_STOP_GRACE"] = "0.5" if how == "grace over" else "600"
+    out = tmp_path / "results"
+    cmd = [_script(), "run", module, "--quick", "--set", "sleep=30", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (find_runs(out, "tiny") and (find_runs(out, "tiny")[0] / "run.json").exists()):
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run did not start: {proc.communicate()}")
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the first 30-second cell
+    proc.send_signal(signal.SIGTERM)
+    if how == "second signal":
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 20  # not the 30 seconds the cell would take
+    root = find_runs(out, "tiny")[0]
+    assert f"interrupted: {root} is marked interrupted" in err and "Traceback" not in err
+    assert json.loads((root / "run.json").read_text())["status"] == "interrupted"
+    assert not list((root / "cells").glob("*.json"))  # the abandoned cell was never stored
+
+
+def test_a_bad_stop_grace_is_a_mistake(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BONTHEORY_STOP_GRACE", "soon")
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "BONTHEORY_STOP_GRACE must be a number of seconds")
+
+
 def test_a_failing_plot_keeps_the_metrics_and_says_how_to_replot(tiny, tmp_path, monkeypatch, capsys):
     def broken_plot(metrics, out_dir):
         raise RuntimeError("no ink")
@@ -321,3 +391,154 @@ def test_a_failing_plot_keeps_the_metrics_and_says_how_to_replot(tiny, tmp_path,
     assert "bontheory plot" in capsys.readouterr().err
     assert load_metrics(root)["ns"] == [1, 2, 3, 4]
     assert json.loads((root / "run.json").read_text())["status"] == "complete"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Signals: stop between cells, exit 130, name the run folder
+
+
+def test_sigterm_stops_the_run_after_the_current_cell(tiny, tmp_path, capsys):
+    tiny.SIGNAL_AFTER = 1  # `kill` arrives while the second cell computes
+    assert cli.main(["run", "tiny", "--out", str(tmp_path)]) == 130
+    root = _only_run(tmp_path)
+    err = capsys.readouterr().err
+    assert f"interrupted: {root} is marked interrupted" in err and "run the same command again" in err
+    assert tiny.CALLS["compute"] == 2  # the cell being computed finished; no further cell started
+    assert len(list((root / "cells").glob("*.json"))) == 2
+    assert json.loads((root / "run.json").read_text())["status"] == "interrupted"
+    tiny.SIGNAL_AFTER = None
+    assert cli.main(["run", "tiny", "--out", str(tmp_path)]) == 0
+    assert tiny.CALLS["compute"] == 5
+
+
+def test_signal_handlers_are_restored_after_a_run(tiny, tmp_path):
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# ----------------------------------------------------------------------------------------------------
+# Precision is part of a run's identity
+
+
+@pytest.fixture
+def float32():
+    import jax
+
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def test_x64_gets_its_own_run_folder(tiny, tmp_path, float32):
+    import jax
+
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "tiny", "--quick", "--x64", "--out", str(tmp_path)]) == 0
+    assert jax.config.read("jax_enable_x64") is False  # the switch is restored after the run
+    runs = find_runs(tmp_path, "tiny")
+    assert len(runs) == 2 and tiny.CALLS["compute"] == 8  # nothing reused across precisions
+    configs = [json.loads((r / "config.json").read_text()) for r in runs]
+    assert sorted(c["x64"] for c in configs) == [False, True]
+    assert all(c["provenance"]["x64"] == c["x64"] for c in configs)
+    assert cli.main(["run", "tiny", "--quick", "--x64", "--out", str(tmp_path)]) == 0  # resumes its own
+    assert tiny.CALLS["compute"] == 8
+
+
+# ----------------------------------------------------------------------------------------------------
+# Every mistake in the command: exit code 2 and one line naming it, no traceback
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_out_that_is_a_file_or_under_a_file(tiny, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert cli.main(["run", "tiny", "--quick", "--out", str(afile)]) == 2
+    _one_line_error(capsys, f"--out {afile} is a file")
+    assert cli.main(["reproduce", "--quick", "--out", str(afile / "sub")]) == 2
+    _one_line_error(capsys, f"--out {afile / 'sub'} is not a writable folder")
+    assert tiny.CALLS["run"] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_out_that_is_not_writable(tiny, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert cli.main(["run", "tiny", "--quick", "--out", str(locked)]) == 2
+        _one_line_error(capsys, f"--out {locked} is not a writable folder")
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "not_a_config", "edited_value", "edited_precision"])
+def test_an_edited_or_corrupt_config_json_is_refused(tiny, tmp_path, capsys, damage):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    root = _only_run(tmp_path)
+    path = root / "config.json"
+    data = json.loads(path.read_text())
+    if damage == "garbage":
+        path.write_text('{"experiment": "tiny", "conf')
+    elif damage == "not_a_config":
+        path.write_text("[1, 2]")
+    elif damage == "edited_value":
+        data["config"]["scale"] = 3.0
+        path.write_text(json.dumps(data))
+    else:
+        data["x64"] = not data["x64"]
+        path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, str(path), "--fresh")
+    assert tiny.CALLS["run"] == 1
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path), "--fresh"]) == 0  # starts it over
+    assert json.loads(path.read_text())["config"]["scale"] == 1.0
+
+
+def test_plot_of_a_folder_with_a_corrupt_config_json(tiny, tmp_path, capsys):
+    assert cli.main(["run", "tiny", "--quick", "--out", str(tmp_path)]) == 0
+    root = _only_run(tmp_path)
+    (root / "config.json").write_text("{")
+    capsys.readouterr()
+    assert cli.main(["plot", str(root)]) == 2
+    _one_line_error(capsys, "not a bontheory run folder")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "tiny", "--quick", "--set", "scale=-1"], "the config rejects scale=-1: scale must be >= 0"),
+    (["run", "tiny", "--quick", "--set", "ns=1,x"], "bad value for ns"),
+    (["run", "tiny", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "tiny", "--seed", "x"], "argument --seed: invalid int value"),
+    (["run"], "the following arguments are required: name"),
+    (["run", "nonexistent"], "unknown experiment 'nonexistent'"),
+    (["run", "no_such_pkg_xyz.mod"], "experiment module 'no_such_pkg_xyz.mod' not found"),
+    (["reproduce", "--only", "tiny", "nonexistent"], "unknown experiment 'nonexistent'"),
+    (["plot", "tiny"], "no finished run of tiny"),
+])
+def test_mistakes_in_the_command(tiny, tmp_path, capsys, argv, needle):
+    assert cli.main([*argv, "--out", str(tmp_path)] if argv != ["run"] else argv) == 2
+    _one_line_error(capsys, needle)
+    assert tiny.CALLS["run"] == 0
+
+
+def test_a_config_type_error_is_a_mistake_too(tiny, tmp_path, capsys, monkeypatch):
+    original = tiny.Config.__post_init__
+
+    def strict(self):
+        original(self)
+        if self.seed > 10:
+            raise TypeError(f"seed must be small, got {self.seed}")
+
+    monkeypatch.setattr(tiny.Config, "__post_init__", strict)
+    assert cli.main(["run", "tiny", "--quick", "--seed", "11", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "seed must be small, got 11")

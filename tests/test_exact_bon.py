@@ -1,11 +1,11 @@
-"""Exact BoN pmf, KL, expected reward and win rate: closed forms, THEORY tables and brute force."""
+"""Exact BoN pmf, KL, expected reward and win rate: closed forms, docs/theory.md tables and brute force."""
 
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from references import brute_force_bon
 
 import bontheory
 from bontheory import (
@@ -19,7 +19,6 @@ from bontheory import (
     reward_levels,
     win_rate,
 )
-from references import brute_force_bon
 
 P_EX = np.array([0.1, 0.2, 0.3, 0.4])
 R_EX = np.array([0.0, 1.0, 1.0, 2.0])
@@ -47,7 +46,7 @@ def test_uniform_table(size):
     p = np.full(size, 1.0 / size)
     r = np.arange(size, dtype=float)
     kl = bon_kl(p, r, NS)
-    # THEORY's table is printed to 5 decimals; check against it to rounding, and against the closed form
+    # docs/theory.md §2.6's table is printed to 5 decimals; check against it to rounding, and against the closed form
     # Σ_i ((i/L)^n − ((i−1)/L)^n) log(L((i/L)^n − ((i−1)/L)^n)) to 1e-6.
     np.testing.assert_allclose(kl, UNIFORM_TABLE[size], atol=5.1e-6)
     i = np.arange(1, size + 1)[:, None]
@@ -112,7 +111,7 @@ def test_brute_force_win_rate_definition():
 
 
 def test_continuous_approximation_does_not_normalise():
-    """THEORY §1: n p F^{n-1} sums to 1.567 (F) and 0.607 (F⁻) at p=(.4,.3,.2,.1), n=5; the exact pmf sums to 1."""
+    """docs/theory.md §1.3: n p F^{n-1} sums to 1.567 (F) and 0.607 (F⁻) at p=(.4,.3,.2,.1), n=5; the exact pmf sums to 1."""
     p = np.array([0.4, 0.3, 0.2, 0.1])
     r = np.arange(4.0)
     f = np.cumsum(p)

@@ -1,47 +1,27 @@
-"""Beirami's estimator and bounds, divergences, and the reward / win-rate tilts (THEORY §2–§3)."""
+"""Beirami's estimator and bounds, divergences, and the reward / win-rate tilts (docs/theory.md §2–§3)."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from bontheory import (
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_kl_estimator,
-
     bon_kl_gap_bound,
-
     bon_pmf,
-
     bon_win_rate,
-
     bon_win_rate_bound,
-
     bon_win_rate_gap_bound,
-
     chi2_divergence,
-
     kl_divergence,
-
     mid_cdf,
-
     quantile_tilted_pmf,
-
     reward_kl_frontier,
-
     tilted_pmf,
-
     total_variation,
-
     win_rate,
-
     win_rate_kl_frontier,
-
 )
 
 NS = np.array([1, 2, 5, 30, 1000, 10**6])
@@ -103,7 +83,7 @@ def test_kl_converges_to_bound_on_fine_atomless_spaces():
 
 
 def test_gap_unbounded_with_tiny_top_mass():
-    """With top mass ε the KL saturates near log(1/ε) while the folk formula keeps growing (THEORY §2)."""
+    """With top mass ε the KL saturates near log(1/ε) while the folk formula keeps growing (docs/theory.md §2.3)."""
     eps = 1e-4
     size = 50
     p = np.append(np.full(size, (1 - eps) / size), eps)
@@ -171,7 +151,7 @@ def test_quantile_tilt_beats_bon_in_win_rate_objective():
 
 
 def test_optimal_win_rate_tilt_at_bon_kl_continuous_case():
-    """THEORY §3: continuous case, n = 2: BoN W = 2/3 at KL = log 2 − 1/2; the optimal tilt at the same KL
+    """docs/theory.md §3.2: continuous case, n = 2: BoN W = 2/3 at KL = log 2 − 1/2; the optimal tilt at the same KL
     reaches 0.67591 (a fine uniform space stands in for the continuum)."""
     size = 20_000
     p = np.full(size, 1.0 / size)
@@ -191,7 +171,7 @@ def test_optimal_win_rate_tilt_at_bon_kl_continuous_case():
 
 
 def test_win_rate_gap_bound_needs_distinct_rewards():
-    """With ties the win-rate gap bound can fail (THEORY §2): ten equally likely outcomes, all tied, have
+    """With ties the win-rate gap bound can fail (docs/theory.md §2.5): ten equally likely outcomes, all tied, have
     W_n = ½ for every n, so n/(n+1) − W_2 = 1/6 > (n−1)/2·Σp² = 1/20. Without ties it holds."""
     p = np.full(10, 0.1)
     gap_tied = float(bon_win_rate_bound(2)) - float(bon_win_rate(p, np.zeros(10), 2))

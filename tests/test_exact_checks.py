@@ -6,25 +6,15 @@ import numpy as np
 import pytest
 
 from bontheory import (
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimator,
-
     bon_pmf,
-
     bon_sample_exact,
-
     kl_divergence,
-
     quantile_tilted_pmf,
-
     tilted_pmf,
-
     win_rate,
-
 )
 
 P = np.array([0.1, 0.2, 0.3, 0.4])

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 
 from bontheory import (
-
     bon_expected_reward,
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_log_pmf,
-
     bon_pmf,
-
     bon_win_rate,
-
     reward_levels,
-
 )
 
 
@@ -131,6 +122,37 @@ def test_vmap_over_n_sorts_once():
     found = sorts(jaxpr.jaxpr)
     assert len(found) == 1
     assert found[0].invars[0].aval.shape == (k,)
+
+
+def _sort_operand_shapes(fn, *args):
+    def sorts(jx):
+        out = []
+        for eqn in jx.eqns:
+            if eqn.primitive.name == "sort":
+                out.append(eqn.invars[0].aval.shape)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                out.extend(sorts(sub))
+        return out
+
+    return sorts(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def test_win_rate_of_a_policy_batch_sorts_the_reference_once():
+    """win_rate(policy_probs[N, K], ref_probs[K], rewards[K]) builds the levels of (p, r) once: one sort of
+    K outcomes, not a sort of an (N, K) array of identical rows."""
+    from bontheory import win_rate
+
+    k, n = 40, 16
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(k))
+    r = rng.integers(0, 5, size=k).astype(float)
+    pis = rng.dirichlet(np.ones(k), size=n)
+    assert _sort_operand_shapes(win_rate, pis, p, r) == [(k,)]
+    expect = [float(win_rate(pi, p, r)) for pi in pis]
+    np.testing.assert_allclose(win_rate(pis, p, r), expect, rtol=1e-14)
+    # a batch of references still gets one sort per reference row
+    ps = rng.dirichlet(np.ones(k), size=3)
+    assert _sort_operand_shapes(win_rate, pis[:3], ps, r) in ([(3, k)], [(k,)] * 3)
 
 
 def test_float32_in_float32_out():

@@ -5,29 +5,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bontheory import (
-
     bon_expected_reward,
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_gap_bound,
-
     bon_pmf,
-
     bon_win_rate,
-
     bon_win_rate_bound,
-
     bon_win_rate_gap_bound,
-
-    reward_levels,
-
     reward_kl_frontier,
-
+    reward_levels,
     tilted_pmf,
-
 )
 
 K = 6  # fixed shape inside every @given, so JAX compiles once

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from references import chi2_pvalue
 
 from bontheory import bon_pmf, bon_sample_exact
-from references import chi2_pvalue
 
 ALPHA = 1e-4
 DRAWS = 200_000

@@ -22,7 +22,7 @@ V, L, N, T = 3, 3, 4, 64
 
 #: The plain-function twin of ``TokenCountReward(target=0)``, written as a user writes it: a lambda with an
 #: integer result (cast to float). One function object for the whole file: one compilation per configuration.
-count_zeros = lambda seqs: jnp.sum(seqs == 0, axis=-1)  # noqa: E731
+count_zeros = lambda seqs: jnp.sum(seqs == 0, axis=-1)
 
 
 BUILTIN = bt.TokenCountReward(target=0)
@@ -106,7 +106,7 @@ def test_plain_function_through_the_exact_path():
     np.testing.assert_array_equal(np.asarray(fn_rewards), np.asarray(builtin_rewards))
     p = jnp.exp(logp)
     np.testing.assert_array_equal(np.asarray(bt.bon_pmf(p, fn_rewards, N)), np.asarray(bt.bon_pmf(p, builtin_rewards, N)))
-    _assert_same(vars(bt.exact_space(policy, count_zeros)), vars(bt.exact_space(policy, BUILTIN)))
+    _assert_same(bt.exact_space(policy, count_zeros)._asdict(), bt.exact_space(policy, BUILTIN)._asdict())
 
 
 def test_plain_function_in_rewards_built_on_a_reward():

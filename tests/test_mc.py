@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from references import chi2_pvalue
 
 import bontheory as bt
 from bontheory import (
@@ -34,7 +35,6 @@ from bontheory import (
     soft_bon_scorer,
     win_rate_estimate,
 )
-from references import chi2_pvalue
 
 ALPHA = 1e-3
 V, L, N, T = 3, 3, 4, 20_000
@@ -147,7 +147,7 @@ def test_sweep_cells_do_not_depend_on_other_cells():
     assert len(big) == 4 and len(match) == 1
     assert match[0] == small[0]
     # Different cells do differ (their keys differ).
-    other = [row for row in big if row["policy"] == "a" and row["seed"] == 1][0]
+    other = next(row for row in big if row["policy"] == "a" and row["seed"] == 1)
     assert other["kl_beirami"] != small[0]["kl_beirami"]  # continuous in the draws: equal only if the draws are
     # The cell key is a pure function of the labels.
     a = jax.random.key_data(cell_key(key, "a", "count", N, 0))
@@ -161,7 +161,7 @@ def test_bon_cell_exact_columns(space):
     for name in ("mean_reward", "win_rate", "kl_k1", "kl_beirami"):
         exact = {"kl_k1": "exact_kl", "kl_beirami": "exact_kl_beirami"}.get(name, "exact_" + name)
         assert abs(row[name] - row[exact]) <= 4 * row[name + "_se"], (name, row)
-    assert row["exact_kl"] < row["kl_folk"]  # ties: the folk formula overestimates (THEORY §2)
+    assert row["exact_kl"] < row["kl_folk"]  # ties: the folk formula overestimates (docs/theory.md §2)
     # E[D̂] ≤ folk formula always; E[D̂] ≥ KL is the paper's conjecture (it holds on this fixed instance).
     assert row["exact_kl"] <= row["exact_kl_beirami"] + 1e-9 <= row["kl_folk"] + 2e-9
 
@@ -256,8 +256,13 @@ def test_bad_input_raises():
         win_rate_estimate(jnp.zeros(5), jnp.zeros((5, 2)))
     with pytest.raises(ValueError, match="shape \\(K,\\)"):
         plugin_kl_estimate(jnp.zeros(4, jnp.int32), jnp.zeros((2, 3)))
-    with pytest.raises(ValueError, match="same shape|shape \\(K,\\)"):
-        bt.ExactSpace(jnp.zeros(4), jnp.zeros(5), 2)
+    space = exact_space(policy, REWARD)
+    with pytest.raises(ValueError, match=r"same shape|shape \(K,\)"):
+        bon_cell(key, policy, REWARD, 2, 10, space=space._replace(rewards=space.rewards[:-1]))
+    with pytest.raises(ValueError, match="shape \\(K,\\)"):
+        bon_cell(key, policy, REWARD, 2, 10, space=space._replace(log_probs=space.log_probs[None]))
+    with pytest.raises(TypeError, match="EnumeratedSpace"):
+        bon_cell(key, policy, REWARD, 2, 10, space=tuple(space))
     with pytest.raises(ValueError, match="1-D"):
         bon_log_ratio_from_reference(jnp.zeros((2, 2)), jnp.zeros(3), 2)
     with pytest.raises(TypeError, match="labels"):

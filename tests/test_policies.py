@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from references import chi2_pvalue, lexicographic_index
 
 import bontheory as bt
-from references import chi2_pvalue, lexicographic_index
 
 ORDERS = [0, 1, 2, None]
 
@@ -38,7 +38,7 @@ def test_log_probs_match_sampling_frequencies(order):
     """Chi-square goodness of fit of 200k samples to exp(log_prob) over all 3**4 = 81 sequences
     (cells with expected count < 5 pooled). False-alarm rate 1e-4 per case (4 cases)."""
     policy = bt.random_tabular_policy(jax.random.key(1), 3, 4, order=order, temperature=0.7)
-    seqs, logp = bt.enumerate_sequences(policy)
+    _seqs, logp = bt.enumerate_sequences(policy)
     num = 200_000
     draws = np.asarray(jax.jit(lambda p, k: p.sample(k, num))(policy, jax.random.key(2)))
     assert draws.shape == (num, 4) and draws.dtype == np.int32

@@ -1,19 +1,17 @@
-"""Run folders (``bontheory.runs``) and the progress bar (``bontheory.progress``)."""
+"""Run folders (``bontheory.runs``) and the file primitives below them (``bontheory.storage``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
-from pathlib import Path
+import threading
 
 import numpy as np
 import pytest
 
-from bontheory import runs
-from bontheory.progress import format_duration, progress
+from bontheory import runs, storage
 from bontheory.runs import CorruptResultError, open_run
 
 
@@ -44,8 +42,30 @@ def test_config_json_is_kept_and_a_mismatching_one_is_refused(tmp_path):
     data = json.loads(first)
     data["config"]["beta"] = 9.0
     (run.root / "config.json").write_text(json.dumps(data))
-    with pytest.raises(CorruptResultError, match="different config"):
+    with pytest.raises(CorruptResultError, match="different experiment, config or precision"):
         open_run("exp", Cfg(), tmp_path)
+    (run.root / "config.json").write_text(first[: len(first) // 2])  # damaged: refused, not overwritten
+    with pytest.raises(CorruptResultError, match="not valid JSON"):
+        open_run("exp", Cfg(), tmp_path)
+    assert open_run("exp", Cfg(), tmp_path, fresh=True).root == run.root  # starting over rewrites it
+    assert json.loads((run.root / "config.json").read_text())["config"]["beta"] == 0.5
+
+
+def test_precision_is_part_of_the_identity(tmp_path):
+    f32, f64 = open_run("exp", Cfg(), tmp_path, x64=False), open_run("exp", Cfg(), tmp_path, x64=True)
+    assert f32.root != f64.root and (f32.x64, f64.x64) == (False, True)
+    assert [json.loads((r.root / "config.json").read_text())["x64"] for r in (f32, f64)] == [False, True]
+    assert open_run("exp", Cfg(), tmp_path, x64=True).root == f64.root
+
+
+def test_a_stop_request_stops_before_the_next_cell(tmp_path):
+    stop = threading.Event()
+    run = open_run("exp", Cfg(), tmp_path, stop=stop)
+    assert run.cell("a", lambda: 1) == 1
+    stop.set()
+    with pytest.raises(KeyboardInterrupt, match="before cell 'b'"):
+        run.cell("b", lambda: pytest.fail("computed a cell after the stop"))
+    assert run.has_cell("a") and not run.has_cell("b")
 
 
 def test_cells_round_trip_arrays_and_nan_identically_whether_computed_or_read(tmp_path):
@@ -110,16 +130,16 @@ def test_interrupted_compute_leaves_no_cell_and_no_temp_file(tmp_path):
 
 def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "f.json"
-    runs.atomic_write_json(path, {"v": 1}, checksum=True)
+    storage.atomic_write_json(path, {"v": 1}, checksum=True)
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_json(path, {"v": 2}, checksum=True)
+        storage.atomic_write_json(path, {"v": 2}, checksum=True)
     monkeypatch.undo()
-    assert runs.read_checked_json(path) == {"v": 1}
+    assert storage.read_checked_json(path) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
@@ -143,7 +163,18 @@ def test_metrics_tables_become_csv_and_metrics_are_checksummed(tmp_path):
 
 def test_to_jsonable_rejects_objects_with_no_json_form():
     with pytest.raises(TypeError, match="cannot store"):
-        runs.to_jsonable({"f": object()})
+        storage.to_jsonable({"f": object()})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_get_the_permissions_open_would_give(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        for path in (storage.atomic_write_bytes(tmp_path / "b.bin", b"x"),
+                     storage.atomic_write_json(tmp_path / "c.json", {"v": 1}, checksum=True)):
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(old)
 
 
 def test_find_runs_and_latest_run(tmp_path):
@@ -175,46 +206,3 @@ def test_run_json_records_sessions_and_status(tmp_path):
     assert info["sessions"][0]["cells_computed"] == 1 and info["sessions"][1]["cells_reused"] == 1
     assert "jax_version" in info["sessions"][1]["provenance"]
     assert runs.read_run_info(run.root)["status"] == "complete"
-
-
-class _Tty(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_yields_every_item_and_reports(monkeypatch):
-    monkeypatch.delenv("BONTHEORY_PROGRESS", raising=False)
-    log = io.StringIO()
-    assert list(progress(range(50), desc="sweep", stream=log)) == list(range(50))
-    lines = log.getvalue().splitlines()
-    assert 2 <= len(lines) <= 13  # every ~10%, not every item
-    assert lines[-1].startswith("sweep 50/50") and "done" in lines[-1]
-    tty = _Tty()
-    list(progress(iter(range(3)), desc="gen", stream=tty))  # no len(): counts without a bar
-    assert "\r" in tty.getvalue() and "3 done" in tty.getvalue()
-    monkeypatch.setenv("BONTHEORY_PROGRESS", "0")
-    quiet = io.StringIO()
-    assert list(progress([1, 2], stream=quiet)) == [1, 2] and quiet.getvalue() == ""
-
-
-def test_progress_estimates_time_left(monkeypatch):
-    import bontheory.progress as pr
-
-    now = [0.0]
-    monkeypatch.setattr(pr.time, "monotonic", lambda: now[0])
-    monkeypatch.setenv("BONTHEORY_PROGRESS", "1")
-    tty = _Tty()
-    it = progress(range(10), desc="d", stream=tty)
-    next(it)
-    for _ in range(3):  # one second per item
-        now[0] += 1.0
-        next(it)
-    last = tty.getvalue().split("\r")[-1]
-    assert "3/10" in last and "0:03 elapsed" in last and "~0:07 left" in last
-    it.close()
-
-
-def test_format_duration():
-    assert format_duration(5) == "0:05"
-    assert format_duration(3725) == "1:02:05"
-    assert format_duration(float("nan")) == "?" and format_duration(None) == "?"

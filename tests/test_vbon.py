@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from references import brute_force_bon
 
-from bontheory import enumerate_sequences, random_tabular_policy
 from bontheory import (
     BoNBoNLoss,
     ExactDivergenceLoss,
@@ -23,6 +23,7 @@ from bontheory import (
     bonbon_beta,
     bonbon_data,
     empirical_log_cdfs,
+    enumerate_sequences,
     expand_tabular_policy,
     forward_kl,
     harmonic_number,
@@ -31,14 +32,13 @@ from bontheory import (
     jeffreys_divergence,
     log_bon_ratio,
     pareto_frontier,
+    random_tabular_policy,
     reverse_kl,
     tie_effect,
     train_steps,
     train_with_checkpoints,
     vbon_target_log_probs,
 )
-from references import brute_force_bon
-
 
 # ---------------------------------------------------------------------------------------------------
 # Divergences on plain log-probability vectors
@@ -65,8 +65,11 @@ def test_divergences_match_numpy(q, t, q2, w):
     with np.errstate(divide="ignore"):
         lq, lt = np.log(q), np.log(t)
     assert float(reverse_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)
-    assert math.isinf(float(forward_kl(lq, lt)))
+    assert math.isinf(float(forward_kl(lt, lq)))  # KL(t‖q) with q = 0 where t > 0
+    assert float(forward_kl(lq, lt)) == pytest.approx(_np_kl(q, t), rel=1e-10, abs=1e-12)  # reads like KL(q‖t)
     lq2 = np.log(q2)
+    assert float(forward_kl(lt, lq2)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
+    assert float(forward_kl(log_q=lq2, log_target=lt)) == pytest.approx(_np_kl(t, q2), rel=1e-10, abs=1e-12)
     expect = (1 - w) * _np_kl(t, q2) + w * _np_kl(q2, t)
     assert float(jeffreys_divergence(lq2, lt, w)) == pytest.approx(expect, rel=1e-10, abs=1e-12)
 
@@ -129,8 +132,8 @@ def test_continuous_optimum_equals_bon_without_ties_and_differs_with_ties():
         rng = np.random.default_rng(k)
         p = rng.dirichlet(np.ones(k))
         r = rng.normal(size=k)
-        tv_free.append(float(effect(np.log(p), r, n)["tv"]))
-        tv_tied.append(float(effect(np.log(p), np.round(r), n)["tv"]))  # ~7 levels
+        tv_free.append(float(effect(np.log(p), r, n).tv))
+        tv_tied.append(float(effect(np.log(p), np.round(r), n).tv))  # ~7 levels
     # tie-free: the distance shrinks roughly like max p (×10 finer space ⇒ much smaller)
     assert tv_free[2] < 1e-2 and tv_free[2] < tv_free[0] / 10
     # ties: bounded away from 0 however fine the space
@@ -210,10 +213,10 @@ def test_bonbon_pairs_and_loss():
     ref, seqs, lp, rewards = _task(4, 2, 3)
     data = bonbon_data(jax.random.key(0), seqs, lp, rewards, 4, 64)
     r = np.asarray(rewards)
-    idx = lambda s: np.asarray(s) @ (2 ** np.arange(2, -1, -1))  # noqa: E731
+    idx = lambda s: np.asarray(s) @ (2 ** np.arange(2, -1, -1))
     assert np.all(r[idx(data["best"])] >= r[idx(data["worst"])])
     np.testing.assert_allclose(data["ref_log_best"], np.asarray(lp)[idx(data["best"])])
-    loss, aux = BoNBoNLoss()(ref, data, jax.random.key(0))
+    _loss, aux = BoNBoNLoss()(ref, data, jax.random.key(0))
     # at the reference, h = 0, so the IPO term is (1/(2β*))² exactly
     assert float(aux["ipo"]) == pytest.approx((0.5 / float(data["beta"])) ** 2)
     with pytest.raises(ValueError):
@@ -326,16 +329,16 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
 
 
 def test_approximation_metrics_at_bon_and_at_reference():
-    ref, seqs, lp, rewards = _task(5, 2, 3)
+    _ref, _seqs, lp, rewards = _task(5, 2, 3)
     bon = vbon_target_log_probs(lp, rewards, 4, "exact")
     m = approximation_metrics(bon, lp, rewards, bon)
-    assert float(m["kl_to_bon"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m["win_rate_vs_bon"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m["reward_gap"]) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.kl_to_bon) == pytest.approx(0.0, abs=1e-12)
+    assert float(m.win_rate_vs_bon) == pytest.approx(0.5, abs=1e-12)
+    assert float(m.reward_gap) == pytest.approx(0.0, abs=1e-12)
     m0 = approximation_metrics(lp, lp, rewards, bon)
-    assert float(m0["win_rate_vs_ref"]) == pytest.approx(0.5, abs=1e-12)
-    assert float(m0["kl_to_ref"]) == pytest.approx(0.0, abs=1e-12)
-    assert float(m0["reward_gap"]) > 0 and float(m0["win_rate_vs_bon"]) < 0.5
+    assert float(m0.win_rate_vs_ref) == pytest.approx(0.5, abs=1e-12)
+    assert float(m0.kl_to_ref) == pytest.approx(0.0, abs=1e-12)
+    assert float(m0.reward_gap) > 0 and float(m0.win_rate_vs_bon) < 0.5
 
 
 def test_pareto_frontier():
@@ -375,6 +378,6 @@ def test_train_toward_bon_validates_method_and_runs():
     with pytest.raises(ValueError, match="beta"):
         train_toward_bon(jax.random.key(0), "kl_rl", ref, n=4, **kw)
     init = expand_tabular_policy(ref, None)
-    pol, info = train_toward_bon(jax.random.key(0), "vbon_exact", init, n=4,
+    pol, _info = train_toward_bon(jax.random.key(0), "vbon_exact", init, n=4,
                                  settings=MethodSettings(num_steps=300, learning_rate=0.3), **kw)
     assert float(reverse_kl(pol.log_prob(seqs), vbon_target_log_probs(lp, rewards, 4, "exact"))) < 1e-3

@@ -1,4 +1,4 @@
-"""Exact BoN theory on finite outcome spaces (issue 2; THEORY.md §1–§3).
+"""Exact BoN theory on finite outcome spaces (issue 2; docs/theory.md §1–§3).
 
 Every n-dependent quantity is built on :func:`reward_levels` (outcomes sorted by reward once), so arrays of
 n and ``jax.vmap`` over n reuse one sort. For many n on one reference, either pass an array ``n`` (eagerly:

@@ -1,4 +1,4 @@
-r"""The exact Best-of-n policy on a finite outcome space (THEORY §1).
+r"""The exact Best-of-n policy on a finite outcome space (docs/theory.md §1).
 
 BoN draws :math:`Y_1..Y_n \sim p` i.i.d. and returns a draw of maximal reward, ties broken uniformly at
 random among the tied draws. With :math:`F(y) = P_p(r(Y) \le r(y))`, :math:`F^-(y) = P_p(r(Y) < r(y))` and
@@ -13,7 +13,7 @@ broadcasts with the batch shape of the distributions, or a tracer. Results have 
 
 References:
   Beirami et al., "Theoretical guarantees on the best-of-n alignment policy", arXiv 2401.01879 (tie-free
-  form :math:`F^n - F^{-n}`); the tie-splitting form is derived in THEORY.md §1.
+  form :math:`F^n - F^{-n}`); the tie-splitting form is derived in docs/theory.md §1.2.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Int, Real
 
 from bontheory import validation
 from bontheory.exact.levels import (
@@ -33,8 +35,6 @@ from bontheory.exact.levels import (
     level_log_mass_of_max,
     reward_levels,
 )
-
-
 
 # ----------------------------------------------------------------------------------------------------
 # On precomputed levels (no checks; n may be traced)
@@ -103,12 +103,16 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 
 
 def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
-    n = validation.check_n(n)
-    levels = reward_levels(ref_probs, rewards)
-    return levels, n
+    return reward_levels(ref_probs, rewards), n  # validated by the caller's @_validated
 
 
-def bon_log_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+_validated = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
+
+
+@_validated
+def bon_log_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""Exact log-pmf of the best-of-n policy (ties split ∝ p), computed in log space.
 
     .. math:: \log \pi_n(y) = \log p(y) - \log m(y) + n \log F(y)
@@ -127,17 +131,23 @@ def bon_log_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) ->
     return bon_log_pmf_from_levels(levels, n)
 
 
-def bon_pmf(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+@_validated
+def bon_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""Exact pmf of the best-of-n policy: :math:`\pi_n(y) = \frac{p(y)}{m(y)}(F(y)^n - F^-(y)^n)`.
 
-    Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (THEORY §1). Shapes as
+    Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (docs/theory.md §1.2). Shapes as
     :func:`bon_log_pmf`.
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return _bon_pmf_from_levels(levels, n)
 
 
-def bon_kl(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+@_validated
+def bon_kl(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch"]:
     r"""Exact :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
 
     (Within a level :math:`\pi_n/p` is constant, so the KL is a sum over levels.) Always
@@ -150,13 +160,19 @@ def bon_kl(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.
     return bon_kl_from_levels(levels, n)
 
 
-def bon_expected_reward(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+@_validated
+def bon_expected_reward(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch"]:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(batch, n.shape)``."""
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return bon_expected_reward_from_levels(levels, n)
 
 
-def bon_win_rate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+@_validated
+def bon_win_rate(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch"]:
     r"""Win rate of BoN against a fresh reference draw, ties ½: :math:`\tfrac12\sum_\ell q_\ell (F_\ell + F^-_\ell)`.
 
     Equals ``win_rate(bon_pmf(p, r, n), p, r)``; ≤ n/(n+1). Returns ``broadcast(batch, n.shape)``.
@@ -221,13 +237,17 @@ def _sample_1d(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[
     return order[lo]
 
 
+@validation.validate(
+    key=validation.prng_key, ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size,
+    shape=validation.static_shape,
+)
 def bon_sample_exact(
     key: jax.Array,
-    ref_probs: jax.Array,
-    rewards: jax.Array,
-    n: jax.Array | int,
-    shape: Sequence[int] = (),
-) -> jax.Array:
+    ref_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    n: ArrayLike,
+    shape: Sequence[int] | int = (),
+) -> Int[Array, "*shape *batch"]:
     r"""Exact best-of-n samples by the inverse-CDF trick; the cost does not grow with n.
 
     The maximum of n uniforms is :math:`V = U^{1/n}` (:math:`\log V = \log U / n`); the chosen level is the
@@ -245,7 +265,6 @@ def bon_sample_exact(
     Returns:
       int32 outcome indices of shape ``tuple(shape) + batch``.
     """
-    shape = tuple(int(s) for s in shape)
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return _sample_batched(key, levels, n, shape)
 

@@ -1,4 +1,4 @@
-r"""The folk KL formula, Beirami et al.'s estimator and the gap bounds (THEORY §2).
+r"""The folk KL formula, Beirami et al.'s estimator and the gap bounds (docs/theory.md §2).
 
 References:
   A. Beirami, A. Agarwal, J. Berant, A. D'Amour, J. Eisenstein, C. Nagpal, A. T. Suresh, "Theoretical
@@ -9,26 +9,30 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import rel_entr
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
+from bontheory import numerics, validation
 from bontheory.exact.bon import bon_log_pmf_from_levels
-from bontheory.exact.levels import _bcast, reward_levels
-
+from bontheory.exact.levels import reward_levels
 
 
 def _float(n: jax.Array) -> jax.Array:
-    return n.astype(validation.float_dtype(n))
+    return n.astype(numerics.floating_dtype(n))
 
 
-def bon_kl_bound(n: jax.Array | int) -> jax.Array:
+@validation.validate(n=validation.sample_size)
+def bon_kl_bound(n: ArrayLike) -> Float[Array, "*n"]:
     r"""The folk formula :math:`\log n - (n-1)/n`: exact KL(π_n‖p) when the reward law under p has no atoms,
     an upper bound for every p, r (strict for discrete p and n ≥ 2). Shape of ``n``.
     """
-    nf = _float(validation.check_n(n))
+    nf = _float(n)
     return jnp.log(nf) - (nf - 1) / nf
 
 
-def bon_kl_estimator(eps: jax.Array, n: jax.Array | int) -> jax.Array:
+@validation.validate(eps=validation.unit_interval, n=validation.sample_size)
+def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
     r"""Beirami et al.'s estimator of KL(π_n‖p) evaluated at :math:`\varepsilon = p(y)`:
 
     .. math:: \hat D(\varepsilon) = (1-\varepsilon)^n\big[\log n + (n-1)\log(1-\varepsilon) - \tfrac{n-1}{n}\big]
@@ -46,22 +50,17 @@ def bon_kl_estimator(eps: jax.Array, n: jax.Array | int) -> jax.Array:
     Returns:
       ``broadcast(eps.shape, n.shape)``.
     """
-    eps = validation.to_array(eps, "eps")
-    n = validation.check_n(n)
-    if validation.is_concrete(eps):
-        import numpy as np
-
-        v = np.asarray(eps, dtype=np.float64)
-        if np.any(~(v >= 0)) or np.any(v > 1):
-            raise ValueError("eps must be probabilities in [0, 1]")
-    dtype = validation.float_dtype(eps, n)
+    dtype = numerics.floating_dtype(eps, n)
     shape = tuple(jnp.broadcast_shapes(eps.shape, n.shape))
     e = jnp.broadcast_to(eps.astype(dtype), shape)
     nf = jnp.broadcast_to(n.astype(dtype), shape)
     return _estimator_unchecked(e, nf)
 
 
-def bon_kl_estimate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
+def bon_kl_estimate(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> Float[Array, "*batch"]:
     r"""The expectation of Beirami's estimator under BoN: :math:`E_{y\sim\pi_n}[\hat D(p(y))]`.
 
     (The paper conjectures it is ≥ the exact KL; it is ≤ the folk formula.)
@@ -72,16 +71,14 @@ def bon_kl_estimate(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array | int
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    n = validation.check_n(n)
-    levels = reward_levels(ref_probs, rewards)
-    return _estimate_core(levels, n)
+    return _estimate_core(reward_levels(ref_probs, rewards), n)
 
 
 @jax.jit
 def _estimate_core(levels, n: jax.Array) -> jax.Array:
     log_pi = bon_log_pmf_from_levels(levels, n)
     shape = log_pi.shape[:-1]
-    eps = jnp.exp(_bcast(levels.log_probs, shape))
+    eps = jnp.exp(numerics.broadcast_batch(levels.log_probs, shape))
     nn = jnp.broadcast_to(n.astype(log_pi.dtype), shape)[..., None]
     d = _estimator_unchecked(eps, nn)
     pi = jnp.exp(log_pi)
@@ -96,19 +93,15 @@ def _estimator_unchecked(eps: jax.Array, nf: jax.Array) -> jax.Array:
     stay = jnp.exp(a)
     moved = -jnp.expm1(a)
     first = stay * (folk + (nf - 1) * jnp.log1p(-inner))
-    safe_e = jnp.where(eps > 0, eps, 1)
-    second = moved * (jnp.log(jnp.where(moved > 0, moved, 1)) - jnp.log(safe_e))
+    second = rel_entr(moved, jnp.where(eps > 0, eps, 1))  # moved · log(moved/ε), 0 when moved = 0
     est = first + jnp.where(eps > 0, second, 0)
     return jnp.where(eps >= 1, 0, jnp.where(eps > 0, est, folk))
 
 
-def _n_and_collision(ref_probs: jax.Array, n: jax.Array | int) -> tuple[jax.Array, jax.Array]:
-    """Validated n and the collision probability :math:`\\sum_y p(y)^2`, both as floats of shape
+def _n_and_collision(p: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """n and the collision probability :math:`\\sum_y p(y)^2`, both as floats of shape
     ``broadcast(batch, n.shape)``."""
-    p = validation.to_array(ref_probs, "ref_probs")
-    validation.check_probs(p, "ref_probs")
-    n = validation.check_n(n)
-    dtype = validation.float_dtype(p, n)
+    dtype = numerics.floating_dtype(p, n)
     p = p.astype(dtype)
     collision = jnp.sum(p * p, axis=-1)
     shape = tuple(jnp.broadcast_shapes(collision.shape, n.shape))
@@ -116,7 +109,11 @@ def _n_and_collision(ref_probs: jax.Array, n: jax.Array | int) -> tuple[jax.Arra
     return nf, jnp.broadcast_to(collision, shape)
 
 
-def bon_kl_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
+_gap_inputs = validation.validate(ref_probs=validation.probs, n=validation.sample_size)
+
+
+@_gap_inputs
+def bon_kl_gap_bound(ref_probs: Float[ArrayLike, "*batch K"], n: ArrayLike) -> Float[Array, "*batch"]:
     r"""Beirami et al.'s bound on the folk formula's error: :math:`0 \le \log n - \tfrac{n-1}{n} - \mathrm{KL}(\pi_n\|p)
     \le 2n(n-1)\sum_y p(y)^2`. Holds with and without ties.
 
@@ -130,17 +127,19 @@ def bon_kl_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
     return 2 * nf * (nf - 1) * collision
 
 
-def bon_win_rate_bound(n: jax.Array | int) -> jax.Array:
+@validation.validate(n=validation.sample_size)
+def bon_win_rate_bound(n: ArrayLike) -> Float[Array, "*n"]:
     r"""The continuous-case win rate of BoN against p, :math:`n/(n+1)` — an upper bound on :math:`W_n`."""
-    nf = _float(validation.check_n(n))
+    nf = _float(n)
     return nf / (nf + 1)
 
 
-def bon_win_rate_gap_bound(ref_probs: jax.Array, n: jax.Array | int) -> jax.Array:
+@_gap_inputs
+def bon_win_rate_gap_bound(ref_probs: Float[ArrayLike, "*batch K"], n: ArrayLike) -> Float[Array, "*batch"]:
     r"""Beirami et al.'s bound :math:`n/(n+1) - W_n \le \tfrac{n-1}{2}\sum_y p(y)^2`.
 
     **Valid only when distinct outcomes have distinct rewards** (the paper's assumption). With ties (counted
-    ½) it can fail (THEORY §2 found 364 failures in 7 775 tie-heavy random cases); do not apply it then.
+    ½) it can fail (docs/theory.md §2.5 records 364 failures in 7 775 tie-heavy random cases); do not apply it then.
 
     Returns:
       ``broadcast(batch, n.shape)``.

@@ -5,28 +5,19 @@ All functions reduce over the last axis ``K`` of ``(..., K)`` arrays whose batch
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
-from bontheory.exact.levels import _reward_levels
+from bontheory import numerics, validation
+from bontheory.exact.levels import RewardLevels, reward_levels
 
-
-
-def _pair(p, q, name_p: str, name_q: str) -> tuple[jax.Array, jax.Array]:
-    p = validation.to_array(p, name_p)
-    q = validation.to_array(q, name_q)
-    validation.check_probs(p, name_p)
-    validation.check_probs(q, name_q)
-    batch = validation.check_same_last_axis(p, q, name_p, name_q)
-    dtype = validation.float_dtype(p, q)
-    p, q = validation.broadcast_batch(p.astype(dtype), q.astype(dtype), batch_shape=batch)
-    return p, q
+_pmf_pair = validation.validate(p=validation.probs, q=validation.probs)
 
 
-def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
+@_pmf_pair
+def kl_divergence(p: Float[ArrayLike, "*batch K"], q: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r""":math:`\mathrm{KL}(p\|q) = \sum_y p(y)\log\frac{p(y)}{q(y)}`, with :math:`0 \log 0 = 0` and
     :math:`+\infty` if p puts mass where q has none.
 
@@ -36,19 +27,14 @@ def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
     Returns:
       ``(...)``.
     """
-    p, q = _pair(p, q, "p", "q")
-    return _kl_core(p, q)
+    return _kl_core(*numerics.broadcast_outcomes(p, q))
 
 
-@jax.jit
-def _kl_core(p: jax.Array, q: jax.Array) -> jax.Array:
-    pos = p > 0
-    log_p = jnp.log(jnp.where(pos, p, 1))
-    log_q = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf)
-    return jnp.sum(jnp.where(pos, p * (log_p - log_q), 0), axis=-1)
+_kl_core = jax.jit(numerics.kl_from_probs)
 
 
-def chi2_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
+@_pmf_pair
+def chi2_divergence(p: Float[ArrayLike, "*batch K"], q: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r""":math:`\chi^2(p\|q) = \sum_y \frac{(p(y) - q(y))^2}{q(y)} = \sum_y p^2/q - 1` (:math:`+\infty` off q's support).
 
     Args:
@@ -57,8 +43,7 @@ def chi2_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
     Returns:
       ``(...)``.
     """
-    p, q = _pair(p, q, "p", "q")
-    return _chi2_core(p, q)
+    return _chi2_core(*numerics.broadcast_outcomes(p, q))
 
 
 @jax.jit
@@ -68,17 +53,24 @@ def _chi2_core(p: jax.Array, q: jax.Array) -> jax.Array:
     return jnp.sum(terms, axis=-1)
 
 
-def total_variation(p: jax.Array, q: jax.Array) -> jax.Array:
+@_pmf_pair
+def total_variation(p: Float[ArrayLike, "*batch K"], q: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r""":math:`\mathrm{TV}(p, q) = \tfrac12 \sum_y |p(y) - q(y)|`. Returns ``(...)``."""
-    p, q = _pair(p, q, "p", "q")
+    p, q = numerics.broadcast_outcomes(p, q)
     return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
 
 
-def win_rate(policy_probs: jax.Array, ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
+@validation.validate(policy_probs=validation.probs, ref_probs=validation.probs, rewards=validation.rewards)
+def win_rate(
+    policy_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r"""Win rate of a policy against the reference, ties counted ½:
 
     .. math:: W(\pi) = P(r(Y) > r(Y')) + \tfrac12 P(r(Y) = r(Y')),\quad Y\sim\pi,\ Y'\sim p,
               = \sum_y \pi(y)\big(F^-(y) + \tfrac12 m(y)\big) = 1 - \sum_y \pi(y)\big(1 - F(y) + \tfrac12 m(y)\big).
+
+    The reward levels of ``(ref_probs, rewards)`` are built once over *their* batch shape: a batch of N
+    policies against one reference sorts K outcomes once, not N times.
 
     Args:
       policy_probs: ``(..., K)`` the policy's pmf.
@@ -88,22 +80,12 @@ def win_rate(policy_probs: jax.Array, ref_probs: jax.Array, rewards: jax.Array) 
     Returns:
       ``(...)`` (broadcast batch shape).
     """
-    pi = validation.to_array(policy_probs, "policy_probs")
-    p = validation.to_array(ref_probs, "ref_probs")
-    r = validation.to_array(rewards, "rewards")
-    validation.check_probs(pi, "policy_probs")
-    validation.check_probs(p, "ref_probs")
-    validation.check_rewards(r, "rewards")
-    b1 = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
-    b2 = validation.check_same_last_axis(pi, r, "policy_probs", "rewards")
-    batch = tuple(jnp.broadcast_shapes(b1, b2))
-    return _win_rate_core(pi, p, r, batch)
+    return _win_rate_core(policy_probs, reward_levels(ref_probs, rewards))
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _win_rate_core(pi: jax.Array, p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
-    levels = _reward_levels(*validation.broadcast_batch(p, r, batch_shape=batch), batch)
-    loss = levels.tail + 0.5 * levels.mass
+@jax.jit
+def _win_rate_core(pi: jax.Array, levels: RewardLevels) -> jax.Array:
+    loss = levels.tail + 0.5 * levels.mass  # 1 − F + m/2 per level
     loss_y = jnp.take_along_axis(loss, levels.level_of, axis=-1)
-    (pi,) = validation.broadcast_batch(pi.astype(loss_y.dtype), batch_shape=batch)
+    pi, loss_y = numerics.broadcast_outcomes(pi, loss_y)
     return 1 - jnp.sum(pi * loss_y, axis=-1)

@@ -29,9 +29,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Float, Real
 
-from bontheory import validation
-
+from bontheory import numerics, validation
+from bontheory.numerics import safe_log
 
 
 class RewardLevels(NamedTuple):
@@ -75,11 +77,6 @@ class RewardLevels(NamedTuple):
         return int(self.order.shape[-1])
 
 
-def _log_pos(x: jax.Array) -> jax.Array:
-    """log(x) for x >= 0 with log(0) = -inf and no NaN from the unused branch."""
-    return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1)), -jnp.inf)
-
-
 def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
@@ -103,8 +100,8 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     tail = jnp.concatenate([tail_incl[1:], jnp.zeros((1,), dtype)])  # 1 − F_ℓ from above
     use_head = head < 0.5
     cdf = jnp.where(use_head, head, 1 - tail)
-    log_cdf = jnp.where(use_head, _log_pos(head), jnp.log1p(-tail))
-    log_cdf_lower = jnp.where(head_lower < 0.5, _log_pos(head_lower), jnp.log1p(-tail_incl))
+    log_cdf = jnp.where(use_head, safe_log(head), jnp.log1p(-tail))
+    log_cdf_lower = jnp.where(head_lower < 0.5, safe_log(head_lower), jnp.log1p(-tail_incl))
     ratio = jnp.where(cdf > 0, jnp.minimum(mass / jnp.where(cdf > 0, cdf, 1), 1), 0)
     log_ratio = jnp.where((head_lower <= 0) & (mass > 0), -jnp.inf, jnp.log1p(-ratio))
     level_of = jnp.zeros((k,), jnp.int32).at[order].set(lid)
@@ -114,17 +111,20 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
         num_levels=num_levels,
         reward=reward,
         mass=mass,
-        log_mass=_log_pos(mass),
+        log_mass=safe_log(mass),
         log_cdf=log_cdf,
         log_cdf_lower=log_cdf_lower,
         log_ratio=log_ratio,
         tail=tail,
         count=count,
-        log_probs=_log_pos(p),
+        log_probs=safe_log(p),
     )
 
 
-def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = True) -> RewardLevels:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards)
+def reward_levels(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], *, compact: bool = True
+) -> RewardLevels:
     r"""Sorts outcomes by reward once and groups ties into levels.
 
     Args:
@@ -143,12 +143,8 @@ def reward_levels(ref_probs: jax.Array, rewards: jax.Array, *, compact: bool = T
     Raises:
       ValueError / TypeError: on bad input (see :mod:`bontheory.validation`; value checks only when concrete).
     """
-    p = validation.to_array(ref_probs, "ref_probs")
-    r = validation.to_array(rewards, "rewards")
-    validation.check_probs(p, "ref_probs")
-    validation.check_rewards(r, "rewards")
-    batch = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
-    levels = _reward_levels(p, r, batch)
+    p, r = ref_probs, rewards
+    levels = _reward_levels(p, r, numerics.batch_shape(p, r))
     if compact and validation.is_concrete(p, r):
         levels = compact_levels(levels)
     return levels
@@ -177,10 +173,10 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
 
 @functools.partial(jax.jit, static_argnums=2)
 def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
-    dtype = validation.float_dtype(p, r)
+    dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
-    p, r = validation.broadcast_batch(p, r, batch_shape=batch)
-    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)  # noqa: E731
+    p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
+    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)
     for _ in batch:
         fn = jax.vmap(fn)
     return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype)
@@ -216,4 +212,4 @@ def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     log_cdf = _bcast(levels.log_cdf, shape)
     log_ratio = _bcast(levels.log_ratio, shape)
     body = -jnp.expm1(nn * log_ratio)
-    return nn * log_cdf + _log_pos(body)
+    return nn * log_cdf + safe_log(body)

@@ -1,4 +1,4 @@
-r"""Proxy-vs-gold metrics on a finite outcome space (THEORY §5).
+r"""Proxy-vs-gold metrics on a finite outcome space (docs/theory.md §5).
 
 A method optimises a *proxy* reward ``r̂``; the user cares about a *gold* reward ``r*``. For a policy ``π``
 (a pmf over the outcomes of a reference ``p``) these functions give
@@ -17,51 +17,57 @@ References: Huang et al., arXiv 2503.21878 (ε_RM, χ² coverage); Sriraman & Bl
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
-from bontheory import validation
+from bontheory import numerics, validation
 from bontheory.exact.divergences import chi2_divergence, kl_divergence, win_rate
 
+_V = validation
 
 
-def _policy_and_rewards(policy_probs, rewards, name="rewards"):
-    pi = validation.probs(policy_probs, "policy_probs")
-    r = validation.to_array(rewards, name)
-    validation.check_rewards(r, name)
-    batch = validation.check_same_last_axis(pi, r, "policy_probs", name)
-    dtype = validation.float_dtype(pi, r)
-    pi, r = validation.broadcast_batch(pi.astype(dtype), r.astype(dtype), batch_shape=batch)
-    return pi, r
-
-
-def expected_reward(policy_probs: Any, rewards: Any) -> jax.Array:
+@_V.validate(policy_probs=_V.probs, rewards=_V.rewards)
+def expected_reward(policy_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r"""``E_π[r] = Σ_y π(y) r(y)``. Inputs ``(..., K)``; returns ``(...)``."""
-    pi, r = _policy_and_rewards(policy_probs, rewards)
+    pi, r = numerics.broadcast_outcomes(policy_probs, rewards)
     return jnp.sum(pi * r, axis=-1)
 
 
-def regret(policy_probs: Any, comparator_probs: Any, gold_rewards: Any) -> jax.Array:
+@_V.validate(policy_probs=_V.probs, comparator_probs=_V.probs, gold_rewards=_V.rewards)
+def regret(
+    policy_probs: Float[ArrayLike, "*batch K"],
+    comparator_probs: Float[ArrayLike, "*batch K"],
+    gold_rewards: Real[ArrayLike, "*batch K"],
+) -> Float[Array, "*batch"]:
     r"""Gold-reward regret against a comparator: ``E_{π*}[r*] − E_π[r*]``. Inputs ``(..., K)``; returns ``(...)``."""
     return expected_reward(comparator_probs, gold_rewards) - expected_reward(policy_probs, gold_rewards)
 
 
-def win_rate_regret(policy_probs: Any, comparator_probs: Any, ref_probs: Any, gold_rewards: Any) -> jax.Array:
+@_V.validate(policy_probs=_V.probs, comparator_probs=_V.probs, ref_probs=_V.probs, gold_rewards=_V.rewards)
+def win_rate_regret(
+    policy_probs: Float[ArrayLike, "*batch K"],
+    comparator_probs: Float[ArrayLike, "*batch K"],
+    ref_probs: Float[ArrayLike, "*batch K"],
+    gold_rewards: Real[ArrayLike, "*batch K"],
+) -> Float[Array, "*batch"]:
     r"""Gold win-rate regret: ``W*(π*) − W*(π)``, ``W*`` the win rate against ``p`` under ``r*`` (ties ½)."""
     return win_rate(comparator_probs, ref_probs, gold_rewards) - win_rate(policy_probs, ref_probs, gold_rewards)
 
 
-def reward_model_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any) -> jax.Array:
+_proxy_gold = _V.validate(ref_probs=_V.probs, proxy_rewards=_V.rewards, gold_rewards=_V.rewards)
+
+
+@_proxy_gold
+def reward_model_error(
+    ref_probs: Float[ArrayLike, "*batch K"], proxy_rewards: Real[ArrayLike, "*batch K"], gold_rewards: Real[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r"""``ε²_RM = E_p[(r̂ − r*)²]`` (the squared reward-model error under the reference). Returns ``(...)``."""
-    p, rp, batch = validation.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
-    rg = validation.to_array(gold_rewards, "gold_rewards")
-    validation.check_rewards(rg, "gold_rewards")
-    validation.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
-    dtype = validation.float_dtype(p, rp, rg)
-    return jnp.sum(p.astype(dtype) * (rp.astype(dtype) - rg.astype(dtype)) ** 2, axis=-1)
+    p, rp, rg = numerics.broadcast_outcomes(ref_probs, proxy_rewards, gold_rewards)
+    return jnp.sum(p * (rp - rg) ** 2, axis=-1)
 
 
 def _phi(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -78,7 +84,7 @@ def _pairwise_error_1d(p, rp, rg, block):
     nb = (k + pad) // block
 
     def body(acc, i):
-        sl = lambda x: jax.lax.dynamic_slice(x, (i * block,), (block,))  # noqa: E731
+        sl = lambda x: jax.lax.dynamic_slice(x, (i * block,), (block,))
         pb, rpb, rgb = sl(pp), sl(rpp), sl(rgp)
         d = jnp.abs(_phi(rpb[:, None], rp[None, :]) - _phi(rgb[:, None], rg[None, :]))
         return acc + jnp.sum(pb[:, None] * p[None, :] * d), None
@@ -87,7 +93,14 @@ def _pairwise_error_1d(p, rp, rg, block):
     return total
 
 
-def pairwise_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any, *, block: int = 512) -> jax.Array:
+@_V.validate(ref_probs=_V.probs, proxy_rewards=_V.rewards, gold_rewards=_V.rewards, block=_V.static_int)
+def pairwise_error(
+    ref_probs: Float[ArrayLike, "*batch K"],
+    proxy_rewards: Real[ArrayLike, "*batch K"],
+    gold_rewards: Real[ArrayLike, "*batch K"],
+    *,
+    block: int = 512,
+) -> Float[Array, "*batch"]:
     r"""Pairwise preference error ``ε_pw = Σ_{y,y'} p(y)p(y') |φ_{r̂}(y,y') − φ_{r*}(y,y')|``.
 
     ``φ_r(y,y') = 1{r(y) > r(y')} + ½·1{r(y) = r(y')}``. A discordant pair counts 1 (in each order), a pair
@@ -101,51 +114,44 @@ def pairwise_error(ref_probs: Any, proxy_rewards: Any, gold_rewards: Any, *, blo
     Returns:
       ``float[...]`` in ``[0, 1]``.
     """
-    p, rp, batch = validation.pmf_inputs(ref_probs, proxy_rewards, "proxy_rewards")
-    rg = validation.to_array(gold_rewards, "gold_rewards")
-    validation.check_rewards(rg, "gold_rewards")
-    b2 = validation.check_same_last_axis(rp, rg, "proxy_rewards", "gold_rewards")
-    batch = tuple(jnp.broadcast_shapes(batch, b2))
-    dtype = validation.float_dtype(p, rp, rg)
-    p, rp, rg = validation.broadcast_batch(p.astype(dtype), rp.astype(dtype), rg.astype(dtype), batch_shape=batch)
-    k = p.shape[-1]
-    fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))  # noqa: E731
+    p, rp, rg = numerics.broadcast_outcomes(ref_probs, proxy_rewards, gold_rewards)
+    batch, k = p.shape[:-1], p.shape[-1]
+    fn = lambda a, b, c: _pairwise_error_1d(a, b, c, min(block, k))
     for _ in batch:
         fn = jax.vmap(fn)
     return fn(p, rp, rg)
 
 
-def chi2_coverage(comparator_probs: Any, ref_probs: Any) -> jax.Array:
+_coverage = _V.validate(comparator_probs=_V.probs, ref_probs=_V.probs)
+
+
+@_coverage
+def chi2_coverage(comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r"""χ² coverage ``C = 1 + χ²(π*‖p) = Σ π*²/p`` (``inf`` off the support of p). Returns ``(...)``."""
     return 1.0 + chi2_divergence(comparator_probs, ref_probs)
 
 
-def max_density_ratio(comparator_probs: Any, ref_probs: Any) -> jax.Array:
+@_coverage
+def max_density_ratio(comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
     r"""``C_∞ = max_y π*(y)/p(y)`` over ``π* > 0`` (``inf`` if π* charges an outcome with ``p = 0``)."""
-    q = validation.probs(comparator_probs, "comparator_probs")
-    p = validation.probs(ref_probs, "ref_probs")
-    batch = validation.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
-    dtype = validation.float_dtype(q, p)
-    q, p = validation.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=batch)
+    q, p = numerics.broadcast_outcomes(comparator_probs, ref_probs)
     ratio = jnp.where(q > 0, jnp.where(p > 0, q / jnp.where(p > 0, p, 1), jnp.inf), 0.0)
     return jnp.max(ratio, axis=-1)
 
 
-def em_divergence(comparator_probs: Any, ref_probs: Any, m: Any) -> jax.Array:
+@_V.validate(comparator_probs=_V.probs, ref_probs=_V.probs, m=_V.at_least_one)
+def em_divergence(
+    comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"], m: ArrayLike
+) -> Float[Array, "*batch"]:
     r"""``E_M(π*‖p) = E_p[(π*/p − M)_+] = Σ_y (π*(y) − M p(y))_+`` (0 iff ``π* ≤ M p``; ``E_1 = TV``).
 
     Args:
       comparator_probs, ref_probs: ``(..., K)``.
       m: ``M ≥ 1`` scalar or broadcastable with the batch shape.
     """
-    q = validation.probs(comparator_probs, "comparator_probs")
-    p = validation.probs(ref_probs, "ref_probs")
-    m = validation.at_least_one(m, "m")
-    batch = validation.check_same_last_axis(q, p, "comparator_probs", "ref_probs")
-    dtype = validation.float_dtype(q, p)
-    shape = tuple(jnp.broadcast_shapes(batch, jnp.shape(m)))
-    q, p = validation.broadcast_batch(q.astype(dtype), p.astype(dtype), batch_shape=shape)
-    mm = jnp.broadcast_to(jnp.asarray(m, dtype), shape)[..., None]
+    q, p = numerics.broadcast_outcomes(comparator_probs, ref_probs)
+    mm, shape = numerics.broadcast_parameter(m, q.shape[:-1], q.dtype)
+    q, p = (numerics.broadcast_batch(a, shape) for a in (q, p))
     return jnp.sum(jnp.maximum(q - mm * p, 0.0), axis=-1)
 
 
@@ -162,7 +168,13 @@ class ProxyGoldMetrics(NamedTuple):
     max_ratio: jax.Array
 
 
-def proxy_gold_metrics(policy_probs: Any, ref_probs: Any, proxy_rewards: Any, gold_rewards: Any) -> ProxyGoldMetrics:
+@_V.validate(policy_probs=_V.probs, ref_probs=_V.probs, proxy_rewards=_V.rewards, gold_rewards=_V.rewards)
+def proxy_gold_metrics(
+    policy_probs: Float[ArrayLike, "*batch K"],
+    ref_probs: Float[ArrayLike, "*batch K"],
+    proxy_rewards: Real[ArrayLike, "*batch K"],
+    gold_rewards: Real[ArrayLike, "*batch K"],
+) -> ProxyGoldMetrics:
     r"""All per-policy metrics at once (see :class:`ProxyGoldMetrics`). Inputs ``(..., K)``."""
     return ProxyGoldMetrics(
         gold_reward=expected_reward(policy_probs, gold_rewards),

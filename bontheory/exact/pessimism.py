@@ -13,18 +13,21 @@ the top level.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
 from bontheory import validation
 from bontheory.exact.levels import RewardLevels, reward_levels
 
 
+def threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
+    """λ solving E_p[(r − λ)_+] = β on precomputed reward levels; shape ``broadcast(batch, beta.shape)``.
 
-def _threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
-    """λ solving E_p[(r − λ)_+] = β on reward levels; shape broadcast(batch, beta.shape)."""
+    No checks (``beta`` may be traced); used by :func:`chi2_pessimism_threshold` and by the finite-N
+    pessimism sampler on the empirical levels of its first N candidates.
+    """
     dtype = lv.mass.dtype
     shape = tuple(jnp.broadcast_shapes(lv.batch_shape, jnp.shape(beta)))
     k = lv.mass.shape[-1]
@@ -42,7 +45,13 @@ def _threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
     return ((s1_l - b) / pm_l + top)[..., 0]
 
 
-def chi2_pessimism_threshold(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
+_pessimism_inputs = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.positive)
+
+
+@_pessimism_inputs
+def chi2_pessimism_threshold(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], beta: ArrayLike
+) -> Float[Array, "*batch"]:
     r"""The threshold λ with ``E_p[(r̂ − λ)_+] = β`` (exact; sort once, closed form on the active suffix).
 
     Args:
@@ -53,12 +62,13 @@ def chi2_pessimism_threshold(ref_probs: Any, rewards: Any, beta: Any) -> jax.Arr
     Returns:
       ``float[...]`` λ (≤ the top reward; equals ``E_p[r̂] − β`` once every outcome is active).
     """
-    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
-    beta = validation.check_positive(beta, "beta")
-    return _threshold_from_levels(reward_levels(ref_probs, rewards), beta)
+    return threshold_from_levels(reward_levels(ref_probs, rewards), beta)
 
 
-def chi2_pessimism_pmf(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
+@_pessimism_inputs
+def chi2_pessimism_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], beta: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""The χ²-regularised optimum ``π_β(y) = p(y)(r̂(y) − λ)_+/β`` with ``E_p[(r̂ − λ)_+] = β``.
 
     Maximises ``E_π[r̂] − (β/2) χ²(π‖p)`` over pmfs π; its density ratio is at most ``(r̂_max − λ)/β``.
@@ -78,11 +88,9 @@ def chi2_pessimism_pmf(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
       Huang, Block, Liu, Jiang, Foster, Krishnamurthy, "Is Best-of-N the Best of Them? Coverage, Scaling,
       and Optimality in Inference-Time Alignment", arXiv 2503.21878.
     """
-    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
-    beta = validation.check_positive(beta, "beta")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
-    lam = _threshold_from_levels(lv, beta)
+    lam = threshold_from_levels(lv, beta)
     shape = lam.shape
     k = lv.mass.shape[-1]
     b = jnp.broadcast_to(jnp.asarray(beta, dtype), shape)[..., None]

@@ -7,17 +7,19 @@ modified score, so its exact pmf is :func:`bontheory.exact.bon.bon_pmf` on that 
 
 from __future__ import annotations
 
-from typing import Any
-
-import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
+from bontheory import numerics, validation
 from bontheory.exact.bon import bon_pmf
+from bontheory.numerics import safe_log
 
 
-
-def regularized_bon_score(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.nonnegative)
+def regularized_bon_score(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], beta: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""The regularised-BoN score ``r̂(y) + β log p(y)``, ``float[..., K]``.
 
     Outcomes with ``p(y) = 0`` get ``min(score over the support) − 1`` (finite, below the support).
@@ -25,21 +27,22 @@ def regularized_bon_score(ref_probs: Any, rewards: Any, beta: Any) -> jax.Array:
     Args:
       ref_probs: ``float[..., K]``; rewards: ``float[..., K]``; beta: ``β ≥ 0`` scalar or batch-shaped.
     """
-    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
-    beta = validation.to_array(beta, "beta")
-    if validation.is_concrete(beta) and bool(jnp.any(~(beta >= 0))):
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    dtype = validation.float_dtype(ref_probs, rewards)
+    dtype = numerics.floating_dtype(ref_probs, rewards)
     p = ref_probs.astype(dtype)
     support = p > 0
-    log_p = jnp.log(jnp.where(support, p, 1.0))
+    log_p = jnp.where(support, safe_log(p), 0.0)  # finite off the support (replaced by the floor below)
     b = jnp.asarray(beta, dtype)[..., None]
     score = rewards.astype(dtype) + b * log_p
     floor = jnp.min(jnp.where(support, score, jnp.inf), axis=-1, keepdims=True) - 1.0
     return jnp.where(support, score, floor)
 
 
-def regularized_bon_pmf(ref_probs: Any, rewards: Any, n: Any, beta: Any) -> jax.Array:
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size, beta=validation.nonnegative
+)
+def regularized_bon_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike, beta: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""Exact pmf of regularised BoN: :func:`~bontheory.exact.bon.bon_pmf` under the score ``r̂ + β log p``.
 
     .. math:: π^{reg}_{n,β}(y) = \frac{p(y)}{m_s(y)}\big(F_s(y)^n - F_s^-(y)^n\big),

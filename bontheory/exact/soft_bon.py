@@ -1,6 +1,6 @@
 """Soft Best-of-N: draw n candidates from p, pick one with probability softmax(r / temperature).
 
-Exact pmf on a finite outcome space by a one-dimensional integral (THEORY §4).
+Exact pmf on a finite outcome space by a one-dimensional integral (docs/theory.md §4.1, soft BoN).
 
 For the chosen candidate the exponential-race identity ``1/S = ∫₀^∞ e^{-tS} dt`` gives, with
 ``w(y) = exp(r(y)/λ)`` and ``φ(t) = Σ_y p(y) e^{-t w(y)}``::
@@ -25,9 +25,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
-
+from bontheory import numerics, validation
+from bontheory.numerics import safe_log
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
 _HEAD_EPS = 1e-20
@@ -53,7 +55,7 @@ def _log_phi(log_p: jax.Array, log_w: jax.Array, s: jax.Array) -> jax.Array:
 def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
     dtype = ref_probs.dtype
     support = ref_probs > 0
-    log_p = jnp.where(support, jnp.log(jnp.where(support, ref_probs, 1.0)), -jnp.inf)
+    log_p = safe_log(ref_probs)
     scaled = rewards / temperature[..., None]
     top = jnp.max(jnp.where(support, scaled, -jnp.inf), axis=-1, keepdims=True)
     bottom = jnp.min(jnp.where(support, scaled, jnp.inf), axis=-1, keepdims=True)
@@ -94,7 +96,10 @@ _AUTO_SPACING = 0.3
 _TRACED_NODES = 1024
 
 
-def auto_num_nodes(ref_probs, rewards, n, temperature) -> int:
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size, temperature=validation.positive
+)
+def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, temperature: ArrayLike) -> int:
     """Quadrature nodes giving spacing ≤ 0.3 in ``s = log t`` (a power of two ≥ 256), from concrete inputs.
 
     The range is ``(r_max − r_min)/λ + log n + log(50) + 46`` (see :func:`soft_bon_pmf`); powers of two
@@ -112,25 +117,36 @@ def auto_num_nodes(ref_probs, rewards, n, temperature) -> int:
     lo = np.min(np.where(sup, r, np.inf), axis=-1)
     span = np.max((hi - lo)[..., None] / np.asarray(temperature, np.float64).reshape(-1)[None, :])
     span += np.log(max(float(np.max(np.asarray(n, np.float64))), 1.0)) + _TAIL_LOG - math.log(_HEAD_EPS)
-    need = int(math.ceil(span / _AUTO_SPACING)) + 1
+    need = math.ceil(span / _AUTO_SPACING) + 1
     return max(256, 1 << (need - 1).bit_length())
 
 
-def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | None = None, block: int = 64):
+_soft_bon_inputs = validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size,
+    temperature=validation.positive, num_nodes=validation.kind(validation.static_int, minimum=16),
+    block=validation.static_int,
+)
+
+
+@_soft_bon_inputs
+def soft_bon_log_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    n: ArrayLike,
+    temperature: ArrayLike,
+    *,
+    num_nodes: int | None = None,
+    block: int = 64,
+) -> Float[Array, "*batch K"]:
     r"""Log-pmf of soft Best-of-N; see :func:`soft_bon_pmf`.
 
     Returns:
       ``float[..., K]``: ``log P_{n,λ}(y)``; ``-inf`` where ``p(y) = 0``.
     """
-    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
-    n = validation.check_n(n)
-    temperature = validation.check_positive(temperature, "temperature")
     if num_nodes is None:
         num_nodes = auto_num_nodes(ref_probs, rewards, n, temperature)
-    if num_nodes < 16:
-        raise ValueError(f"num_nodes must be at least 16, got {num_nodes}")
-    dtype = validation.float_dtype(ref_probs, rewards)
-    batch = tuple(jnp.broadcast_shapes(batch, jnp.shape(n), jnp.shape(temperature)))
+    dtype = numerics.floating_dtype(ref_probs, rewards)
+    batch = tuple(jnp.broadcast_shapes(numerics.batch_shape(ref_probs, rewards), jnp.shape(n), jnp.shape(temperature)))
     shape = (*batch, ref_probs.shape[-1])
     ref_probs = jnp.broadcast_to(ref_probs.astype(dtype), shape)
     rewards = jnp.broadcast_to(rewards.astype(dtype), shape)
@@ -139,7 +155,16 @@ def soft_bon_log_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | Non
     return _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, min(block, num_nodes))
 
 
-def soft_bon_pmf(ref_probs, rewards, n, temperature, *, num_nodes: int | None = None, block: int = 64):
+@_soft_bon_inputs
+def soft_bon_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    n: ArrayLike,
+    temperature: ArrayLike,
+    *,
+    num_nodes: int | None = None,
+    block: int = 64,
+) -> Float[Array, "*batch K"]:
     r"""Exact pmf of soft Best-of-N on a finite outcome space.
 
     Soft BoN draws ``Y_1..Y_n`` i.i.d. from ``p`` and returns ``Y_i`` with probability

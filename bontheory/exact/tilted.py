@@ -1,4 +1,4 @@
-r"""The KL-regularised optimum (exponential tilts) and the optimal frontiers BoN is compared with (THEORY §3).
+r"""The KL-regularised optimum (exponential tilts) and the optimal frontiers BoN is compared with (docs/theory.md §3).
 
 * Reward: :math:`\pi_\beta(y) \propto p(y)\,e^{r(y)/\beta}` maximises :math:`E_\pi[r] - \beta\,\mathrm{KL}(\pi\|p)`.
 * Win rate: the win rate of π against p (ties ½) is *linear* in π,
@@ -20,10 +20,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
-from bontheory import validation
-from bontheory.exact.levels import _reward_levels
-
+from bontheory import numerics, validation
+from bontheory.exact.levels import reward_levels
+from bontheory.numerics import kl_from_log_probs, safe_log
 
 
 class Frontier(NamedTuple):
@@ -34,24 +36,14 @@ class Frontier(NamedTuple):
     value: jax.Array
 
 
-def _inputs(ref_probs, rewards):
-    p = validation.to_array(ref_probs, "ref_probs")
-    r = validation.to_array(rewards, "rewards")
-    validation.check_probs(p, "ref_probs")
-    validation.check_rewards(r, "rewards")
-    batch = validation.check_same_last_axis(p, r, "ref_probs", "rewards")
-    dtype = validation.float_dtype(p, r)
-    return p, r, batch, dtype
-
-
 def _log_p(p: jax.Array, dtype) -> jax.Array:
     p = jnp.maximum(p.astype(dtype), 0)
     p = p / jnp.sum(p, axis=-1, keepdims=True)
-    return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1)), -jnp.inf)
+    return safe_log(p)
 
 
 def _mid_cdf_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> jax.Array:
-    levels = _reward_levels(p, r, batch)
+    levels = reward_levels(*(numerics.broadcast_batch(a, batch) for a in (p, r)), compact=False)
     # F⁻ + m/2 from the head below ½, 1 − tail − m/2 from the tail above: both accurate.
     lower = jnp.exp(levels.log_cdf_lower)
     mid = jnp.where(lower < 0.5, lower + 0.5 * levels.mass, 1 - levels.tail - 0.5 * levels.mass)
@@ -65,38 +57,28 @@ _mid_cdf_jit = jax.jit(_mid_cdf_levels, static_argnums=2)
 def _tilt_core(p, r, strength, batch, kind, frontier):
     """The tilt ``softmax(log p + strength·score)`` (score r for ``kind='reward'`` with strength 1/β, the
     mid-CDF for ``'quantile'``), and optionally its (KL, E[score])."""
-    dtype = validation.float_dtype(p, r)
-    shape = tuple(jnp.broadcast_shapes(batch, strength.shape))
-    scale = jnp.broadcast_to(strength.astype(dtype), shape)[..., None]
-    p, r = validation.broadcast_batch(p, r, batch_shape=batch)
+    dtype = numerics.floating_dtype(p, r)
+    scale, shape = numerics.broadcast_parameter(strength, batch, dtype)
+    p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
     score = r.astype(dtype) if kind == "reward" else _mid_cdf_levels(p, r, batch).astype(dtype)
-    log_p, score = validation.broadcast_batch(_log_p(p, dtype), score, batch_shape=shape)
+    log_p, score = (numerics.broadcast_batch(a, shape) for a in (_log_p(p, dtype), score))
     logits = jnp.where(log_p > -jnp.inf, log_p + scale * score, -jnp.inf)
     pi = jax.nn.softmax(logits, axis=-1)
     if not frontier:
         return pi
-    pos = pi > 0
-    log_pi = jax.nn.log_softmax(logits, axis=-1)
-    kl = jnp.sum(jnp.where(pos, pi * (jnp.where(pos, log_pi, 0) - jnp.where(pos, log_p, 0)), 0), axis=-1)
+    kl = kl_from_log_probs(jax.nn.log_softmax(logits, axis=-1), log_p)
     return Frontier(jnp.maximum(kl, 0), jnp.sum(pi * score, axis=-1))
 
 
-def _beta_strength(beta) -> jax.Array:
-    beta = validation.check_positive(beta, "beta")
-    return 1 / beta.astype(validation.float_dtype(beta))
+def _beta_strength(beta: jax.Array) -> jax.Array:
+    return 1 / beta.astype(numerics.floating_dtype(beta))
 
 
-def _c_strength(c) -> jax.Array:
-    c = validation.to_array(c, "c")
-    if validation.is_concrete(c):
-        import numpy as np
-
-        if np.any(~(np.asarray(c, dtype=np.float64) >= 0)):
-            raise ValueError(f"c must be >= 0, got {c!r}")
-    return c
+_P, _R = Float[ArrayLike, "*batch K"], Real[ArrayLike, "*batch K"]
 
 
-def tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, beta: jax.Array | float) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.positive)
+def tilted_pmf(ref_probs: _P, rewards: _R, beta: ArrayLike) -> Float[Array, "*batch K"]:
     r"""The KL-regularised optimum :math:`\pi_\beta(y) = p(y)\,e^{r(y)/\beta} / Z_\beta` (computed in log space).
 
     Args:
@@ -106,20 +88,21 @@ def tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, beta: jax.Array | float
     Returns:
       ``broadcast(batch, beta.shape) + (K,)``.
     """
-    p, r, batch, _ = _inputs(ref_probs, rewards)
-    return _tilt_core(p, r, _beta_strength(beta), batch, "reward", False)
+    batch = numerics.batch_shape(ref_probs, rewards)
+    return _tilt_core(ref_probs, rewards, _beta_strength(beta), batch, "reward", False)
 
 
-def mid_cdf(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards)
+def mid_cdf(ref_probs: _P, rewards: _R) -> Float[Array, "*batch K"]:
     r"""The mid-CDF :math:`\bar F(y) = P_p(r(Y) < r(y)) + \tfrac12 P_p(r(Y) = r(y))` of each outcome, ``(..., K)``.
 
     :math:`W(\pi) = \sum_y \pi(y) \bar F(y)` is the win rate of π against p with ties counted ½.
     """
-    p, r, batch, _ = _inputs(ref_probs, rewards)
-    return _mid_cdf_jit(p, r, batch)
+    return _mid_cdf_jit(ref_probs, rewards, numerics.batch_shape(ref_probs, rewards))
 
 
-def quantile_tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, c: jax.Array | float) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, c=validation.nonnegative)
+def quantile_tilted_pmf(ref_probs: _P, rewards: _R, c: ArrayLike) -> Float[Array, "*batch K"]:
     r"""The win-rate tilt :math:`\pi_c(y) \propto p(y)\,e^{c\,\bar F(y)}`, :math:`\bar F` the mid-CDF (see module doc).
 
     Maximises :math:`W(\pi) - \mathrm{KL}(\pi\|p)/c`; invariant to strictly increasing transforms of r.
@@ -131,11 +114,12 @@ def quantile_tilted_pmf(ref_probs: jax.Array, rewards: jax.Array, c: jax.Array |
     Returns:
       ``broadcast(batch, c.shape) + (K,)``.
     """
-    p, r, batch, _ = _inputs(ref_probs, rewards)
-    return _tilt_core(p, r, _c_strength(c), batch, "quantile", False)
+    batch = numerics.batch_shape(ref_probs, rewards)
+    return _tilt_core(ref_probs, rewards, c, batch, "quantile", False)
 
 
-def reward_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, betas: jax.Array) -> Frontier:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, betas=validation.positive)
+def reward_kl_frontier(ref_probs: _P, rewards: _R, betas: ArrayLike) -> Frontier:
     r"""The optimal reward–KL frontier :math:`\beta \mapsto (\mathrm{KL}(\pi_\beta\|p), E_{\pi_\beta}[r])`.
 
     Args:
@@ -144,15 +128,16 @@ def reward_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, betas: jax.Arra
     Returns:
       :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, betas.shape)``.
     """
-    p, r, batch, _ = _inputs(ref_probs, rewards)
-    return _tilt_core(p, r, _beta_strength(betas), batch, "reward", True)
+    batch = numerics.batch_shape(ref_probs, rewards)
+    return _tilt_core(ref_probs, rewards, _beta_strength(betas), batch, "reward", True)
 
 
-def win_rate_kl_frontier(ref_probs: jax.Array, rewards: jax.Array, cs: jax.Array) -> Frontier:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, cs=validation.nonnegative)
+def win_rate_kl_frontier(ref_probs: _P, rewards: _R, cs: ArrayLike) -> Frontier:
     r"""The optimal win-rate–KL frontier :math:`c \mapsto (\mathrm{KL}(\pi_c\|p), W(\pi_c))` of the quantile tilt.
 
     Returns:
       :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, cs.shape)``.
     """
-    p, r, batch, _ = _inputs(ref_probs, rewards)
-    return _tilt_core(p, r, _c_strength(cs), batch, "quantile", True)
+    batch = numerics.batch_shape(ref_probs, rewards)
+    return _tilt_core(ref_probs, rewards, cs, batch, "quantile", True)

@@ -16,21 +16,23 @@ cumulative sums (:func:`bontheory.exact.levels.reward_levels`), accurate when sm
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
 from bontheory import validation
 from bontheory.exact.levels import reward_levels
-
 
 
 def _gather(level_values: jax.Array, level_of: jax.Array) -> jax.Array:
     return jnp.take_along_axis(level_values, level_of, axis=-1)
 
 
-def quantile_truncated_pmf(ref_probs: Any, rewards: Any, m: Any) -> jax.Array:
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, m=validation.at_least_one)
+def quantile_truncated_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], m: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""The E_M-regularised (quantile-truncated) policy ``π_M``.
 
     .. math:: π_M(y) = \frac{p(y)}{m(y)}\big(\min(1, M\,T^-(y)) - \min(1, M\,T(y))\big),
@@ -55,8 +57,6 @@ def quantile_truncated_pmf(ref_probs: Any, rewards: Any, m: Any) -> jax.Array:
       Sriraman & Block, "Scaling-monotonic inference-time alignment via quantile truncation",
       arXiv 2603.05739 (COLT 2026).
     """
-    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
-    m = validation.at_least_one(m, "m")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
     m = jnp.asarray(m, dtype)
@@ -90,7 +90,12 @@ def _expected_min_binomial(n: jax.Array, k: jax.Array, t: jax.Array) -> jax.Arra
     return jnp.where(k <= 1, one, general)
 
 
-def quantile_truncation_sampler_pmf(ref_probs: Any, rewards: Any, n: Any, m: Any) -> jax.Array:
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size, m=validation.at_least_one
+)
+def quantile_truncation_sampler_pmf(
+    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike, m: ArrayLike
+) -> Float[Array, "*batch K"]:
     r"""Exact law of the finite-N quantile-truncation sampler (draw N, uniform among the top ``k = ⌈N/M⌉``).
 
     The returned draw is the J-th largest of the N draws with J uniform on ``{1..k}`` (ties in uniformly
@@ -113,9 +118,6 @@ def quantile_truncation_sampler_pmf(ref_probs: Any, rewards: Any, n: Any, m: Any
     Returns:
       ``float[..., K]`` pmf.
     """
-    ref_probs, rewards, _ = validation.pmf_inputs(ref_probs, rewards)
-    n = validation.check_n(n)
-    m = validation.at_least_one(m, "m")
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
     nn = jnp.asarray(n, dtype)

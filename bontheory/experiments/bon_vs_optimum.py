@@ -17,19 +17,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory import quantile_truncated_pmf
-from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
 from bontheory import (
     bon_expected_reward,
     bon_kl,
     bon_win_rate,
     kl_divergence,
+    quantile_truncated_pmf,
     reward_kl_frontier,
     win_rate,
     win_rate_kl_frontier,
 )
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
+from bontheory.studies.curves import gap_to_frontier
+from bontheory.studies.sequence_limit import bon_tilted_gap_per_token
 
 NAME = "bon_vs_optimum"
 SUMMARY = "BoN vs the KL-regularised optimum: frontiers, and the per-token gap vanishing with sequence length"
@@ -65,13 +67,26 @@ class Config:
     seed: int = 0
     x64: bool = True
 
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integer(self, "num_betas", min=2)
+        checks.numbers(self, "truncation_ms", min=1.0)
+        checks.pmf(self, "token_probs")
+        checks.integers(self, "token_scores")
+        checks.same_length(self, "token_scores", "token_probs")
+        checks.integers(self, "lengths", min=1, increasing=True)
+        checks.numbers(self, "rates", min=0.0, min_open=True)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
+
 
 QUICK = Config(length=6, lengths=(1, 2, 4, 8, 16, 32, 64, 128), num_betas=40)
 
 
 def _frontier_cell(config: Config) -> dict:
-    from bontheory import enumerate_sequences, random_tabular_policy
-    from bontheory import random_token_score_reward
+    from bontheory import enumerate_sequences, random_tabular_policy, random_token_score_reward
 
     k_pol, k_r = jax.random.split(jax.random.key(config.seed))
     policy = random_tabular_policy(k_pol, config.vocab_size, config.length, order=0)
@@ -106,15 +121,6 @@ def _frontier_cell(config: Config) -> dict:
     }
 
 
-def _interp_gap(kl_pts, val_pts, kl_frontier, val_frontier, value_at_zero):
-    """Frontier value at each point's KL (linear interpolation, the frontier anchored at (0, value of p))
-    minus the point's value."""
-    kl_f = np.concatenate([[0.0], np.asarray(kl_frontier, float)])
-    val_f = np.concatenate([[value_at_zero], np.asarray(val_frontier, float)])
-    order = np.argsort(kl_f)
-    return np.interp(kl_pts, kl_f[order], val_f[order]) - np.asarray(val_pts)
-
-
 def run(config: Config, run) -> dict:
     fr = run.cell("frontiers", lambda: _frontier_cell(config))
     gaps = {}
@@ -127,9 +133,10 @@ def run(config: Config, run) -> dict:
             return {k: getattr(g, k) for k in g._fields}
         gaps[L] = run.cell(f"gap-L{L}", compute)
     gap_table = np.array([gaps[L]["gap_per_token"] for L in config.lengths])  # (lengths, rates)
-    bon_reward_gap = _interp_gap(fr["bon_kl"], fr["bon_reward"], fr["tilt_kl"], fr["tilt_reward"], fr["ref_reward"])
-    bon_win_gap = _interp_gap(fr["bon_kl"], fr["bon_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
-    trunc_win_gap = _interp_gap(fr["trunc_kl"], fr["trunc_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
+    # gaps to the frontiers anchored at p itself: value E_p[r] (reward) or ½ (win rate) at KL = 0
+    bon_reward_gap = gap_to_frontier(fr["bon_kl"], fr["bon_reward"], fr["tilt_kl"], fr["tilt_reward"], fr["ref_reward"])
+    bon_win_gap = gap_to_frontier(fr["bon_kl"], fr["bon_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
+    trunc_win_gap = gap_to_frontier(fr["trunc_kl"], fr["trunc_win"], fr["qtilt_kl"], fr["qtilt_win"], 0.5)
     return {
         "frontiers": fr,
         "bon_reward_gap_to_tilt": bon_reward_gap.tolist(),
@@ -190,3 +197,18 @@ def summary(metrics: dict) -> list[dict]:
         "max_trunc_win_gap": round(max(metrics["trunc_win_gap_to_quantile_tilt"]), 4),
     })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``. The per-token gap at the largest rate c,
+    at the second and the last sequence length."""
+    gap = metrics["gap_per_token"]
+    return {
+        "bvoMaxRewardGap": (max(metrics["bon_reward_gap_to_tilt"]), 4),
+        "bvoMaxWinGap": (max(metrics["bon_win_gap_to_quantile_tilt"]), 4),
+        "bvoRate": (metrics["rates"][-1], 2),
+        "bvoShortL": (metrics["lengths"][1], 0),
+        "bvoLongL": (metrics["lengths"][-1], 0),
+        "bvoGapShort": (gap[1][-1], 4),
+        "bvoGapLong": (gap[-1][-1], 4),
+    }

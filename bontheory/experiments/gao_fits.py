@@ -14,11 +14,12 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory import draw_outcomes
-from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
-from bontheory.studies.proxy import method_gold_curves, proxy_problem
+from bontheory import cell_key, draw_outcomes
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
+from bontheory.studies.fits import bon_unbiased_estimate, fit_gao_bon, fit_gao_rl
+from bontheory.studies.proxy import PROXY_FAMILIES, method_gold_curves, proxy_problem
 
 NAME = "gao_fits"
 SUMMARY = "Gao et al.'s d(α − βd) fitted to exact BoN gold-reward curves (d = √KL): coefficients and R²"
@@ -53,8 +54,19 @@ class Config:
     x64: bool = True
 
     def __post_init__(self):
-        if len(self.errors) != len(self.families):
-            raise ValueError("errors must have one entry per family")
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.same_length(self, "errors", "families")
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "max_n", min=2)
+        checks.integer(self, "num_ns", min=3)  # the fits need three points
+        checks.integer(self, "num_seeds", min=1)
+        checks.integer(self, "mc_samples", min=0)
+        if 0 < self.mc_samples < 50:  # the check compares n <= K/50
+            raise ValueError(f"mc_samples must be 0 (no check) or >= 50, got {self.mc_samples!r}")
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -68,8 +80,8 @@ def _ns(config: Config) -> np.ndarray:
 
 
 def _cell(config: Config, f: int, s: int) -> dict:
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), f), s)
     family = config.families[f]
+    key = cell_key(jax.random.key(config.seed), family, s)
     prob = proxy_problem(key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[f])
     ns = _ns(config)
     c = method_gold_curves(prob, "bon", ns)
@@ -83,7 +95,7 @@ def _cell(config: Config, f: int, s: int) -> dict:
         "rl_alpha": fr.alpha, "rl_beta": fr.beta, "rl_r2": fr.r2,
     }
     if config.mc_samples and s == 0:
-        k1, k2 = jax.random.split(jax.random.fold_in(key, 99))
+        k1, k2 = jax.random.split(cell_key(key, "mc"))
         idx = draw_outcomes(k1, prob.ref_probs, config.mc_samples)
         est = np.asarray(bon_unbiased_estimate(k2, prob.proxy[idx], prob.gold[idx], ns))
         out["mc_gold"] = est
@@ -137,3 +149,14 @@ def summary(metrics: dict) -> list[dict]:
             "mc_check_max_abs_err_n<=K/50": round(fam.get("mc_max_abs_err", float("nan")), 4),
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``."""
+    fams = metrics["families"]
+    return {
+        "gfGaussBonRsq": (fams["gaussian"]["bon_r2"], 3),
+        "gfGaussRlRsq": (fams["gaussian"]["rl_r2"], 3),
+        "gfHackBonRsq": (fams["hack"]["bon_r2"], 3),
+        "gfHackRlRsq": (fams["hack"]["rl_r2"], 3),
+    }

@@ -1,9 +1,9 @@
 """The folk KL formula log n − (n−1)/n against the exact KL(π_n‖p) and Beirami et al.'s estimator.
 
 For n from 1 to 10⁴ (log grid) on uniform references of several sizes (distinct rewards), a binary
-reference, and a reference whose best outcome has tiny mass: the exact KL (THEORY §1), the folk formula
+reference, and a reference whose best outcome has tiny mass: the exact KL (docs/theory.md §1.5), the folk formula
 (an upper bound, exact only without atoms), the estimator E_{π_n}[D̂(p(y))] and the collision gap bound
-2n(n−1)Σp² (THEORY §2). Everything is exact (no sampling); ``seed`` is unused but recorded.
+2n(n−1)Σp² (docs/theory.md §2.3). Everything is exact (no sampling); ``seed`` is unused but recorded.
 """
 
 from __future__ import annotations
@@ -13,22 +13,16 @@ import dataclasses
 import numpy as np
 
 from bontheory import (
-
     bon_kl,
-
     bon_kl_bound,
-
     bon_kl_estimate,
-
     bon_kl_gap_bound,
-
     bon_win_rate,
-
     bon_win_rate_bound,
-
 )
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
 
 NAME = "kl_bound"
 SUMMARY = "Exact KL of BoN vs the folk formula log n − (n−1)/n and Beirami's estimator, n = 1..10⁴"
@@ -57,6 +51,16 @@ class Config:
     num_ns: int = 60
     seed: int = 0
     x64: bool = True
+
+    def __post_init__(self):
+        checks.integers(self, "uniform_sizes", min=1, nonempty=False)
+        checks.probability(self, "binary_high_prob")
+        checks.probability(self, "tiny_top_mass")
+        checks.integer(self, "tiny_rest_size", min=1)
+        checks.integer(self, "n_max", min=1)
+        checks.integer(self, "num_ns", min=1)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(uniform_sizes=(2, 10, 100, 10_000), num_ns=30)
@@ -125,6 +129,13 @@ def plot(metrics: dict, out_dir) -> list:
     return save_figure(fig, out_dir, "kl_vs_bound")
 
 
+def gap_bound_holds(folk, reference: dict) -> bool:
+    """Whether ``folk − KL ≤ 2n(n−1)Σp²`` (the collision gap bound) at every n of a reference case, up to
+    1e-12 of rounding."""
+    gap = np.asarray(folk) - np.asarray(reference["kl"])
+    return bool(np.all(gap <= np.asarray(reference["gap_bound"]) + 1e-12))
+
+
 def summary(metrics: dict) -> list[dict]:
     ns = np.asarray(metrics["ns"])
     folk = np.asarray(metrics["folk"])
@@ -142,6 +153,31 @@ def summary(metrics: dict) -> list[dict]:
             "estimate@n_max": round(float(est[-1]), 5),
             "min(est−kl)": float(f"{np.min(est - kl):.3g}"),
             "max(est−kl)": float(f"{np.max(est - kl):.3g}"),
-            "gap≤bound": bool(np.all(gap <= np.asarray(res["gap_bound"]) + 1e-12)),
+            "gap≤bound": gap_bound_holds(folk, res),
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``."""
+    refs = metrics["references"]
+    excess = [np.asarray(r["estimate"]) - np.asarray(r["kl"]) for r in refs.values()]
+    return {
+        "klNmax": (metrics["ns"][-1], 0),
+        "klFolkNmax": (metrics["folk"][-1], 3),
+        "klTinyKL": (_reference(metrics, "tiny top")["kl"][-1], 3),
+        "klUniformKL": (_reference(metrics, "uniform L=100")["kl"][-1], 3),
+        "klReferences": (len(refs), 0),
+        "klGapBoundHolds": (sum(gap_bound_holds(metrics["folk"], r) for r in refs.values()), 0),
+        "klEstMinExcess": (min(float(e.min()) for e in excess), 4),
+        "klEstMaxExcess": (max(float(e.max()) for e in excess), 4),
+    }
+
+
+def _reference(metrics: dict, prefix: str) -> dict:
+    """The reference case named ``prefix`` (or the only one whose name starts with it)."""
+    refs = metrics["references"]
+    if prefix in refs:
+        return refs[prefix]
+    (name,) = [k for k in refs if k.startswith(prefix)]
+    return refs[name]

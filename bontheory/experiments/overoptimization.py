@@ -14,10 +14,19 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory import pessimism_sample
-from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
+from bontheory import cell_key, pessimism_sample
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
+from bontheory.studies.curves import max_drawdown, peak_and_fall
+from bontheory.studies.proxy import (
+    DEFAULT_GRIDS,
+    PROXY_FAMILIES,
+    best_on_grid,
+    mean_over_seeds,
+    method_grid_curves,
+    proxy_problem,
+)
 
 NAME = "overoptimization"
 SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"
@@ -26,6 +35,7 @@ SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed 
 # plain values (M for truncation, β for regularised BoN, which multiplies log p).
 _GRIDS = DEFAULT_GRIDS
 _FALL_EXPECTED = ("cauchy", "student_t", "hack")  # the learned BT proxy is left to the data (Gao et al.)
+_FALL_FRACTION = 0.05  # BoN "falls" when it ends more than 5% of its gain below its peak
 _FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
 
 
@@ -64,8 +74,20 @@ class Config:
     x64: bool = True
 
     def __post_init__(self):
-        if len(self.errors) != len(self.families):
-            raise ValueError("errors must have one entry per family")
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.same_length(self, "errors", "families")
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integer(self, "num_seeds", min=1)
+        checks.probability(self, "hack_mass")
+        checks.number(self, "hack_penalty", min=0.0)
+        checks.integers(self, "pessimism_ns", min=1, nonempty=False)
+        checks.integer(self, "pessimism_draws", min=2)
+        checks.integer(self, "soft_bon_nodes", min=0)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(
@@ -81,7 +103,7 @@ QUICK = Config(
 
 def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
     family = config.families[fam_index]
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), fam_index), seed_index)
+    key = cell_key(jax.random.key(config.seed), family, seed_index)
     prob = proxy_problem(
         key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[fam_index],
         hack_mass=config.hack_mass, hack_penalty=config.hack_penalty,
@@ -93,9 +115,9 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
         r_max = float(np.max(np.asarray(prob.proxy)))
         gold = np.asarray(prob.gold)
         means, ses = [], []
-        for i, n in enumerate(config.pessimism_ns):
+        for n in config.pessimism_ns:
             idx = np.asarray(pessimism_sample(
-                jax.random.fold_in(key, 1000 + i), prob.ref_probs, prob.proxy, int(n), beta,
+                cell_key(key, "pessimism", int(n)), prob.ref_probs, prob.proxy, int(n), beta,
                 (config.pessimism_draws,), r_max=r_max,
             ))
             means.append(float(gold[idx].mean()))
@@ -111,43 +133,46 @@ def run(config: Config, run) -> dict:
         results[(f, s)] = run.cell(f"{config.families[f]}-seed{s}", lambda f=f, s=s: _family_cell(config, f, s))
     families = {}
     for f, family in enumerate(config.families):
-        per_seed = [results[(f, s)] for s in range(config.num_seeds)]
-        avg = lambda get: np.mean([np.asarray(get(r), float) for r in per_seed], axis=0)  # noqa: E731
-        fam = {"bon": {k: avg(lambda r, k=k: r["bon"][k]).tolist() for k in ("gold", "win", "kl")}}
-        fam["gold_mean_ref"] = float(avg(lambda r: r["gold_mean"]))
-        for method, grid in _GRIDS.items():
-            curves = {k: avg(lambda r, k=k: [row[k] for row in r[method]]) for k in ("gold", "win", "kl")}
-            j = grid.index(_FIXED[method])
-            fam[method] = {
-                "grid": list(grid),
-                "fixed_param": _FIXED[method],
-                "fixed": {k: curves[k][j].tolist() for k in curves},
-                "best": {k: np.max(curves[k], axis=0).tolist() for k in ("gold", "win")},
-                "best_param": [grid[i] for i in np.argmax(curves["gold"], axis=0)],
-            }
-        if config.pessimism_ns:
-            g = np.array([r["pessimism_mc"]["gold"] for r in per_seed])
-            se = np.array([r["pessimism_mc"]["se"] for r in per_seed])
-            fam["pessimism_mc"] = {
-                "ns": list(config.pessimism_ns),
-                "gold": g.mean(0).tolist(),
-                "se": (np.sqrt((se**2).sum(0)) / len(per_seed)).tolist(),
-            }
-        bon_gold = np.asarray(fam["bon"]["gold"])
-        peak = int(np.argmax(bon_gold))
-        fam["bon_peak_n"] = int(config.ns[peak])
-        fam["bon_peak_gold"] = float(bon_gold[peak])
-        fam["bon_final_gold"] = float(bon_gold[-1])
-        fam["bon_drop_after_peak"] = float(bon_gold[peak] - bon_gold[-1])
-        # Theory: with Gaussian noise E[r* | r̂] increases in r̂ (no fall); heavy tails and a rare hack make
-        # the top of r̂ noise-dominated (fall). "falls" = a drop of more than 5% of the gain at the peak.
-        fam["theory_predicts_fall"] = family in _FALL_EXPECTED
-        fam["bon_falls"] = bool(fam["bon_drop_after_peak"] > 0.05 * max(bon_gold[peak] - bon_gold[0], 1e-12))
-        for method in ("quantile_trunc", "soft_bon", "regularized_bon"):
-            v = np.asarray(fam[method]["fixed"]["gold"])
-            fam[f"{method}_fixed_max_drop"] = float(np.max(np.maximum.accumulate(v) - v))
-        families[family] = fam
+        families[family] = _family_metrics(config, family, [results[(f, s)] for s in range(config.num_seeds)])
     return {"ns": list(config.ns), "families": families}
+
+
+def _family_metrics(config: Config, family: str, per_seed: list[dict]) -> dict:
+    """Seed-averaged curves of one family, each method at its fixed and its oracle-best setting, and the
+    overoptimisation verdicts."""
+    avg = mean_over_seeds([{k: r[k] for k in ("bon", "gold_mean", *_GRIDS)} for r in per_seed])
+    fam = {"bon": {k: avg["bon"][k].tolist() for k in ("gold", "win", "kl")}}
+    fam["gold_mean_ref"] = float(avg["gold_mean"])
+    for method, grid in _GRIDS.items():
+        curves = {k: np.array([row[k] for row in avg[method]]) for k in ("gold", "win", "kl")}
+        j = grid.index(_FIXED[method])
+        fam[method] = {
+            "grid": list(grid),
+            "fixed_param": _FIXED[method],
+            "fixed": {k: curves[k][j].tolist() for k in curves},
+            "best": {k: best_on_grid(curves[k], grid).value.tolist() for k in ("gold", "win")},
+            "best_param": best_on_grid(curves["gold"], grid).param,
+        }
+    if config.pessimism_ns:
+        g = np.array([r["pessimism_mc"]["gold"] for r in per_seed])
+        se = np.array([r["pessimism_mc"]["se"] for r in per_seed])
+        fam["pessimism_mc"] = {
+            "ns": list(config.pessimism_ns),
+            "gold": g.mean(0).tolist(),
+            "se": (np.sqrt((se**2).sum(0)) / len(per_seed)).tolist(),
+        }
+    # Theory: with Gaussian noise E[r* | r̂] increases in r̂ (no fall); heavy tails and a rare hack make
+    # the top of r̂ noise-dominated (fall). "falls" = a drop of more than 5% of the gain at the peak.
+    bon = peak_and_fall(fam["bon"]["gold"], rel_drop=_FALL_FRACTION)
+    fam["bon_peak_n"] = int(config.ns[bon.peak_index])
+    fam["bon_peak_gold"] = bon.peak_value
+    fam["bon_final_gold"] = bon.final_value
+    fam["bon_drop_after_peak"] = bon.drop_after_peak
+    fam["theory_predicts_fall"] = family in _FALL_EXPECTED
+    fam["bon_falls"] = bon.falls
+    for method in ("quantile_trunc", "soft_bon", "regularized_bon"):
+        fam[f"{method}_fixed_max_drop"] = max_drawdown(fam[method]["fixed"]["gold"])
+    return fam
 
 
 _LABELS = {
@@ -203,3 +228,19 @@ def summary(metrics: dict) -> list[dict]:
             "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``."""
+    fams = metrics["families"]
+    cauchy, hack = fams["cauchy"], fams["hack"]
+    return {
+        "ovMaxN": (metrics["ns"][-1], 0),
+        "ovCauchyPeakN": (cauchy["bon_peak_n"], 0),
+        "ovCauchyPeakGold": (cauchy["bon_peak_gold"], 2),
+        "ovCauchyFinalGold": (cauchy["bon_final_gold"], 2),
+        "ovCauchyTruncFinal": (cauchy["quantile_trunc"]["fixed"]["gold"][-1], 2),
+        "ovHackPeakN": (hack["bon_peak_n"], 0),
+        "ovHackPeakGold": (hack["bon_peak_gold"], 2),
+        "ovHackFinalGold": (hack["bon_final_gold"], 2),
+    }

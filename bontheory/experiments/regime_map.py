@@ -4,7 +4,8 @@ For each proxy family, error size and reference-policy temperature, a random mem
 enumerated and every method's exact gold-reward curve is computed over n and its parameter grid
 (:func:`bontheory.studies.proxy.method_grid_curves`). The comparator is the optimum itself, the
 gold-best sequence ``y*``: regret = ``r*(y*) − J(π)`` (always ≥ 0), and its coverage is
-``C = 1 + χ²(δ_{y*}‖p) = C_∞ = 1/p(y*)``. The policy temperature moves the coverage: a peaked reference
+``C = 1 + χ²(δ_{y*}‖p) = C_∞ = 1/p(y*)`` (:func:`bontheory.studies.regimes.optimum_comparator`; the
+regret ratios are :func:`bontheory.studies.regimes.compare_regrets`). The policy temperature moves the coverage: a peaked reference
 (low temperature) covers ``y*`` badly (large C), a flat one well.
 
 Map 1 (error × coverage): regret(BoN at its best n ≤ n_max) / regret(best alternative at its best n ≤ n_max
@@ -22,9 +23,12 @@ import dataclasses
 import jax
 import numpy as np
 
-from bontheory.studies.proxy import DEFAULT_GRIDS, method_grid_curves, proxy_problem
+from bontheory import cell_key
+from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
-from bontheory.progress import progress
+from bontheory.runner import progress
+from bontheory.studies.proxy import DEFAULT_GRIDS, PROXY_FAMILIES, method_grid_curves, proxy_problem
+from bontheory.studies.regimes import compare_regrets, count_regimes, optimum_comparator
 
 NAME = "regime_map"
 SUMMARY = "heatmaps of regret(BoN)/regret(best alternative) over proxy error × coverage and × n"
@@ -64,6 +68,19 @@ class Config:
     seed: int = 0
     x64: bool = True
 
+    def __post_init__(self):
+        checks.choices(self, "families", PROXY_FAMILIES)
+        checks.numbers(self, "errors", min=0.0)
+        checks.numbers(self, "temperatures", min=0.0, min_open=True)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.one_of(self, "map2_temperature", self.temperatures)
+        checks.choices(self, "alternatives", _FINITE_N)
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "num_seeds", min=1)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
+
 
 QUICK = Config(
     families=("gaussian", "hack"),
@@ -77,37 +94,29 @@ QUICK = Config(
 
 
 def _cell(config: Config, f: int, e: int, t: int, s: int) -> dict:
-    key = jax.random.key(config.seed)
-    for i in (f, e, t, s):
-        key = jax.random.fold_in(key, i)
     family = config.families[f]
+    key = cell_key(jax.random.key(config.seed), family, f"error={float(config.errors[e])!r}",
+                   f"temperature={float(config.temperatures[t])!r}", s)
     kw = {"hack_penalty": 3.0, "hack_mass": 2e-3} if family == "hack" else {}
     prob = proxy_problem(
         key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[e],
         policy_temperature=config.temperatures[t], **kw,
     )
+    best = optimum_comparator(prob.ref_probs, prob.gold)  # π* = δ_{y*}, y* the gold-best sequence
     grids = {m: DEFAULT_GRIDS[m] for m in config.alternatives}
-    curves = method_grid_curves(prob, config.ns, grids)
-    p = np.asarray(prob.ref_probs)
-    gold = np.asarray(prob.gold)
-    best = int(np.argmax(gold))
-    per_method = {m: np.max([row["gold"] for row in curves[m]], axis=0) for m in config.alternatives}
-    finite = [m for m in config.alternatives if m in _FINITE_N]
+    curves = method_grid_curves(prob, config.ns, grids, comparator_probs=best.probs)
+    # each alternative at its best parameter per n (oracle-tuned on gold), then the best alternative
+    per_method = {m: np.min([row["regret"] for row in curves[m]], axis=0) for m in config.alternatives}
     return {
-        "optimum": float(gold[best]),
-        "coverage": float(1.0 / p[best]),
-        "bon": curves["bon"]["gold"],
-        "best_alt": np.max(list(per_method.values()), axis=0),
-        "best_finite": np.max([per_method[m] for m in finite], axis=0),
-        "best_method_any_n": max(config.alternatives, key=lambda m: float(np.max(per_method[m]))),
+        "optimum": best.optimum,
+        "coverage": best.coverage,
+        "bon_regret": curves["bon"]["regret"],
+        "best_alt_regret": np.min(list(per_method.values()), axis=0),
+        "best_method_any_n": min(config.alternatives, key=lambda m: float(np.min(per_method[m]))),
     }
 
 
 def run(config: Config, run) -> dict:
-    if config.map2_temperature not in config.temperatures:
-        raise ValueError("map2_temperature must be one of temperatures")
-    if not config.alternatives or any(m not in _FINITE_N for m in config.alternatives):
-        raise ValueError(f"alternatives must be a non-empty subset of {_FINITE_N}")
     t2 = list(config.temperatures).index(config.map2_temperature)
     cells = [(f, e, t, s) for f in range(len(config.families)) for e in range(len(config.errors))
              for t in range(len(config.temperatures)) for s in range(config.num_seeds)]
@@ -118,7 +127,6 @@ def run(config: Config, run) -> dict:
         res[c] = run.cell(name, lambda c=c: _cell(config, *c))
     out = {"families": {}, "errors": list(config.errors), "temperatures": list(config.temperatures),
            "ns": list(config.ns), "map2_temperature": config.map2_temperature}
-    tiny = 1e-12
     for f, family in enumerate(config.families):
         ne, nt = len(config.errors), len(config.temperatures)
         ratio_cov = np.zeros((ne, nt))
@@ -130,16 +138,13 @@ def run(config: Config, run) -> dict:
             row_w = []
             for t in range(nt):
                 rs = [res[(f, e, t, s)] for s in range(config.num_seeds)]
-                opt = np.mean([r["optimum"] for r in rs])
-                bon = np.mean([r["bon"] for r in rs], axis=0)
-                alt = np.mean([r["best_alt"] for r in rs], axis=0)
-                ratio_cov[e, t] = max(opt - bon.max(), tiny) / max(opt - alt.max(), tiny)
+                cmp = compare_regrets([r["bon_regret"] for r in rs], [r["best_alt_regret"] for r in rs])
+                ratio_cov[e, t] = cmp.ratio_at_best_n
                 log_cov[e, t] = np.mean([np.log10(r["coverage"]) for r in rs])
                 row_w.append(rs[0]["best_method_any_n"])
                 if t == t2:
-                    fin = np.mean([r["best_finite"] for r in rs], axis=0)
-                    ratio_n[e] = np.maximum(opt - bon, tiny) / np.maximum(opt - fin, tiny)
-                    bon_best_n.append(int(config.ns[int(np.argmax(bon))]))
+                    ratio_n[e] = cmp.ratio_per_n
+                    bon_best_n.append(int(config.ns[cmp.bon_best_index]))
             winners.append(row_w)
         out["families"][family] = {
             "ratio_error_x_coverage": ratio_cov.tolist(),
@@ -197,14 +202,30 @@ def summary(metrics: dict) -> list[dict]:
     for family, fam in metrics["families"].items():
         cov = np.asarray(fam["ratio_error_x_coverage"])
         byn = np.asarray(fam["ratio_error_x_n"])
+        c_cov, c_n = count_regimes(cov), count_regimes(byn)
         rows.append({
             "family": family,
-            "cov_cells_within_10pct": int(np.sum(cov <= 1.1)),
-            "cov_cells_ge_2x": int(np.sum(cov >= 2)),
-            "n_cells_within_10pct": int(np.sum(byn <= 1.1)),
-            "n_cells_ge_2x": int(np.sum(byn >= 2)),
+            "cov_cells_within_10pct": c_cov.within,
+            "cov_cells_ge_2x": c_cov.loses,
+            "n_cells_within_10pct": c_n.within,
+            "n_cells_ge_2x": c_n.loses,
             "max_ratio_cov": round(float(cov.max()), 3),
             "max_ratio_n": round(float(byn.max()), 3),
             "bon_best_n_by_error": fam["bon_best_n"],
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}`` (map 1: error × coverage)."""
+    gauss = metrics["families"]["gaussian"]["ratio_error_x_coverage"]
+    hack = metrics["families"]["hack"]["ratio_error_x_coverage"]
+    g, h = count_regimes(gauss), count_regimes(hack)
+    return {
+        "rmCells": (g.cells, 0),
+        "rmGaussWithin": (g.within, 0),
+        "rmGaussTwice": (g.loses, 0),
+        "rmHackWithin": (h.within, 0),
+        "rmHackTwice": (h.loses, 0),
+        "rmGaussMaxRatio": (float(np.max(gauss)), 2),
+    }

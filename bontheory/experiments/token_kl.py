@@ -6,7 +6,7 @@ sequence space: the exact KL(π_n‖p) (``bon_kl``), the folk formula log n − 
 the exact expectation of Beirami's estimator (``bon_kl_estimate``), over n. By Monte Carlo
 (``bontheory.mc.bon_cell``): the Beirami estimator with p(y) from the policy, k1 with the exact log-ratio,
 k1 with the log-ratio estimated from reference rewards, and the plug-in KL, each ± a standard error.
-THEORY.md §2, §7.
+docs/theory.md §2, §7.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from bontheory.experiments import checks
 
 NAME = "token_kl"
 SUMMARY = "token-level BoN KL: exact vs folk formula vs Beirami estimator (exact and Monte Carlo), peaked/flat × ties/no ties"
@@ -50,6 +52,19 @@ class Config:
     chunk_size: int = 256
     seed: int = 0
     x64: bool = True
+
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=2)
+        checks.integer(self, "length", min=1)
+        checks.integer(self, "order", min=0)
+        checks.number(self, "peaked_temperature", min=0.0, min_open=True)
+        checks.number(self, "flat_temperature", min=0.0, min_open=True)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.integers(self, "mc_ns", min=1, nonempty=False)
+        checks.integer(self, "num_trials", min=2)
+        checks.integer(self, "chunk_size", min=1)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
 
 
 QUICK = Config(length=5, mc_ns=(4, 64), num_trials=1024)
@@ -95,7 +110,7 @@ def _exact(config: Config, policy, reward) -> dict:
 
 def run(config: Config, run) -> dict:
     from bontheory import bon_cell, cell_key, exact_space
-    from bontheory.progress import progress
+    from bontheory.runner import progress
 
     out = {"policies": list(POLICIES), "rewards": list(REWARDS), "panels": {}}
     cells = [(pn, rn) for pn in POLICIES for rn in REWARDS]
@@ -174,3 +189,17 @@ def summary(metrics: dict) -> list[dict]:
         row["mc_beirami"] = f"{mc['kl_beirami']:.4f}±{mc['kl_beirami_se']:.4f}"
         rows.append(row)
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}`` (the peaked policy, tie-heavy reward, at
+    the largest n)."""
+    ex = metrics["panels"]["peaked/tie_heavy"]["exact"]
+    return {
+        "tkN": (ex["ns"][-1], 0),
+        "tkLevels": (ex["num_levels"], 0),
+        "tkSequences": (ex["num_sequences"], 0),
+        "tkExact": (ex["exact_kl"][-1], 3),
+        "tkFolk": (ex["folk"][-1], 3),
+        "tkBeirami": (ex["beirami_expected"][-1], 3),
+    }

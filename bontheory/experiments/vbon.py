@@ -19,22 +19,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory import tilted_pmf
-from bontheory.plotting import new_figure, save_figure
-from bontheory import enumerate_sequences, init_transformer_policy, random_tabular_policy
-from bontheory.progress import progress
 from bontheory import (
+    VBON_METHODS,
     MethodSettings,
     approximation_metrics,
+    cell_key,
     empirical_log_cdfs,
+    enumerate_sequences,
     expand_tabular_policy,
-    pareto_frontier,
+    init_transformer_policy,
+    random_tabular_policy,
     reverse_kl,
     sentiment_reward,
     tie_effect,
+    tilted_pmf,
     train_toward_bon,
     vbon_target_log_probs,
 )
+from bontheory.experiments import checks
+from bontheory.plotting import new_figure, save_figure
+from bontheory.runner import progress
+from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
 SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier"
@@ -51,6 +56,8 @@ LABELS = {
     "bond_iterated": "BOND iterated (2^t)",
     "bonbon": "BoNBoN",
 }
+
+POLICY_CLASSES = ("tabular_full", "tabular_memoryless", "transformer")
 
 # one fixed colour per method across panels (the house palette has fewer colours than methods)
 _TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -113,6 +120,32 @@ class Config:
     seed: int = 0
     x64: bool = True
 
+    def __post_init__(self):
+        checks.integer(self, "vocab_size", min=3)  # "not" and at least two sentiment words
+        checks.integer(self, "length", min=1)
+        checks.integers(self, "ns", min=1, increasing=True)
+        checks.choices(self, "policy_classes", POLICY_CLASSES)
+        trained = tuple(m for m in VBON_METHODS if m != "kl_rl")  # KL-RL is swept over betas
+        for field in ("methods", "memoryless_methods", "transformer_methods"):
+            checks.choices(self, field, trained)
+        if "bond_iterated" in (*self.methods, *self.memoryless_methods, *self.transformer_methods):
+            if any(n & (n - 1) for n in self.ns):
+                raise ValueError(f"ns must be powers of 2 when bond_iterated is trained, got {self.ns!r}")
+        checks.number(self, "transformer_learning_rate", min=0.0, min_open=True)
+        checks.choices(self, "m_study_classes", self.policy_classes, nonempty=False)
+        checks.numbers(self, "betas", min=0.0, min_open=True)
+        checks.integers(self, "ms", min=1)
+        checks.integer(self, "m_study_n", min=1)
+        checks.integer(self, "m_study_draws", min=1)
+        checks.integer(self, "num_steps", min=1)
+        checks.number(self, "learning_rate", min=0.0, min_open=True)
+        for field in ("sampled_batch", "num_reference_samples", "num_sft_samples"):
+            checks.integer(self, field, min=1)
+        checks.number(self, "reference_temperature", min=0.0, min_open=True)
+        checks.number(self, "transformer_logit_scale", min=0.0, min_open=True)
+        checks.integer(self, "seed")
+        checks.boolean(self, "x64")
+
 
 QUICK = Config(
     length=4,
@@ -160,17 +193,17 @@ def _settings(config: Config, policy_class: str, **kw) -> MethodSettings:
 
 
 def _floats(d) -> dict:
-    return {k: float(v) for k, v in d.items()}
+    return {k: float(v) for k, v in d._asdict().items()}
 
 
-def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
+def _n_cell(config: Config, policy_class: str, n: int) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
     bon = vbon_target_log_probs(lp, r, n, "exact")
     out = {"bon": _floats(approximation_metrics(bon, lp, r, bon)), "tie": _floats(tie_effect(lp, r, n))}
     methods = _methods(config, policy_class)
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
-    for i, m in enumerate(methods):
-        pol, info = train_toward_bon(jax.random.fold_in(key, i), m, init, ref_policy=ref, reward=reward,
+    key = cell_key(jax.random.key(config.seed), policy_class, "n", n)
+    for m in methods:
+        pol, info = train_toward_bon(cell_key(key, m), m, init, ref_policy=ref, reward=reward,
                                      sequences=seqs, ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class))
         out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
         loss = np.asarray(info["loss"], dtype=float)
@@ -180,9 +213,9 @@ def _n_cell(config: Config, policy_class: str, n: int, cell: int) -> dict:
     return out
 
 
-def _beta_cell(config: Config, policy_class: str, beta: float, cell: int) -> dict:
+def _beta_cell(config: Config, policy_class: str, beta: float) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    key = cell_key(jax.random.key(config.seed), policy_class, "kl_rl", f"beta={float(beta)!r}")
     pol, _ = train_toward_bon(key, "kl_rl", init, ref_policy=ref, reward=reward, sequences=seqs,
                               ref_log_probs=lp, rewards=r, n=2, beta=beta, settings=_settings(config, policy_class))
     lq = pol.log_prob(seqs)
@@ -198,11 +231,11 @@ def _beta_cell(config: Config, policy_class: str, beta: float, cell: int) -> dic
     }
 
 
-def _m_cell(config: Config, policy_class: str, m: int, cell: int) -> dict:
+def _m_cell(config: Config, policy_class: str, m: int) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
     n = config.m_study_n
     bon = vbon_target_log_probs(lp, r, n, "exact")
-    key = jax.random.fold_in(jax.random.key(config.seed), cell)
+    key = cell_key(jax.random.key(config.seed), policy_class, "M", m)
     kt, ke = jax.random.split(key)
     pol, _ = train_toward_bon(kt, "vbon_sampled", init, ref_policy=ref, reward=reward, sequences=seqs,
                               ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class, num_reference_samples=m))
@@ -220,14 +253,14 @@ def _m_cell(config: Config, policy_class: str, m: int, cell: int) -> dict:
 
 def run(config: Config, run) -> dict:
     jobs = []
-    for ci, pc in enumerate(config.policy_classes):
+    for _ci, pc in enumerate(config.policy_classes):
         for n in config.ns:
-            jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n, c=len(jobs): _n_cell(config, pc, n, 1000 + c)))
+            jobs.append((f"{pc}/n={n}", lambda pc=pc, n=n: _n_cell(config, pc, n)))
         for b in config.betas:
-            jobs.append((f"{pc}/kl_rl/beta={b:g}", lambda pc=pc, b=b, c=len(jobs): _beta_cell(config, pc, b, 1000 + c)))
+            jobs.append((f"{pc}/kl_rl/beta={b:g}", lambda pc=pc, b=b: _beta_cell(config, pc, b)))
         if pc in config.m_study_classes:
             for m in config.ms:
-                jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m, c=len(jobs): _m_cell(config, pc, m, 1000 + c)))
+                jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m: _m_cell(config, pc, m)))
     results = {}
     for name, fn in progress(jobs, desc=NAME):
         results[name] = run.cell(name, fn)
@@ -251,30 +284,25 @@ def _points(config: Config, cells: dict, pc: str) -> list[tuple[str, float, floa
 
 
 def analyse(config: Config, cells: dict) -> dict:
-    """Pareto-frontier fractions and closeness to BoN per policy class, and the claims' verdicts."""
+    """Pareto-frontier fractions and closeness to BoN per policy class, and the claims' verdicts
+    (:mod:`bontheory.studies.vbon_claims`)."""
     out = {}
     for pc in config.policy_classes:
-        pts = _points(config, cells, pc)
-        on = pareto_frontier([p[1] for p in pts], [p[2] for p in pts])
-        frac, closeness = {}, {}
-        for m in dict.fromkeys(p[0] for p in pts):
-            idx = [i for i, p in enumerate(pts) if p[0] == m]
-            frac[m] = float(np.mean(on[idx]))
+        labels, kl, reward = zip(*_points(config, cells, pc))
+        frac = frontier_fractions(labels, kl, reward)
         methods = _methods(config, pc)
-        for m in methods:
-            closeness[m] = float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns]))
+        closeness = {m: float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns])) for m in methods}
+        # KL-RL at its best β for each n
         closeness["kl_rl"] = float(np.mean([min(cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_bon"][str(n)] for b in config.betas)
                                             for n in config.ns]))
-        vbon = [m for m in methods if m.startswith("vbon")]
-        best_vbon_frac = max(frac[m] for m in vbon)
-        closest = min(closeness, key=closeness.get)
+        claims = vbon_claims(frac, closeness)
         out[pc] = {
             "frontier_fraction": frac,
             "mean_kl_to_bon": closeness,
-            "claim_bon_best": bool(frac["bon"] >= max(v for k, v in frac.items() if k != "bon")),
-            "claim_vbon_closest": bool(closest.startswith("vbon")),
-            "closest_method": closest,
-            "claim_vbon_frontier_more_than_kl_rl": bool(best_vbon_frac > frac["kl_rl"]),
+            "claim_bon_best": claims.bon_best,
+            "claim_vbon_closest": claims.vbon_closest,
+            "closest_method": claims.closest_method,
+            "claim_vbon_frontier_more_than_kl_rl": claims.vbon_frontier_more_than_kl_rl,
         }
     return out
 
@@ -369,3 +397,18 @@ def summary(metrics: dict) -> list[dict]:
                                                             f"{a['claim_vbon_frontier_more_than_kl_rl']}",
         })
     return rows
+
+
+def paper_numbers(metrics: dict) -> dict:
+    """The numbers the paper quotes: ``{macro: (value, decimals)}``; a method name is a string."""
+    full = metrics["analysis"]["tabular_full"]
+    mem = metrics["analysis"]["tabular_memoryless"]
+    return {
+        "vbFullExact": (full["mean_kl_to_bon"]["vbon_exact"], 4),
+        "vbFullCont": (full["mean_kl_to_bon"]["vbon_continuous"], 4),
+        "vbFullSampled": (full["mean_kl_to_bon"]["vbon_sampled"], 4),
+        "vbFullKlrl": (full["mean_kl_to_bon"]["kl_rl"], 4),
+        "vbFullClosest": (full["closest_method"], 0),
+        "vbMemExact": (mem["mean_kl_to_bon"]["vbon_exact"], 3),
+        "vbMemClosest": (mem["closest_method"], 0),
+    }

@@ -30,9 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bontheory.mc.kernels import BoNDraws, Scorer, _check_policy_reward, _check_sizes, bon_trials
+from bontheory.mc.kernels import BoNDraws, Scorer, bon_trials, kernel_sizes, validate_kernel_inputs
 from bontheory.rewards.reward import as_reward
-
 
 #: Name of the mesh axis the trials are sharded over.
 TRIAL_AXIS = "trials"
@@ -116,6 +115,7 @@ def _sharded(key_data, policy, reward, *, mesh, n, per_device, chunk_size, trial
     )(key_data, policy, reward)
 
 
+@validate_kernel_inputs
 def sharded_bon_monte_carlo(
     key: jax.Array,
     policy: Any,
@@ -140,11 +140,11 @@ def sharded_bon_monte_carlo(
         mesh: a 1-D mesh with axis ``"trials"`` (default :func:`trial_mesh` over all devices).
 
     Returns:
-        :class:`BoNDraws` of NumPy arrays with all ``num_trials`` trials, on every process.
+        :class:`BoNDraws` of JAX arrays (on the default device) with all ``num_trials`` trials, on every
+        process — the same type as :func:`bontheory.mc.bon_monte_carlo` returns.
     """
-    n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    chunk, batch = kernel_sizes(n, num_trials, chunk_size, trial_batch)
     reward = as_reward(reward)
-    _check_policy_reward(policy, reward)
     mesh = trial_mesh() if mesh is None else mesh
     if mesh.axis_names != (TRIAL_AXIS,):
         raise ValueError(f"mesh must be 1-D with axis {TRIAL_AXIS!r}, got axes {mesh.axis_names}")
@@ -157,4 +157,4 @@ def sharded_bon_monte_carlo(
         scorer=scorer,
     )
     out = to_host(out)
-    return BoNDraws(*(np.asarray(x)[:num_trials] for x in out))
+    return BoNDraws(*(jnp.asarray(np.asarray(x)[:num_trials]) for x in out))

@@ -20,30 +20,21 @@ Estimators (T selected draws ``Ŷ_i ~ π_n``, M fresh reference draws ``Y'_j ~ p
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Int
+
+from bontheory import validation as _V
+from bontheory.numerics import safe_log
+from bontheory.results import Estimate
+
+_Values = Float[ArrayLike, " T"]
 
 
-
-class Estimate(NamedTuple):
-    """A Monte Carlo estimate and its standard error (arrays of the same shape)."""
-
-    mean: jax.Array
-    stderr: jax.Array
-
-
-def _check_1d(x, name: str) -> jax.Array:
-    x = jnp.asarray(x)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional (one value per trial), got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 values for a standard error, got {x.shape[0]}")
-    return x
-
-
-def mean_estimate(values: jax.Array) -> Estimate:
+@_V.validate(values=_V.values)
+def mean_estimate(values: _Values) -> Estimate:
     """Sample mean and its standard error.
 
     Args:
@@ -52,7 +43,7 @@ def mean_estimate(values: jax.Array) -> Estimate:
     Returns:
         ``Estimate(mean = x̄, stderr = std(x, ddof=1)/√T)``.
     """
-    return _mean_se(_check_1d(values, "values"))
+    return _mean_se(values)
 
 
 @jax.jit
@@ -60,7 +51,8 @@ def _mean_se(x):
     return Estimate(jnp.mean(x), jnp.std(x, ddof=1) / jnp.sqrt(x.shape[0]))
 
 
-def win_rate_estimate(selected_rewards: jax.Array, reference_rewards: jax.Array) -> Estimate:
+@_V.validate(selected_rewards=_V.values, reference_rewards=_V.values)
+def win_rate_estimate(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"]) -> Estimate:
     """Win rate of selected draws against fresh reference draws, ties counted ½.
 
     ``W = (1/TM) Σ_{i,j} h(x_i, y_j)``, ``h(x, y) = 1{x > y} + ½·1{x = y}`` (an unbiased U-statistic for
@@ -75,9 +67,7 @@ def win_rate_estimate(selected_rewards: jax.Array, reference_rewards: jax.Array)
     Returns:
         :class:`Estimate`.
     """
-    x = _check_1d(selected_rewards, "selected_rewards")
-    y = _check_1d(reference_rewards, "reference_rewards")
-    return _win_rate(x, y)
+    return _win_rate(selected_rewards, reference_rewards)
 
 
 @jax.jit
@@ -94,7 +84,8 @@ def _win_rate(x, y):
     return Estimate(mean, jnp.sqrt(var))
 
 
-def beirami_kl_estimate(log_probs: jax.Array, n: int) -> Estimate:
+@_V.validate(log_probs=_V.values, n=_V.sample_size)
+def beirami_kl_estimate(log_probs: _Values, n: ArrayLike) -> Estimate:
     """Beirami et al.'s KL(π_n‖p) estimator averaged over selected draws (arXiv 2401.01879).
 
     ``mean_i D̂(ε_i)``, ``ε_i = p(Ŷ_i) = exp(log_probs_i)``, with
@@ -110,11 +101,11 @@ def beirami_kl_estimate(log_probs: jax.Array, n: int) -> Estimate:
     """
     from bontheory.exact.bounds import bon_kl_estimator
 
-    lp = _check_1d(log_probs, "log_probs")
-    return mean_estimate(bon_kl_estimator(jnp.exp(lp), n))
+    return mean_estimate(bon_kl_estimator(jnp.exp(log_probs), n))
 
 
-def sequence_index(sequences: jax.Array, vocab_size: int) -> jax.Array:
+@_V.validate(sequences=_V.sequences, vocab_size=_V.static_int)
+def sequence_index(sequences: Int[ArrayLike, "*batch L"], vocab_size: int) -> Int[Array, "*batch"]:
     """Index of each sequence in the lexicographic enumeration (token 0 most significant).
 
     ``i = Σ_t y_t V^{L−1−t}``, the order of :func:`bontheory.policies.enumerate_sequences`.
@@ -126,7 +117,7 @@ def sequence_index(sequences: jax.Array, vocab_size: int) -> jax.Array:
     Returns:
         ``int32[...]`` (V**L must fit in int32).
     """
-    seq = jnp.asarray(sequences)
+    seq = sequences
     length = seq.shape[-1]
     if vocab_size**length > 2**31 - 1:
         raise ValueError(f"V**L = {vocab_size}**{length} does not fit an int32 index")
@@ -134,7 +125,8 @@ def sequence_index(sequences: jax.Array, vocab_size: int) -> jax.Array:
     return jnp.sum(seq.astype(jnp.int32) * powers.reshape((1,) * (seq.ndim - 1) + (length,)), axis=-1)
 
 
-def plugin_kl_estimate(indices: jax.Array, log_ref_probs: jax.Array) -> Estimate:
+@_V.validate(indices=_V.values, log_ref_probs=_V.kind(_V.log_probs, ndim=1))
+def plugin_kl_estimate(indices: Int[ArrayLike, " T"], log_ref_probs: Float[ArrayLike, " K"]) -> Estimate:
     """Plug-in ``KL(π̂‖p) = Σ_k π̂_k log(π̂_k/p_k)`` from empirical frequencies over an enumerable space.
 
     ``π̂_k = #{i : index_i = k}/T``. The plug-in is biased upward (≈ (support − 1)/(2T) for large T); the
@@ -147,11 +139,12 @@ def plugin_kl_estimate(indices: jax.Array, log_ref_probs: jax.Array) -> Estimate
     Returns:
         :class:`Estimate`.
     """
-    idx = _check_1d(indices, "indices")
-    log_p = jnp.asarray(log_ref_probs)
-    if log_p.ndim != 1:
-        raise ValueError(f"log_ref_probs must have shape (K,), got {log_p.shape}")
-    return _plugin_kl(idx, log_p)
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise TypeError(f"indices must be integer outcome indices, got dtype {indices.dtype}")
+    k = log_ref_probs.shape[0]
+    if _V.is_concrete(indices) and (int(jnp.min(indices)) < 0 or int(jnp.max(indices)) >= k):
+        raise ValueError(f"indices must lie in [0, K) = [0, {k}), got values in [{int(jnp.min(indices))}, {int(jnp.max(indices))}]")
+    return _plugin_kl(indices, log_ref_probs)
 
 
 @jax.jit
@@ -159,13 +152,14 @@ def _plugin_kl(idx, log_p):
     t, k = idx.shape[0], log_p.shape[0]
     counts = jnp.bincount(idx, length=k)
     freq = counts / t
-    log_ratio = jnp.where(counts > 0, jnp.log(jnp.where(counts > 0, freq, 1.0)) - log_p, 0.0)
+    log_ratio = jnp.where(counts > 0, safe_log(freq) - log_p, 0.0)
     kl = jnp.sum(freq * log_ratio)
     var = jnp.sum(freq * (log_ratio - kl) ** 2)
     return Estimate(kl, jnp.sqrt(var / t))
 
 
-def log_ratio_kl_estimates(log_ratios: jax.Array) -> tuple[Estimate, Estimate]:
+@_V.validate(log_ratios=_V.values)
+def log_ratio_kl_estimates(log_ratios: _Values) -> tuple[Estimate, Estimate]:
     """k1 and k3 estimates of KL(π‖p) from draws of π and their log-ratios ``ℓ = log π(Y) − log p(Y)``.
 
     k1 = mean ℓ; k3 = mean[(ρ − 1) − log ρ] with ``ρ = p/π = e^{−ℓ}``, written ``expm1(−ℓ) + ℓ`` (both unbiased,
@@ -177,8 +171,7 @@ def log_ratio_kl_estimates(log_ratios: jax.Array) -> tuple[Estimate, Estimate]:
     Returns:
         ``(k1, k3)`` as :class:`Estimate`.
     """
-    lr = _check_1d(log_ratios, "log_ratios")
-    return _k1_k3(lr)
+    return _k1_k3(log_ratios)
 
 
 @jax.jit
@@ -189,10 +182,14 @@ def _k1_k3(lr):
     return _mean_se(kl_k1(lr, zero)), _mean_se(kl_k3(lr, zero))
 
 
-def bon_log_ratio_from_reference(selected_rewards: jax.Array, reference_rewards: jax.Array, n: int) -> jax.Array:
+@_V.validate(
+    selected_rewards=_V.kind(_V.values, min_size=1), reference_rewards=_V.kind(_V.values, min_size=1),
+    n=_V.static_sample_size,
+)
+def bon_log_ratio_from_reference(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int) -> Float[Array, " T"]:
     """Estimated ``log π_n(y)/p(y)`` for selected draws from the reference rewards' empirical CDF.
 
-    ``π_n(y)/p(y) = (F(y)ⁿ − F⁻(y)ⁿ)/(F(y) − F⁻(y))`` (THEORY.md §1) depends on y only through its reward,
+    ``π_n(y)/p(y) = (F(y)ⁿ − F⁻(y)ⁿ)/(F(y) − F⁻(y))`` (docs/theory.md §1.3) depends on y only through its reward,
     so it can be estimated with ``F̂(r) = (#{r'_j ≤ r} + ½)/(M + 1)`` and ``F̂⁻(r) = (#{r'_j < r} + ½)/(M + 1)``;
     when no reference reward equals r (an atomless reward) the ratio's limit ``n F̂ⁿ⁻¹`` is used. Consistent as
     M → ∞; biased when n is comparable to M (the top of the CDF is then poorly resolved).
@@ -205,14 +202,7 @@ def bon_log_ratio_from_reference(selected_rewards: jax.Array, reference_rewards:
     Returns:
         ``float[T]`` estimated log-ratios (feed to :func:`log_ratio_kl_estimates`).
     """
-    x = jnp.asarray(selected_rewards)
-    y = jnp.asarray(reference_rewards)
-    if x.ndim != 1 or y.ndim != 1:
-        raise ValueError(f"selected_rewards and reference_rewards must be 1-D, got {x.shape} and {y.shape}")
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    return _log_ratio_ref(x, y, n)
+    return _log_ratio_ref(selected_rewards, reference_rewards, n)
 
 
 @functools.partial(jax.jit, static_argnums=2)

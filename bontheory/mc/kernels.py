@@ -1,7 +1,7 @@
 """Monte Carlo Best-of-N kernels: draw n candidates per trial, score them, select the best.
 
 Per trial ``i`` the kernel draws ``n`` i.i.d. sequences ``Y_1..Y_n ~ π`` from a policy, scores them and
-returns a draw of maximal score, ties broken uniformly at random among the tied draws (THEORY.md §1)::
+returns a draw of maximal score, ties broken uniformly at random among the tied draws (docs/theory.md §1.2)::
 
     Ŷ = Y_J,   J ~ Uniform{ j : s(Y_j) = max_k s(Y_k) }.
 
@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
 
+from bontheory import validation
 from bontheory.rewards.reward import as_reward
-
 
 Scorer = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -58,12 +58,12 @@ class BoNDraws(NamedTuple):
             candidates of :func:`bon_candidates` with the same key and chunk size).
     """
 
-    sequences: jax.Array
-    rewards: jax.Array
-    log_probs: jax.Array
-    scores: jax.Array
-    num_tied: jax.Array
-    index: jax.Array
+    sequences: Int[Array, "T L"]
+    rewards: Float[Array, " T"]
+    log_probs: Float[Array, " T"]
+    scores: Float[Array, " T"]
+    num_tied: Int[Array, " T"]
+    index: Int[Array, " T"]
 
 
 class BoNCandidates(NamedTuple):
@@ -75,9 +75,9 @@ class BoNCandidates(NamedTuple):
         sequences: ``int32[T, n, L]`` or ``None`` (only with ``return_sequences=True``).
     """
 
-    rewards: jax.Array
-    log_probs: jax.Array
-    sequences: Any
+    rewards: Float[Array, "T n"]
+    log_probs: Float[Array, "T n"]
+    sequences: Int[Array, "T n L"] | None
 
 
 def reward_scorer(key: jax.Array, rewards: jax.Array, log_probs: jax.Array) -> jax.Array:
@@ -105,6 +105,7 @@ class _RegularizedBoNScorer:
         return rewards + self.beta * log_probs
 
 
+@validation.validate(temperature=validation.positive)
 def soft_bon_scorer(temperature: float) -> Scorer:
     """Soft BoN score ``s(y) = r(y)/λ + G``, ``G ~ Gumbel(0, 1)`` i.i.d. per candidate.
 
@@ -115,55 +116,32 @@ def soft_bon_scorer(temperature: float) -> Scorer:
     Args:
         temperature: λ > 0. λ → 0 is plain BoN, λ → ∞ is the reference policy.
     """
-    temperature = float(temperature)
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return _SoftBoNScorer(temperature)
+    return _SoftBoNScorer(float(temperature))
 
 
+@validation.validate(beta=validation.finite)
 def regularized_bon_scorer(beta: float) -> Scorer:
     """Regularised BoN score ``s(y) = r(y) + β log π(y)`` (β = 0 is plain BoN).
 
     Args:
         beta: weight of the log-probability term (finite real).
     """
-    beta = float(beta)
-    if not math.isfinite(beta):
-        raise ValueError(f"beta must be finite, got {beta}")
-    return _RegularizedBoNScorer(beta)
+    return _RegularizedBoNScorer(float(beta))
 
 
-def _check_sizes(n: Any, num_trials: Any, chunk_size: Any, trial_batch: Any) -> tuple[int, int, int, int]:
-    for name, v in (("n", n), ("num_trials", num_trials)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be a Python int (it is static), got {type(v).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if num_trials < 1:
-        raise ValueError(f"num_trials must be >= 1, got {num_trials}")
-    chunk = min(n, _DEFAULT_CHUNK) if chunk_size is None else chunk_size
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    chunk = min(chunk, n)
+#: The argument kinds of the kernels' public entry points (:func:`bon_monte_carlo`, :func:`bon_candidates`,
+#: :func:`bontheory.mc.sharded_bon_monte_carlo`).
+validate_kernel_inputs = validation.validate(
+    key=validation.prng_key, policy=validation.policy, reward=validation.reward, n=validation.static_int,
+    num_trials=validation.static_int, chunk_size=validation.static_int, trial_batch=validation.static_int,
+)
+
+
+def kernel_sizes(n: int, num_trials: int, chunk_size: int | None, trial_batch: int | None) -> tuple[int, int]:
+    """The chunk size and trial batch the kernels use (validated sizes in; ``None`` = the defaults)."""
+    chunk = min(n, _DEFAULT_CHUNK if chunk_size is None else chunk_size)
     batch = max(1, _DEFAULT_STEP_CANDIDATES // chunk) if trial_batch is None else trial_batch
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"trial_batch must be a positive int, got {trial_batch!r}")
-    return n, num_trials, chunk, min(batch, num_trials)
-
-
-def _check_policy_reward(policy: Any, reward: Any) -> None:
-    for attr in ("sample", "log_prob", "length"):
-        if not hasattr(policy, attr):
-            raise TypeError(f"policy must be a bontheory Policy (with .{attr}), got {type(policy).__name__}")
-    if not callable(reward):
-        raise TypeError(f"reward must be callable on int[..., L] sequences, got {type(reward).__name__}")
-    for obj, name in ((policy, "policy"), (reward, "reward")):
-        for leaf in jax.tree.leaves(obj):
-            if not hasattr(leaf, "dtype"):
-                raise TypeError(
-                    f"{name} must be a pytree whose leaves are arrays (e.g. a flax.struct.dataclass; it is "
-                    f"passed into jit as an argument), got a leaf of type {type(leaf).__name__}"
-                )
+    return chunk, min(batch, num_trials)
 
 
 def _score_chunk(chunk_key, policy, reward, scorer, chunk):
@@ -303,6 +281,7 @@ def _bon_candidates(key, policy, reward, *, n, num_trials, chunk_size, trial_bat
     )
 
 
+@validate_kernel_inputs
 def bon_monte_carlo(
     key: jax.Array,
     policy: Any,
@@ -321,7 +300,7 @@ def bon_monte_carlo(
         Ŷ = Y_J,  J ~ Uniform argmax_j s_j,  s = scorer(key, r(Y_{1..n}), log π(Y_{1..n})),
 
     so with the default score ``s = r`` the selected sequences are i.i.d. draws of the BoN policy
-    ``π_n(y) = p(y)/m(y) (F(y)ⁿ − F⁻(y)ⁿ)`` (THEORY.md §1), p = ``policy``. Memory holds
+    ``π_n(y) = p(y)/m(y) (F(y)ⁿ − F⁻(y)ⁿ)`` (docs/theory.md §1.2), p = ``policy``. Memory holds
     ``trial_batch × chunk_size`` candidates at a time (plus the policy's intermediates), whatever ``n``.
 
     Args:
@@ -349,14 +328,14 @@ def bon_monte_carlo(
         ValueError / TypeError: ``n < 1``, ``num_trials < 1``, bad chunk sizes, a reward or scorer of the
             wrong shape, or a policy without the Policy interface.
     """
-    n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    chunk, batch = kernel_sizes(n, num_trials, chunk_size, trial_batch)
     reward = as_reward(reward)
-    _check_policy_reward(policy, reward)
     return _bon_monte_carlo(
         key, policy, reward, n=n, num_trials=num_trials, chunk_size=chunk, trial_batch=batch, scorer=scorer
     )
 
 
+@validate_kernel_inputs
 def bon_candidates(
     key: jax.Array,
     policy: Any,
@@ -381,9 +360,8 @@ def bon_candidates(
     Returns:
         :class:`BoNCandidates` (``rewards`` and ``log_probs`` of shape ``(T, n)``).
     """
-    n, num_trials, chunk, batch = _check_sizes(n, num_trials, chunk_size, trial_batch)
+    chunk, batch = kernel_sizes(n, num_trials, chunk_size, trial_batch)
     reward = as_reward(reward)
-    _check_policy_reward(policy, reward)
     return _bon_candidates(
         key, policy, reward, n=n, num_trials=num_trials, chunk_size=chunk, trial_batch=batch,
         return_sequences=bool(return_sequences),

@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
 
+from bontheory import validation as _V
 from bontheory.mc.samplers import (
     pessimism_num_candidates,
     select_pessimism,
@@ -24,16 +26,23 @@ from bontheory.mc.samplers import (
 )
 
 
-
 class PolicyDraws(NamedTuple):
     """Selected candidates (leading axis: trials T): ``sequences int32[T, L]``, ``rewards float[T]`` (the
     selection reward), ``log_probs float[T]`` (under the sampling policy)."""
 
-    sequences: jax.Array
-    rewards: jax.Array
-    log_probs: jax.Array
+    sequences: Int[Array, "T L"]
+    rewards: Float[Array, " T"]
+    log_probs: Float[Array, " T"]
 
 
+def _policy_sampler(**param_kinds):
+    return _V.validate(
+        key=_V.prng_key, policy=_V.policy, reward=_V.reward, n=_V.static_int, num_trials=_V.static_int,
+        **param_kinds,
+    )
+
+
+@_policy_sampler(temperature=_V.positive)
 def soft_bon_policy_sample(key, policy, reward, n: int, temperature: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
     """Soft BoN on a token-level policy: per trial draw n sequences, pick one ∝ softmax(r/λ).
 
@@ -46,6 +55,7 @@ def soft_bon_policy_sample(key, policy, reward, n: int, temperature: float, num_
     return PolicyDraws(d.sequences, d.rewards, d.log_probs)
 
 
+@_policy_sampler(beta=_V.finite)
 def regularized_bon_policy_sample(key, policy, reward, n: int, beta: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
     """Regularised BoN on a token-level policy: argmax of ``r + β log π`` over n draws (ties uniformly).
 
@@ -61,11 +71,12 @@ def _select_from_candidates(key, cands, rule) -> PolicyDraws:
     num_trials = cands.rewards.shape[0]
     keys = jax.random.split(key, num_trials)
     j = jax.vmap(rule)(keys, cands.rewards, cands.log_probs)
-    take = lambda x: jnp.take_along_axis(x, j[:, None], axis=1)[:, 0]  # noqa: E731
+    take = lambda x: jnp.take_along_axis(x, j[:, None], axis=1)[:, 0]
     seqs = jnp.take_along_axis(cands.sequences, j[:, None, None], axis=1)[:, 0]
     return PolicyDraws(seqs, take(cands.rewards), take(cands.log_probs))
 
 
+@_policy_sampler(m=_V.at_least_one)
 def quantile_truncation_policy_sample(key, policy, reward, n: int, m: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
     """Quantile truncation on a token-level policy: draw N, return one uniformly among the top ``⌈N/M⌉``.
 
@@ -79,6 +90,7 @@ def quantile_truncation_policy_sample(key, policy, reward, n: int, m: float, num
     return _select_from_candidates(k_sel, cands, lambda k, r, lp: select_quantile_truncation(k, r, lp, mm))
 
 
+@_policy_sampler(beta=_V.positive, r_max=_V.finite)
 def pessimism_policy_sample(
     key, policy, reward, n: int, beta: float, num_trials: int, r_max: float, **kernel_kwargs: Any
 ) -> PolicyDraws:

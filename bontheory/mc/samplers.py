@@ -23,17 +23,21 @@ Rules (key first; all jit/vmap friendly):
 from __future__ import annotations
 
 import math
-from functools import partial
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Int, Real
 
-from bontheory import validation
-from bontheory.exact.pessimism import _threshold_from_levels
-from bontheory.exact.levels import _levels_1d
+from bontheory import numerics, validation
+from bontheory.exact.levels import reward_levels
+from bontheory.exact.pessimism import threshold_from_levels
+from bontheory.numerics import safe_log
 
+_V = validation
+_Scores = Real[ArrayLike, " n"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -47,19 +51,22 @@ def _argmax_uniform_ties(key: jax.Array, scores: jax.Array) -> jax.Array:
     return jnp.argmax(jnp.where(scores == top, u, -1.0)).astype(jnp.int32)
 
 
-def select_soft_bon(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, temperature: Any) -> jax.Array:
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, temperature=_V.positive)
+def select_soft_bon(key: jax.Array, rewards: _Scores, log_probs: _Scores, temperature: ArrayLike) -> Int[Array, ""]:
     r"""Soft BoN: returns ``J`` with ``P(J = j) = softmax(r/λ)_j`` (Gumbel-max). ``rewards``: ``float[n]``."""
     del log_probs
     g = jax.random.gumbel(key, rewards.shape, dtype=rewards.dtype)
     return jnp.argmax(rewards / temperature + g).astype(jnp.int32)
 
 
-def select_regularized_bon(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, beta: Any) -> jax.Array:
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, log_probs=_V.real, beta=_V.finite)
+def select_regularized_bon(key: jax.Array, rewards: _Scores, log_probs: _Scores, beta: ArrayLike) -> Int[Array, ""]:
     r"""Regularised BoN: ``J = argmax_j r_j + β log p_j`` with a uniform tie-break. Inputs ``float[n]``."""
     return _argmax_uniform_ties(key, rewards + beta * log_probs)
 
 
-def select_quantile_truncation(key: jax.Array, rewards: jax.Array, log_probs: jax.Array, m: Any) -> jax.Array:
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, m=_V.at_least_one)
+def select_quantile_truncation(key: jax.Array, rewards: _Scores, log_probs: _Scores, m: ArrayLike) -> Int[Array, ""]:
     r"""Quantile truncation: ``J`` uniform among the top ``k = ⌈n/M⌉`` of the ``n`` candidates.
 
     Candidates tied at the boundary are ordered uniformly at random (a random secondary sort key), so the
@@ -75,14 +82,16 @@ def select_quantile_truncation(key: jax.Array, rewards: jax.Array, log_probs: ja
     return order[n - 1 - j].astype(jnp.int32)
 
 
+@_V.validate(n=_V.static_sample_size)
 def pessimism_num_candidates(n: int) -> int:
     """Candidates a pessimism trial uses for budget N: N for λ̂, N proposals and one fallback (2N + 1)."""
-    return 2 * int(n) + 1
+    return 2 * n + 1
 
 
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, beta=_V.positive, r_max=_V.finite)
 def select_pessimism(
-    key: jax.Array, rewards: jax.Array, log_probs: jax.Array, beta: Any, r_max: Any
-) -> jax.Array:
+    key: jax.Array, rewards: Real[ArrayLike, " 2N+1"], log_probs: _Scores, beta: ArrayLike, r_max: ArrayLike
+) -> Int[Array, ""]:
     r"""InferenceTimePessimism on ``2N + 1`` candidates (see the module docstring).
 
     Args:
@@ -98,11 +107,13 @@ def select_pessimism(
     """
     del log_probs
     total = rewards.shape[-1]
+    if total < 3 or total % 2 != 1:
+        raise ValueError(f"rewards must hold 2N + 1 >= 3 candidates, got {total}")
     n = (total - 1) // 2
     dtype = rewards.dtype
     first = rewards[:n]
-    lv = _levels_1d(jnp.full((n,), 1.0 / n, dtype), first, dtype)
-    lam = _threshold_from_levels(lv, jnp.asarray(beta, dtype))
+    lv = reward_levels(jnp.full((n,), 1.0 / n, dtype), first)
+    lam = threshold_from_levels(lv, jnp.asarray(beta, dtype))
     proposals = rewards[n : 2 * n]
     w = jnp.maximum(proposals - lam, 0.0) / beta
     bound = (jnp.asarray(r_max, dtype) - lam) / beta
@@ -115,7 +126,8 @@ def select_pessimism(
 # Raw samplers on (ref_probs, rewards): candidates are outcome indices drawn from p.
 
 
-def draw_outcomes(key: jax.Array, ref_probs: jax.Array, num: int) -> jax.Array:
+@_V.validate(key=_V.prng_key, ref_probs=_V.kind(_V.probs, ndim=1), num=_V.static_int)
+def draw_outcomes(key: jax.Array, ref_probs: Float[ArrayLike, " K"], num: int) -> Int[Array, " num"]:
     """``num`` i.i.d. outcome indices from ``ref_probs`` ``(K,)`` by inverse CDF (``O(num log K)``)."""
     cdf = jnp.cumsum(ref_probs)
     u = jax.random.uniform(key, (num,), cdf.dtype) * cdf[-1]
@@ -134,7 +146,7 @@ _RULES = {
 
 @partial(jax.jit, static_argnames=("rule", "num_candidates", "total", "batch_size"))
 def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size):
-    log_p = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+    log_p = safe_log(p)
     keys = jax.random.split(key, total)
     select = _RULES[rule]
 
@@ -147,12 +159,11 @@ def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size)
     return jax.lax.map(one, keys, batch_size=batch_size)
 
 
-def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: Sequence[int], rule: str, a, b, batch_size: int):
-    ref_probs, rewards, batch = validation.pmf_inputs(ref_probs, rewards)
+def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: tuple[int, ...], rule: str, a, b, batch_size: int):
+    batch = numerics.batch_shape(ref_probs, rewards)
     if batch:
         raise ValueError(f"raw samplers take one distribution: ref_probs and rewards of shape (K,), got batch {batch}")
-    dtype = validation.float_dtype(ref_probs, rewards)
-    shape = tuple(int(s) for s in shape)
+    dtype = numerics.floating_dtype(ref_probs, rewards)
     total = math.prod(shape)
     out = _raw_sample_jit(
         key, ref_probs.astype(dtype), rewards.astype(dtype), jnp.asarray(a, dtype), jnp.asarray(b, dtype),
@@ -161,47 +172,62 @@ def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: Sequence[i
     return out.reshape(shape)
 
 
-def soft_bon_sample(key, ref_probs, rewards, n: int, temperature: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
+def _raw_inputs(**param_kinds):
+    return _V.validate(
+        key=_V.prng_key, ref_probs=_V.probs, rewards=_V.rewards, n=_V.static_sample_size, shape=_V.static_shape,
+        batch_size=_V.static_int, **param_kinds,
+    )
+
+
+_P, _R = Float[ArrayLike, " K"], Real[ArrayLike, " K"]
+
+
+@_raw_inputs(temperature=_V.positive)
+def soft_bon_sample(
+    key: jax.Array, ref_probs: _P, rewards: _R, n: int, temperature: float, shape: Sequence[int] | int = (), *,
+    batch_size: int = 8192,
+) -> Int[Array, "*shape"]:
     """Soft-BoN samples (outcome indices, int32 ``shape``) from ``ref_probs``, ``rewards`` of shape ``(K,)``.
 
-    Law: :func:`bontheory.alternatives.soft_bon_pmf`. ``n`` and ``shape`` are static.
+    Law: :func:`bontheory.exact.soft_bon_pmf`. ``n`` and ``shape`` are static.
     """
-    n = int(validation.check_n(n))
-    validation.check_positive(temperature, "temperature")
     return _raw_sampler(key, ref_probs, rewards, n, shape, "soft_bon", temperature, 0.0, batch_size)
 
 
-def regularized_bon_sample(key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
-    """Regularised-BoN samples (argmax of ``r + β log p`` over n draws); law :func:`regularized_bon_pmf`."""
-    n = int(validation.check_n(n))
+@_raw_inputs(beta=_V.nonnegative)
+def regularized_bon_sample(
+    key: jax.Array, ref_probs: _P, rewards: _R, n: int, beta: float, shape: Sequence[int] | int = (), *,
+    batch_size: int = 8192,
+) -> Int[Array, "*shape"]:
+    """Regularised-BoN samples (argmax of ``r + β log p`` over n draws, β ≥ 0); law :func:`regularized_bon_pmf`."""
     return _raw_sampler(key, ref_probs, rewards, n, shape, "regularized_bon", beta, 0.0, batch_size)
 
 
-def quantile_truncation_sample(key, ref_probs, rewards, n: int, m: float, shape: Sequence[int] = (), *, batch_size: int = 8192):
+@_raw_inputs(m=_V.at_least_one)
+def quantile_truncation_sample(
+    key: jax.Array, ref_probs: _P, rewards: _R, n: int, m: float, shape: Sequence[int] | int = (), *,
+    batch_size: int = 8192,
+) -> Int[Array, "*shape"]:
     """Finite-N quantile truncation: draw N, return one uniformly among the top ``⌈N/M⌉``.
 
     As N → ∞ its law converges to :func:`quantile_truncated_pmf` (``M`` fixed).
     """
-    n = int(validation.check_n(n))
-    validation.at_least_one(m, "m")
     return _raw_sampler(key, ref_probs, rewards, n, shape, "quantile_truncation", m, 0.0, batch_size)
 
 
+@_raw_inputs(beta=_V.positive, r_max=_V.finite)
 def pessimism_sample(
-    key, ref_probs, rewards, n: int, beta: float, shape: Sequence[int] = (), *, r_max: float | None = None,
-    batch_size: int = 8192,
-):
+    key: jax.Array, ref_probs: _P, rewards: _R, n: int, beta: float, shape: Sequence[int] | int = (), *,
+    r_max: float | None = None, batch_size: int = 8192,
+) -> Int[Array, "*shape"]:
     """InferenceTimePessimism samples with budget N (uses ``2N + 1`` draws per sample; see module docstring).
 
     ``r_max`` defaults to the largest reward on the support of ``ref_probs``. As N → ∞ the law converges to
     :func:`chi2_pessimism_pmf` (the rejection step targets ``p (r − λ̂)_+/β``; the fallback has probability
     ``(1 − 1/M)^N``).
     """
-    n = int(validation.check_n(n))
-    validation.check_positive(beta, "beta")
     if r_max is None:
-        p = jnp.asarray(ref_probs)
-        r_max = jnp.max(jnp.where(p > 0, jnp.asarray(rewards), -jnp.inf))
+        r_max = jnp.max(jnp.where(ref_probs > 0, rewards, -jnp.inf))
     return _raw_sampler(
         key, ref_probs, rewards, pessimism_num_candidates(n), shape, "pessimism", beta, r_max, batch_size,
     )

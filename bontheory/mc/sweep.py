@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
     bon_log_ratio_from_reference,
@@ -30,8 +31,8 @@ from bontheory.mc.estimators import (
     win_rate_estimate,
 )
 from bontheory.mc.kernels import Scorer, bon_monte_carlo
+from bontheory.results import EnumeratedSpace
 from bontheory.rewards.reward import as_reward
-
 
 
 def _label_int(label: Any) -> int:
@@ -44,6 +45,7 @@ def _label_int(label: Any) -> int:
     return int(label)
 
 
+@validation.validate(key=validation.prng_key)
 def cell_key(key: jax.Array, *labels: str | int) -> jax.Array:
     """The key of a sweep cell: ``fold_in`` of each label in turn (strings via CRC-32).
 
@@ -61,33 +63,36 @@ def cell_key(key: jax.Array, *labels: str | int) -> jax.Array:
     return key
 
 
-class ExactSpace:
-    """An enumerated sequence space with exact reference quantities (for exact columns of a cell).
-
-    Attributes:
-        log_probs: ``float[K]`` reference log-probabilities in lexicographic order.
-        rewards: ``float[K]`` rewards of the enumerated sequences.
-        vocab_size: V (K = V**L).
-    """
-
-    def __init__(self, log_probs: jax.Array, rewards: jax.Array, vocab_size: int):
-        self.log_probs = jnp.asarray(log_probs)
-        self.rewards = jnp.asarray(rewards)
-        self.vocab_size = int(vocab_size)
-        if self.log_probs.shape != self.rewards.shape or self.log_probs.ndim != 1:
-            raise ValueError(
-                f"log_probs and rewards must both have shape (K,), got {self.log_probs.shape} and {self.rewards.shape}"
-            )
-
-
-def exact_space(policy: Any, reward: Any) -> ExactSpace:
+@validation.validate(policy=validation.policy, reward=validation.reward)
+def exact_space(policy: Any, reward: Any) -> EnumeratedSpace:
     """Enumerate ``policy``'s V**L sequences and score them (see :func:`bontheory.policies.enumerate_sequences`)."""
     from bontheory.policies.enumerate import enumerate_sequences
 
     seqs, log_probs = enumerate_sequences(policy)
-    return ExactSpace(log_probs, as_reward(reward)(seqs), policy.vocab_size)
+    return EnumeratedSpace(seqs, log_probs, as_reward(reward)(seqs))
 
 
+def check_space(space: Any, policy: Any, name: str = "space") -> EnumeratedSpace:
+    """Checks ``space`` is an :class:`EnumeratedSpace` of ``policy``'s V**L sequences (shapes only)."""
+    if not isinstance(space, EnumeratedSpace):
+        raise TypeError(f"{name} must be an EnumeratedSpace (from exact_space), got {type(space).__name__}")
+    k = policy.vocab_size**policy.length
+    validation.sequences(space.sequences, f"{name}.sequences", length=policy.length)
+    validation.log_probs(space.log_probs, f"{name}.log_probs", ndim=1)
+    validation.rewards(space.rewards, f"{name}.rewards", ndim=1)
+    shapes = (space.sequences.shape[0], space.log_probs.shape[0], space.rewards.shape[0])
+    if shapes != (k,) * 3:
+        raise ValueError(
+            f"{name} must hold the K = V**L = {k} sequences of the policy: sequences, log_probs and rewards "
+            f"must have the same shape (K,) along their first axis, got {shapes}"
+        )
+    return space
+
+
+@validation.validate(
+    key=validation.prng_key, policy=validation.policy, reward=validation.reward, n=validation.static_int,
+    num_trials=validation.static_int, num_reference=validation.kind(validation.static_int, minimum=2),
+)
 def bon_cell(
     key: jax.Array,
     policy: Any,
@@ -100,7 +105,7 @@ def bon_cell(
     trial_batch: int | None = None,
     scorer: Scorer | None = None,
     mesh: Any = None,
-    space: ExactSpace | None = None,
+    space: EnumeratedSpace | None = None,
 ) -> dict[str, float]:
     """One sweep cell: Monte Carlo BoN draws and their statistics (with standard errors).
 
@@ -122,7 +127,8 @@ def bon_cell(
         num_reference: M reference draws (default ``num_trials``).
         mesh: shard the trials over this mesh (:func:`bontheory.mc.sharded_bon_monte_carlo`); ``None`` = one
             device.
-        space: an :class:`ExactSpace` of this policy and reward, for the exact columns.
+        space: an :class:`~bontheory.results.EnumeratedSpace` of this policy and reward (from
+            :func:`exact_space`), for the exact columns.
 
     Returns:
         A flat dict of floats.
@@ -130,6 +136,8 @@ def bon_cell(
     from bontheory.exact.bounds import bon_kl_bound
 
     reward = as_reward(reward)
+    if space is not None:
+        check_space(space, policy)
     k_bon, k_ref = jax.random.split(key)
     if mesh is None:
         draws = bon_monte_carlo(
@@ -142,7 +150,7 @@ def bon_cell(
             k_bon, policy, reward, n, num_trials, mesh=mesh, chunk_size=chunk_size, trial_batch=trial_batch,
             scorer=scorer,
         )
-    m = num_trials if num_reference is None else int(num_reference)
+    m = num_trials if num_reference is None else num_reference
     ref_rewards = reward(policy.sample(k_ref, m))
     rewards = jnp.asarray(draws.rewards)
     log_probs = jnp.asarray(draws.log_probs)
@@ -171,7 +179,7 @@ def bon_cell(
         row["exact_mean_reward"] = float(bon_expected_reward(p, r, n))
         row["exact_win_rate"] = float(bon_win_rate(p, r, n))
         row["exact_kl_beirami"] = float(bon_kl_estimate(p, r, n))
-        idx = sequence_index(jnp.asarray(draws.sequences), space.vocab_size)
+        idx = sequence_index(jnp.asarray(draws.sequences), policy.vocab_size)
         put("kl_plugin", plugin_kl_estimate(idx, space.log_probs))
         log_ratio = bon_log_pmf(p, r, n)[idx] - space.log_probs[idx]
         k1, k3 = log_ratio_kl_estimates(log_ratio)
@@ -180,6 +188,7 @@ def bon_cell(
     return row
 
 
+@validation.validate(key=validation.prng_key, num_trials=validation.static_int)
 def bon_sweep(
     key: jax.Array,
     policies: Mapping[str, Any],

@@ -16,7 +16,6 @@ import numpy as np
 
 from bontheory.policies.policy import Policy
 
-
 #: Default cap on V**L for enumeration (2**25 ≈ 3.4e7 sequences).
 MAX_ENUMERATED_SEQUENCES = 2**25
 

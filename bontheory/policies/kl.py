@@ -15,15 +15,15 @@ with each per-token KL a full-vocabulary sum ``Σ_v a(v|·) (log a(v|·) − log
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from bontheory.numerics import entropy_from_log_probs, kl_from_log_probs
 from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
 from bontheory.policies.tabular import TabularPolicy
-
+from bontheory.results import Estimate
 
 
 def kl_k1(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:
@@ -78,13 +78,6 @@ def _check_pair(policy_a: Policy, policy_b: Policy) -> None:
         )
 
 
-def _row_kl(logp_a: jax.Array, logp_b: jax.Array) -> jax.Array:
-    """``Σ_v a_v (log a_v − log b_v)`` over the last axis, with ``0 · log 0 = 0``."""
-    pa = jnp.exp(logp_a)
-    terms = jnp.where(pa > 0, pa * (logp_a - logp_b), 0.0)
-    return jnp.sum(terms, axis=-1)
-
-
 def token_kl(policy_a: Policy, policy_b: Policy, tokens: jax.Array) -> jax.Array:
     """Per-position full-vocabulary KL ``KL(a(·|y_{<t}) ‖ b(·|y_{<t}))`` along given sequences.
 
@@ -96,7 +89,7 @@ def token_kl(policy_a: Policy, policy_b: Policy, tokens: jax.Array) -> jax.Array
         ``float[B, L]``; its sum over t averaged over y ~ a is the sequence KL.
     """
     _check_pair(policy_a, policy_b)
-    return _row_kl(policy_a.next_token_log_probs(tokens), policy_b.next_token_log_probs(tokens))
+    return kl_from_log_probs(policy_a.next_token_log_probs(tokens), policy_b.next_token_log_probs(tokens))
 
 
 def _expand_table(logp: jax.Array, k_from: int, k_to: int, vocab: int) -> jax.Array:
@@ -107,7 +100,7 @@ def _expand_table(logp: jax.Array, k_from: int, k_to: int, vocab: int) -> jax.Ar
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _tabular_kl(logp_a: jax.Array, logp_b: jax.Array, k: int, vocab: int) -> jax.Array:
-    return _tabular_expectation(_row_kl(logp_a, logp_b), logp_a, k, vocab)
+    return _tabular_expectation(kl_from_log_probs(logp_a, logp_b), logp_a, k, vocab)
 
 
 def _tabular_expectation(rows: jax.Array, logp_a: jax.Array, k: int, vocab: int) -> jax.Array:
@@ -138,7 +131,7 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     tokens = jnp.concatenate([prefixes, jnp.zeros((batch_size, 1), jnp.int32)], axis=1)
     la = policy_a.next_token_log_probs(tokens)
     lb = policy_b.next_token_log_probs(tokens)
-    per_pos = _row_kl(la, lb)  # (B, L)
+    per_pos = kl_from_log_probs(la, lb)  # (B, L)
     tok_lp = jnp.take_along_axis(la, tokens[..., None], axis=-1)[..., 0]  # (B, L)
     log_w = jnp.sum(tok_lp[:, : length - 1], axis=-1)  # log a(y_{<L-1})
     w = jnp.where(valid, jnp.exp(log_w), 0.0)
@@ -192,14 +185,7 @@ def sequence_kl(
     return jnp.asarray(acc)
 
 
-class SequenceKLEstimate(NamedTuple):
-    """Monte Carlo estimate with its standard error (both scalars)."""
-
-    mean: jax.Array
-    stderr: jax.Array
-
-
-def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> SequenceKLEstimate:
+def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> Estimate:
     """Monte Carlo chain-rule KL: average over y ~ a of ``Σ_t KL(a(·|y_{<t}) ‖ b(·|y_{<t}))``.
 
     Unbiased, with lower variance than the k1/k3 estimators (the last token is summed out exactly).
@@ -210,7 +196,7 @@ def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int)
         num: number of sampled sequences (>= 2, static).
 
     Returns:
-        ``SequenceKLEstimate(mean, stderr)``.
+        :class:`~bontheory.results.Estimate` ``(mean, stderr)``.
     """
     _check_pair(policy_a, policy_b)
     if int(num) < 2:
@@ -224,14 +210,12 @@ def _sequence_kl_mc(key, policy_a, policy_b, num):
     per_seq = jnp.sum(token_kl(policy_a, policy_b, seqs), axis=-1)
     mean = jnp.mean(per_seq)
     stderr = jnp.std(per_seq, ddof=1) / jnp.sqrt(num)
-    return SequenceKLEstimate(mean, stderr)
+    return Estimate(mean, stderr)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _tabular_entropy(logp: jax.Array, k: int, vocab: int) -> jax.Array:
-    p = jnp.exp(logp)
-    rows = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
-    return _tabular_expectation(rows, logp, k, vocab)
+    return _tabular_expectation(entropy_from_log_probs(logp), logp, k, vocab)
 
 
 def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
@@ -255,4 +239,4 @@ def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int
     from bontheory.policies.enumerate import enumerate_sequences
 
     _, logp = enumerate_sequences(policy, batch_size=batch_size, max_sequences=max_sequences)
-    return -jnp.sum(jnp.where(jnp.isfinite(logp), jnp.exp(logp) * logp, 0.0))
+    return entropy_from_log_probs(logp)

@@ -25,7 +25,6 @@ import numpy as np
 
 from bontheory.policies.policy import ModulePolicy
 
-
 #: Largest number of logits entries L * V**k * V a tabular policy may hold (64 Mi floats).
 MAX_TABLE_SIZE = 2**26
 

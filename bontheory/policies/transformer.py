@@ -17,7 +17,6 @@ import jax.numpy as jnp
 from bontheory.policies.policy import ModulePolicy, policy_from_module
 
 
-
 class _Block(nn.Module):
     d_model: int
     num_heads: int

@@ -23,9 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bontheory import validation
 from bontheory.policies.policy import Policy
-from bontheory.rewards.reward import as_sequences
-
 
 
 class BradleyTerryNet(nn.Module):
@@ -67,7 +66,7 @@ class LearnedReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences, self.module.length)
+        seq = validation.sequences(sequences, length=self.module.length)
         flat = seq.reshape((-1, self.module.length)).astype(jnp.int32)
         out = self.module.apply({"params": self.params}, flat)
         return out.reshape(seq.shape[:-1])

@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 from bontheory.policies.enumerate import enumerate_sequences
 from bontheory.policies.policy import Policy
-from bontheory.rewards.reward import as_reward, as_sequences
+from bontheory.rewards.reward import as_reward
 from bontheory.rewards.toy import check_tokens_fit_hash, hashed_draws
-
 
 _NOISES = ("gaussian", "student_t", "cauchy")
 
@@ -50,7 +50,7 @@ class NoisyProxyReward:
 
     def error(self, sequences: jax.Array) -> jax.Array:
         """The unscaled noise ``ε(y)``, ``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         check_tokens_fit_hash(seq)
         if self.noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {self.noise!r}")
@@ -67,7 +67,7 @@ class NoisyProxyReward:
 
 
 def _hack_uniform(key: jax.Array, sequences: jax.Array) -> jax.Array:
-    seq = as_sequences(sequences)
+    seq = validation.sequences(sequences)
     check_tokens_fit_hash(seq)
     return hashed_draws(key, seq, "uniform", dtype=jnp.float32)
 
@@ -213,7 +213,7 @@ def make_hack_proxy(
         return proxy, HackCalibration(jnp.asarray(mass, fdt), jnp.asarray(0.0, fdt), True)
     k1, k2 = jax.random.split(sample_key)
     u = np.sort(np.asarray(_hack_uniform(region_key, reference.sample(k1, int(num_samples))), np.float64))
-    j = min(max(int(round(hack_mass * len(u))), 1), len(u) - 1)
+    j = min(max(round(hack_mass * len(u)), 1), len(u) - 1)
     threshold = jnp.asarray(0.5 * (u[j - 1] + u[j]), jnp.float32)
     proxy = HackProxyReward(base, region_key, threshold, float(bonus), float(penalty))
     hits = np.asarray(proxy.in_region(reference.sample(k2, int(num_samples))), np.float64)

@@ -13,11 +13,14 @@ the compiled program as constants; for large arrays write a ``flax.struct.datacl
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+
+from bontheory import validation
 
 
 @runtime_checkable
@@ -25,22 +28,6 @@ class Reward(Protocol):
     """The reward interface: ``__call__(sequences: int[..., L]) -> float[...]``, pure and deterministic."""
 
     def __call__(self, sequences: jax.Array) -> jax.Array: ...
-
-
-def as_sequences(sequences: Any, length: int | None = None) -> jax.Array:
-    """Check a batch of sequences ``int[..., L]`` (integer dtype, at least one axis; ``L == length`` when given).
-
-    Returns:
-        The sequences as a JAX integer array.
-    """
-    seq = jnp.asarray(sequences)
-    if not jnp.issubdtype(seq.dtype, jnp.integer):
-        raise TypeError(f"sequences must be an integer array of token ids, got dtype {seq.dtype}")
-    if seq.ndim < 1:
-        raise ValueError("sequences must have shape (..., L), got a scalar")
-    if length is not None and seq.shape[-1] != length:
-        raise ValueError(f"sequences must have shape (..., L) with L = {length}, got shape {seq.shape}")
-    return seq
 
 
 @flax.struct.dataclass
@@ -60,7 +47,7 @@ class FunctionReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (an integer or boolean result becomes JAX's default float dtype)."""
-        out = jnp.asarray(self.fn(as_sequences(sequences)))
+        out = jnp.asarray(self.fn(validation.sequences(sequences)))
         if not jnp.issubdtype(out.dtype, jnp.floating):
             out = out.astype(jnp.result_type(float))
         return out

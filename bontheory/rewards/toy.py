@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bontheory.rewards.reward import as_reward, as_sequences
+from bontheory import validation
+from bontheory.rewards.reward import as_reward
 
 
 @flax.struct.dataclass
@@ -34,7 +35,7 @@ class TokenCountReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         count = jnp.sum(seq == self.target, axis=-1)
         return self.weight * count.astype(jnp.result_type(float))
 
@@ -55,7 +56,7 @@ class TokenScoreReward:
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
         length = self.scores.shape[0]
-        seq = as_sequences(sequences, length)
+        seq = validation.sequences(sequences, length=length)
         vocab = self.scores.shape[1]
         offsets = (jnp.arange(length, dtype=jnp.int32) * vocab).reshape((1,) * (seq.ndim - 1) + (length,))
         gathered = jnp.take(self.scores.reshape(-1), offsets + seq.astype(jnp.int32))  # scores[t, y_t]
@@ -85,7 +86,7 @@ class PatternReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         pat = tuple(int(v) for v in self.pattern)
         if len(pat) < 1:
             raise ValueError("pattern must hold at least one token")
@@ -106,7 +107,7 @@ class PalindromeReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         half = seq.shape[-1] // 2
         fdt = jnp.result_type(float)
         if half == 0:
@@ -152,7 +153,7 @@ def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     Returns:
         Key array of shape ``sequences.shape[:-1]``.
     """
-    seq = as_sequences(sequences)
+    seq = validation.sequences(sequences)
     batch_shape, length = seq.shape[:-1], seq.shape[-1]
     return _sequence_keys_flat(key, seq.reshape((-1, length))).reshape(batch_shape)
 
@@ -192,13 +193,13 @@ def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: fl
     keys = _sequence_keys_flat(key, sequences.reshape((-1, length)))
     fdt = jnp.result_type(float) if dtype is None else dtype
     if distribution == "normal":
-        draw = lambda k: jax.random.normal(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.normal(k, (), fdt)
     elif distribution == "uniform":
-        draw = lambda k: jax.random.uniform(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.uniform(k, (), fdt)
     elif distribution == "cauchy":
-        draw = lambda k: jax.random.cauchy(k, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.cauchy(k, (), fdt)
     elif distribution == "student_t":
-        draw = lambda k: jax.random.t(k, df, (), fdt)  # noqa: E731
+        draw = lambda k: jax.random.t(k, df, (), fdt)
     else:
         raise ValueError(f"unknown distribution {distribution!r}")
     return jax.vmap(draw)(keys).reshape(batch_shape)
@@ -229,7 +230,7 @@ class SequenceHashReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
-        seq = as_sequences(sequences)
+        seq = validation.sequences(sequences)
         check_tokens_fit_hash(seq)
         if self.distribution not in ("normal", "uniform"):
             raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")

@@ -20,7 +20,6 @@ import numpy as np
 from jax.scipy.special import gammaln
 
 
-
 class GaoFit(NamedTuple):
     """A least-squares fit ``R(d) = d(α − β g(d))``: coefficients, R² and the fitted values."""
 

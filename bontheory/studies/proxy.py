@@ -21,30 +21,50 @@ method                 pmf at budget n                                 param
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
+from bontheory.exact.bon import bon_pmf
+from bontheory.exact.divergences import kl_divergence, win_rate
+from bontheory.exact.metrics import regret
 from bontheory.exact.pessimism import chi2_pessimism_pmf
 from bontheory.exact.regularized import regularized_bon_pmf
 from bontheory.exact.soft_bon import soft_bon_pmf
-from bontheory.exact.truncation import quantile_truncation_sampler_pmf
-from bontheory.exact.bon import bon_pmf
-from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.tilted import tilted_pmf
-
+from bontheory.exact.truncation import quantile_truncation_sampler_pmf
+from bontheory.results import EnumeratedSpace
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
+PROXY_FAMILIES = ("gaussian", "student_t", "cauchy", "hack", "bradley_terry")  # see proxy_problem
 
 
 class ProxyProblem(NamedTuple):
-    """A proxy-vs-gold problem over an enumerated outcome space (``float[K]`` each)."""
+    """A proxy-vs-gold problem: an enumerated space whose rewards are the proxy, and the gold reward.
 
-    ref_probs: jax.Array
-    proxy: jax.Array
-    gold: jax.Array
+    Attributes:
+      space: the :class:`~bontheory.results.EnumeratedSpace` (sequences, reference log-probabilities, and
+        the proxy reward as its ``rewards``).
+      gold: ``float[K]`` the gold reward of each sequence.
+    """
+
+    space: EnumeratedSpace
+    gold: Float[Array, " K"]
+
+    @property
+    def ref_probs(self) -> Float[Array, " K"]:
+        """``float[K]`` the reference pmf ``exp(log_probs)`` in the default float dtype, renormalised."""
+        p = jnp.exp(self.space.log_probs.astype(jnp.result_type(float)))
+        return p / jnp.sum(p)
+
+    @property
+    def proxy(self) -> Float[Array, " K"]:
+        """``float[K]`` the proxy reward (``space.rewards``)."""
+        return self.space.rewards
 
 
 def proxy_problem(
@@ -78,31 +98,33 @@ def proxy_problem(
       error: proxy error size (noise scale, hack bonus, or label temperature).
 
     Returns:
-      :class:`ProxyProblem` of float64 (when x64 is on) arrays of length ``V^L``.
+      :class:`ProxyProblem` over the ``V^L`` sequences (``ref_probs`` in float64 when x64 is on).
     """
     from bontheory.policies.enumerate import enumerate_sequences
     from bontheory.policies.tabular import random_tabular_policy
+    from bontheory.rewards.bradley_terry import train_bradley_terry
     from bontheory.rewards.proxy import NoisyProxyReward, make_hack_proxy
     from bontheory.rewards.toy import random_token_score_reward
-    from bontheory.rewards.bradley_terry import train_bradley_terry
 
     k_pol, k_gold, k_proxy = jax.random.split(key, 3)
     policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)
     gold = random_token_score_reward(k_gold, vocab_size, length)
     seqs, logp = enumerate_sequences(policy)
-    p = jnp.exp(logp.astype(jnp.result_type(float)))
-    p = p / jnp.sum(p)
+
+    def problem(proxy_rewards, gold_rewards):
+        return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_rewards), gold_rewards)
+
     if family in ("gaussian", "student_t", "cauchy"):
         proxy = NoisyProxyReward(gold, k_proxy, scale=float(error), noise=family, df=3.0)
-        return ProxyProblem(p, proxy(seqs), gold(seqs))
+        return problem(proxy(seqs), gold(seqs))
     if family == "hack":
         proxy, _ = make_hack_proxy(k_proxy, gold, policy, hack_mass, bonus=float(error), penalty=float(hack_penalty))
-        return ProxyProblem(p, proxy(seqs), proxy.gold(seqs))
+        return problem(proxy(seqs), proxy.gold(seqs))
     if family == "bradley_terry":
         fit = train_bradley_terry(
             k_proxy, policy, gold, num_pairs=bt_pairs, num_steps=bt_steps, temperature=float(error)
         )
-        return ProxyProblem(p, fit.reward(seqs), gold(seqs))
+        return problem(fit.reward(seqs), gold(seqs))
     raise ValueError(f"unknown proxy family {family!r}")
 
 
@@ -127,16 +149,34 @@ def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any =
 
 
 class GoldCurves(NamedTuple):
-    """Per-budget metrics of one method and parameter (each ``float[len(ns)]``)."""
+    """Per-budget metrics of one method and parameter (each ``float[len(ns)]``).
+
+    ``gold_regret`` is the gold-reward regret ``E_{π*}[r*] − E_π[r*]`` against the comparator given to
+    :func:`method_gold_curves` (``None`` without one).
+    """
 
     gold_reward: np.ndarray
     gold_win_rate: np.ndarray
     proxy_reward: np.ndarray
     kl: np.ndarray
+    gold_regret: np.ndarray | None = None
 
 
-def method_gold_curves(problem: ProxyProblem, method: str, ns: Any, param: Any = None, **kwargs: Any) -> GoldCurves:
-    """Gold reward, gold win rate against p (ties ½), proxy reward and KL to p of ``method`` at each n."""
+def method_gold_curves(
+    problem: ProxyProblem,
+    method: str,
+    ns: Any,
+    param: Any = None,
+    *,
+    comparator_probs: Any = None,
+    **kwargs: Any,
+) -> GoldCurves:
+    """Gold reward, gold win rate against p (ties ½), proxy reward and KL to p of ``method`` at each n.
+
+    With ``comparator_probs`` (``float[K]``, a pmf π* over the same outcomes) also the gold regret
+    :func:`bontheory.regret` ``(π_n, π*, r*)`` at each n. ``kwargs`` go to the method's pmf (e.g. soft BoN's
+    ``num_nodes``).
+    """
     pmf = method_pmfs(method, problem.ref_probs, problem.proxy, ns, param, **kwargs)
     total = jnp.sum(pmf, axis=-1, keepdims=True)
     worst = float(jnp.max(jnp.abs(total - 1)))
@@ -144,11 +184,15 @@ def method_gold_curves(problem: ProxyProblem, method: str, ns: Any, param: Any =
         raise ValueError(f"{method} pmf sums to 1 only within {worst:.2g} (soft BoN: increase num_nodes)")
     pmf = pmf / total  # rounding only
     p = jnp.broadcast_to(problem.ref_probs, pmf.shape)
+    gold_regret = None
+    if comparator_probs is not None:
+        gold_regret = np.asarray(regret(pmf, comparator_probs, problem.gold))
     return GoldCurves(
         gold_reward=np.asarray(pmf @ problem.gold),
         gold_win_rate=np.asarray(win_rate(pmf, p, jnp.broadcast_to(problem.gold, pmf.shape))),
         proxy_reward=np.asarray(pmf @ problem.proxy),
         kl=np.asarray(kl_divergence(pmf, p)),
+        gold_regret=gold_regret,
     )
 
 
@@ -164,14 +208,25 @@ DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
 SCALED_METHODS = ("soft_bon", "chi2_pessimism", "tilted")
 
 
+def _curve_dict(c: GoldCurves) -> dict[str, np.ndarray]:
+    out = {"gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl}
+    if c.gold_regret is not None:
+        out["regret"] = c.gold_regret
+    return out
+
+
 def method_grid_curves(
     problem: ProxyProblem,
     ns: Any,
     grids: dict[str, tuple[float, ...]] | None = None,
     *,
     soft_bon_nodes: int | None = None,
+    comparator_probs: Any = None,
 ) -> dict[str, Any]:
     """Curves of BoN and of every method over its parameter grid (see :data:`DEFAULT_GRIDS`).
+
+    With ``comparator_probs`` (a pmf π* over the outcomes) every curve also has ``"regret"``, the gold
+    regret against π* (see :func:`method_gold_curves`).
 
     Returns:
       ``{"proxy_sd", "gold_mean", "bon": {gold, win, kl}, <method>: [{param, gold, win, kl}, ...]}`` with
@@ -183,14 +238,78 @@ def method_grid_curves(
     sd = float(np.sqrt(p @ (proxy - p @ proxy) ** 2))
     ns = np.asarray(ns)
     out: dict[str, Any] = {"proxy_sd": sd, "gold_mean": float(p @ np.asarray(problem.gold))}
-    c = method_gold_curves(problem, "bon", ns)
-    out["bon"] = {"gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl}
+    c = method_gold_curves(problem, "bon", ns, comparator_probs=comparator_probs)
+    out["bon"] = _curve_dict(c)
     for method, grid in grids.items():
         rows = []
         for g in grid:
             par = g * sd if method in SCALED_METHODS else g
             kw = {"num_nodes": soft_bon_nodes} if (method == "soft_bon" and soft_bon_nodes) else {}
-            c = method_gold_curves(problem, method, ns, par, **kw)
-            rows.append({"param": g, "gold": c.gold_reward, "win": c.gold_win_rate, "kl": c.kl})
+            c = method_gold_curves(problem, method, ns, par, comparator_probs=comparator_probs, **kw)
+            rows.append({"param": g, **_curve_dict(c)})
         out[method] = rows
     return out
+
+
+def mean_over_seeds(results: Sequence[Any]) -> Any:
+    """The mean over seeds of equally shaped results (e.g. :func:`method_grid_curves` outputs, or the same
+    read back from JSON).
+
+    Dicts are averaged key by key and lists of dicts element by element; every other value (a number, an
+    array, a list of numbers) is a leaf, averaged over the seeds as a ``float64`` array.
+
+    Args:
+      results: ``S ≥ 1`` results with the same nested structure and leaf shapes.
+
+    Returns:
+      The same structure with NumPy ``float64`` leaves.
+    """
+    if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Sequence) or not results:
+        raise ValueError("results must be a non-empty sequence (one result per seed)")
+    return _mean_tree(list(results), "results")
+
+
+def _mean_tree(xs: list[Any], path: str) -> Any:
+    first = xs[0]
+    if isinstance(first, Mapping):
+        if any(not isinstance(x, Mapping) or x.keys() != first.keys() for x in xs):
+            raise ValueError(f"results must all have the same structure: {path} has different keys")
+        return {k: _mean_tree([x[k] for x in xs], f"{path}[{k!r}]") for k in first}
+    if isinstance(first, (list, tuple)) and first and isinstance(first[0], Mapping):
+        if any(not isinstance(x, (list, tuple)) or len(x) != len(first) for x in xs):
+            raise ValueError(f"results must all have the same structure: {path} has different lengths")
+        return [_mean_tree([x[i] for x in xs], f"{path}[{i}]") for i in range(len(first))]
+    try:
+        leaves = np.stack([np.asarray(x, np.float64) for x in xs])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"results must all have the same structure and numeric leaves: {path}: {e}") from None
+    return np.mean(leaves, axis=0)
+
+
+class GridBest(NamedTuple):
+    """The best grid row at each budget (oracle tuning): ``value[j] = max_g values[g, j]``, attained at
+    ``param[j] = grid[index[j]]`` (the first maximum on ties)."""
+
+    value: np.ndarray
+    index: np.ndarray
+    param: list[float]
+
+
+def best_on_grid(values: Any, grid: Sequence[float]) -> GridBest:
+    """The best parameter of a grid at each budget, by maximum of ``values``.
+
+    Args:
+      values: ``float[G, N]``, row g the curve (over N budgets) of grid value ``grid[g]``; finite.
+      grid: the ``G`` parameter values.
+
+    Returns:
+      :class:`GridBest`.
+    """
+    v = np.asarray(values, np.float64)
+    grid = list(grid)
+    if v.ndim != 2 or v.shape[0] != len(grid) or v.shape[0] == 0:
+        raise ValueError(f"values must have shape (len(grid), N) with len(grid) >= 1, got {v.shape} for {len(grid)} grid values")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values must be finite")
+    index = np.argmax(v, axis=0)
+    return GridBest(value=np.max(v, axis=0), index=index, param=[grid[i] for i in index])

@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 
-
 def _log_conv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """log of the convolution of exp(a) and exp(b) (1-D, log-space, exact up to rounding)."""
     m = a[:, None] + b[None, :]

@@ -16,13 +16,17 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bontheory import validation as _V
 from bontheory.vbon.divergences import harmonic_number
 from bontheory.vbon.objectives import ExactDivergenceLoss
 from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import TrainState, train_steps
 
 
-
+@_V.validate(
+    key=_V.prng_key, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
+    n=_V.sample_size, num_samples=_V.static_int,
+)
 def bon_sft_data(key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array, rewards: jax.Array, n, num_samples: int) -> dict[str, jax.Array]:
     """A BoN-SFT data set: ``num_samples`` exact best-of-n samples (``bontheory.bon_sample_exact``).
 
@@ -31,10 +35,11 @@ def bon_sft_data(key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array,
     """
     from bontheory.exact.bon import bon_sample_exact
 
-    idx = bon_sample_exact(key, jnp.exp(ref_log_probs), rewards, n, (int(num_samples),))
-    return {"samples": jnp.asarray(sequences)[idx]}
+    idx = bon_sample_exact(key, jnp.exp(ref_log_probs), rewards, n, (num_samples,))
+    return {"samples": sequences[idx]}
 
 
+@_V.validate(n=_V.sample_size)
 def bonbon_beta(n) -> jax.Array:
     r"""BoNBoN's IPO coefficient :math:`\beta^* = 1/(2(n-1)H_{n-1})` (Gui et al., Thm. 3), n ≥ 2.
 
@@ -42,6 +47,8 @@ def bonbon_beta(n) -> jax.Array:
     :math:`(n-1)(\mathbb{E}[-\log U_{(1)}] - \mathbb{E}[-\log U_{(n)}]) = (n-1)H_{n-1} = 1/(2\beta^*)`,
     the target margin of the IPO loss.
     """
+    if _V.is_concrete(n) and bool(jnp.any(n < 2)):
+        raise ValueError(f"n must be >= 2 for BoNBoN (one best and one worst of n), got {n}")
     n = jnp.asarray(n, dtype=jnp.result_type(float))
     return 1.0 / (2.0 * (n - 1.0) * harmonic_number(n - 1.0))
 
@@ -53,6 +60,10 @@ def _argext_uniform_ties(key: jax.Array, values: jax.Array, largest: bool) -> ja
     return jnp.argmax(jnp.where(values == ext, u, -1.0), axis=-1)
 
 
+@_V.validate(
+    key=_V.prng_key, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
+    n=_V.kind(_V.static_int, minimum=2), num_pairs=_V.static_int, sft_weight=_V.unit_interval,
+)
 def bonbon_data(
     key: jax.Array,
     sequences: jax.Array,
@@ -68,12 +79,9 @@ def bonbon_data(
     Returns:
       data for :class:`~bontheory.vbon.objectives.BoNBoNLoss`.
     """
-    n = int(n)
-    if n < 2:
-        raise ValueError(f"BoNBoN needs n >= 2, got {n}")
     kd, kb, kw = jax.random.split(key, 3)
     ref_log_probs = jnp.asarray(ref_log_probs)
-    idx = jax.random.categorical(kd, ref_log_probs, shape=(int(num_pairs), n))
+    idx = jax.random.categorical(kd, ref_log_probs, shape=(num_pairs, n))
     r = jnp.asarray(rewards)[idx]
     best = jnp.take_along_axis(idx, _argext_uniform_ties(kb, r, True)[:, None], axis=-1)[:, 0]
     worst = jnp.take_along_axis(idx, _argext_uniform_ties(kw, r, False)[:, None], axis=-1)[:, 0]
@@ -88,6 +96,10 @@ def bonbon_data(
     }
 
 
+@_V.validate(
+    sequences=_V.sequences, rewards=_V.rewards, n=_V.static_int, num_iterations=_V.kind(_V.static_int, minimum=0),
+    steps_per_iteration=_V.static_int, backward_weight=_V.unit_interval,
+)
 def iterated_bond(
     state: TrainState,
     sequences: jax.Array,
@@ -136,6 +148,7 @@ def iterated_bond(
     return state, history
 
 
+@_V.validate(policy=_V.policy)
 def expand_tabular_policy(policy, order: int | None):
     """The same distribution as a tabular policy of a higher order (e.g. memoryless → full history).
 
@@ -143,11 +156,10 @@ def expand_tabular_policy(policy, order: int | None):
     (``bontheory.policies.tabular``), so the order-k' table (k' ≥ k) is ``new[t, c] = old[t, c mod V^k]``.
     Used to initialise a higher-capacity policy from the reference.
     """
-    from bontheory.policies.tabular import tabular_policy_from_logits
-    from bontheory.policies.tabular import effective_order
+    from bontheory.policies.tabular import effective_order, tabular_policy_from_logits
 
     old = policy.params["logits"]
-    length, ctx, vocab = old.shape
+    length, _ctx, vocab = old.shape
     k_old = effective_order(policy.module.order, length)
     k_new = effective_order(order, length)
     if k_new < k_old:

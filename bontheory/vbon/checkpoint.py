@@ -2,7 +2,7 @@
 
 Format: ``flax.serialization`` msgpack of the :class:`~bontheory.vbon.train.TrainState` with the typed
 key stored as its raw key data. The file is written to a temporary file and renamed into place
-(:func:`bontheory.runs.atomic_write_bytes`), so an interrupted write leaves the previous checkpoint.
+(:func:`bontheory.storage.atomic_write_bytes`), so an interrupted write leaves the previous checkpoint.
 Loading needs a *template* state of the same structure (e.g. ``init_train_state`` of the same policy and
 optimiser), as usual for Flax serialisation.
 """
@@ -17,9 +17,8 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 
-from bontheory.runs import atomic_write_bytes
+from bontheory.storage import atomic_write_bytes
 from bontheory.vbon.train import TrainState, train_steps
-
 
 
 def _to_raw(state: TrainState) -> TrainState:

@@ -15,18 +15,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+from jaxtyping import Array, Float
+
+from bontheory import validation as _V
+from bontheory.numerics import kl_from_log_probs
+
+_LogP = Float[ArrayLike, "*batch K"]
 
 
 
-def _xlogy_diff(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    # p · (log p − log q) with the convention 0 · (anything) = 0, gradient-safe (no NaN from −inf − −inf).
-    safe = p > 0
-    diff = jnp.where(safe, log_p - jnp.where(safe, log_q, 0.0), 0.0)
-    return jnp.where(safe, p * diff, 0.0)
-
-
-def reverse_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
-    r"""Reverse (mode-seeking) KL of a trained policy to a target, both given as log-probabilities.
+@_V.validate(log_q=_V.log_probs, log_target=_V.log_probs)
+def reverse_kl(log_q: _LogP, log_target: _LogP) -> Float[Array, "*batch"]:
+    r"""Reverse (mode-seeking) KL of a trained policy to a target, both given as log-probabilities:
+    ``reverse_kl(log_q, log_target)`` = KL(q‖t), arguments in the order of the formula.
 
     .. math:: \mathrm{KL}(q \,\|\, t) = \sum_y q(y) (\log q(y) - \log t(y))
 
@@ -40,33 +41,31 @@ def reverse_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
     Returns:
       ``(...)`` the divergence in nats. Differentiable in ``log_q`` (and ``log_target``).
     """
-    log_q = jnp.asarray(log_q)
-    log_target = jnp.asarray(log_target)
-    q = jnp.exp(log_q)
-    return jnp.sum(_xlogy_diff(q, log_q, log_target), axis=-1)
+    return kl_from_log_probs(log_q, log_target)
 
 
-def forward_kl(log_q: ArrayLike, log_target: ArrayLike) -> jax.Array:
-    r"""Forward (mass-covering) KL of a target to a trained policy: the maximum-likelihood loss.
+@_V.validate(log_target=_V.log_probs, log_q=_V.log_probs)
+def forward_kl(log_target: _LogP, log_q: _LogP) -> Float[Array, "*batch"]:
+    r"""Forward (mass-covering) KL of a target to a trained policy, the maximum-likelihood loss:
+    ``forward_kl(log_target, log_q)`` = KL(t‖q), arguments in the order of the formula (as
+    :func:`reverse_kl`; the two differ only in which of the policy and the target comes first).
 
     .. math:: \mathrm{KL}(t \,\|\, q) = \sum_y t(y) (\log t(y) - \log q(y))
 
     Minimising it in ``q`` is BoN-SFT with infinitely many exact BoN samples.
 
     Args:
-      log_q: ``(..., K)`` log-probabilities of the trained policy.
       log_target: ``(..., K)`` log-probabilities of the target.
+      log_q: ``(..., K)`` log-probabilities of the trained policy.
 
     Returns:
       ``(...)`` the divergence in nats.
     """
-    log_q = jnp.asarray(log_q)
-    log_target = jnp.asarray(log_target)
-    t = jnp.exp(log_target)
-    return jnp.sum(_xlogy_diff(t, log_target, log_q), axis=-1)
+    return kl_from_log_probs(log_target, log_q)
 
 
-def jeffreys_divergence(log_q: ArrayLike, log_target: ArrayLike, backward_weight: ArrayLike) -> jax.Array:
+@_V.validate(log_q=_V.log_probs, log_target=_V.log_probs, backward_weight=_V.unit_interval)
+def jeffreys_divergence(log_q: _LogP, log_target: _LogP, backward_weight: ArrayLike) -> Float[Array, "*batch"]:
     r"""BOND's Jeffreys divergence: a mix of forward and backward KL to the target.
 
     .. math:: J_\beta(q, t) = (1 - \beta)\,\mathrm{KL}(t \,\|\, q) + \beta\,\mathrm{KL}(q \,\|\, t)
@@ -82,11 +81,12 @@ def jeffreys_divergence(log_q: ArrayLike, log_target: ArrayLike, backward_weight
     Returns:
       ``(...)`` the divergence in nats.
     """
-    w = jnp.asarray(backward_weight)
-    return (1.0 - w) * forward_kl(log_q, log_target) + w * reverse_kl(log_q, log_target)
+    w = backward_weight
+    return (1.0 - w) * forward_kl(log_target, log_q) + w * reverse_kl(log_q, log_target)
 
 
-def log_bon_ratio(log_cdf_strict: ArrayLike, log_cdf: ArrayLike, n: ArrayLike) -> jax.Array:
+@_V.validate(log_cdf_strict=_V.real, log_cdf=_V.real, n=_V.sample_size)
+def log_bon_ratio(log_cdf_strict: Float[ArrayLike, ...], log_cdf: Float[ArrayLike, ...], n: ArrayLike) -> Float[Array, ...]:
     r"""Log of the BoN density ratio π_n(y)/p(y) from the CDF values at y's reward (ties included).
 
     .. math:: \frac{\pi_n(y)}{p(y)} = \frac{F^n - F_-^n}{F - F_-} = \sum_{i=1}^{n} F_-^{\,i-1} F^{\,n-i}
@@ -105,8 +105,7 @@ def log_bon_ratio(log_cdf_strict: ArrayLike, log_cdf: ArrayLike, n: ArrayLike) -
     Returns:
       ``(...)`` log π_n(y)/p(y).
     """
-    a = jnp.asarray(log_cdf_strict)
-    b = jnp.asarray(log_cdf)
+    a, b = log_cdf_strict, log_cdf
     n = jnp.asarray(n, dtype=b.dtype)
     d = jnp.minimum(a - b, 0.0)
     small = d > -1e-6
@@ -117,7 +116,8 @@ def log_bon_ratio(log_cdf_strict: ArrayLike, log_cdf: ArrayLike, n: ArrayLike) -
     return (n - 1.0) * b + jnp.where(small, near, general)
 
 
-def harmonic_number(k: ArrayLike) -> jax.Array:
+@_V.validate(k=_V.nonnegative)
+def harmonic_number(k: ArrayLike) -> Float[Array, ...]:
     r"""The harmonic number :math:`H_k = \sum_{i=1}^k 1/i` (``H_0 = 0``), for integer ``k ≥ 0``.
 
     Uses ``digamma(k + 1) + γ``, exact to rounding for integers.

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bontheory import validation as _V
 from bontheory.rewards.reward import as_reward
 from bontheory.vbon.baselines import bon_sft_data, bonbon_data, iterated_bond
 from bontheory.vbon.objectives import (
@@ -27,7 +28,6 @@ from bontheory.vbon.objectives import (
 )
 from bontheory.vbon.targets import vbon_target_log_probs
 from bontheory.vbon.train import init_train_state, train_steps
-
 
 #: Method names understood by :func:`train_toward_bon`.
 VBON_METHODS = (
@@ -76,6 +76,11 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
 
 
+@_V.validate(
+    key=_V.prng_key, method=_V.kind(_V.one_of, choices=VBON_METHODS), init_policy=_V.policy, ref_policy=_V.optional(_V.policy),
+    reward=_V.optional(_V.reward), sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
+    n=_V.kind(_V.static_int, minimum=2), beta=_V.positive,
+)
 def train_toward_bon(
     key: jax.Array,
     method: str,
@@ -109,8 +114,6 @@ def train_toward_bon(
     Returns:
       ``(trained_policy, info)`` with ``info["loss"]`` the loss history (``(num_steps,)`` array).
     """
-    if method not in VBON_METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {VBON_METHODS}")
     s = settings
     kd, kt = jax.random.split(key)
     dtype = ref_log_probs.dtype
@@ -137,7 +140,7 @@ def train_toward_bon(
         data = bonbon_data(kd, sequences, ref_log_probs, rewards, n, s.num_bonbon_pairs, s.bonbon_sft_weight)
         objective = BoNBoNLoss()
     elif method == "bond_iterated":
-        t = int(round(math.log2(n)))
+        t = round(math.log2(n))
         if 2**t != int(n):
             raise ValueError(f"bond_iterated needs n a power of 2 (n = 2^t after t iterations), got {n}")
         state, hist = iterated_bond(

@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
-import jax
+from typing import NamedTuple
+
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from jaxtyping import Array, Float, Real
 
+from bontheory import validation as _V
 from bontheory.vbon.divergences import reverse_kl
 
 
+class ApproximationMetrics(NamedTuple):
+    """Exact approximation error of a policy q with respect to the BoN pmf π_n (each ``(...)``).
 
+    Attributes:
+      kl_to_bon: KL(q‖π_n) (the vBoN loss).
+      kl_from_bon: KL(π_n‖q).
+      kl_to_ref: KL(q‖p).
+      bon_kl_to_ref: KL(π_n‖p).
+      reward: E_q[r].
+      bon_reward: E_{π_n}[r].
+      reward_gap: E_{π_n}[r] − E_q[r].
+      win_rate_vs_ref: P(r(Y) > r(Y')) + ½P(=) for Y∼q, Y'∼p.
+      win_rate_vs_bon: the same against Y'∼π_n (½ means q is as good as BoN).
+      bon_win_rate_vs_ref: BoN's own win rate against p.
+    """
+
+    kl_to_bon: Float[Array, "*batch"]
+    kl_from_bon: Float[Array, "*batch"]
+    kl_to_ref: Float[Array, "*batch"]
+    bon_kl_to_ref: Float[Array, "*batch"]
+    reward: Float[Array, "*batch"]
+    bon_reward: Float[Array, "*batch"]
+    reward_gap: Float[Array, "*batch"]
+    win_rate_vs_ref: Float[Array, "*batch"]
+    win_rate_vs_bon: Float[Array, "*batch"]
+    bon_win_rate_vs_ref: Float[Array, "*batch"]
+
+
+@_V.validate(log_probs=_V.log_probs, ref_log_probs=_V.log_probs, rewards=_V.rewards, bon_log_probs=_V.log_probs)
 def approximation_metrics(
-    log_probs: ArrayLike, ref_log_probs: ArrayLike, rewards: ArrayLike, bon_log_probs: ArrayLike
-) -> dict[str, jax.Array]:
+    log_probs: Float[ArrayLike, "*batch K"],
+    ref_log_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    bon_log_probs: Float[ArrayLike, "*batch K"],
+) -> ApproximationMetrics:
     r"""Exact approximation error of a policy q with respect to the BoN pmf π_n, over all outcomes.
 
     Args:
@@ -23,36 +57,29 @@ def approximation_metrics(
       bon_log_probs: ``(..., K)`` log π_n(y) (``vbon_target_log_probs(..., target="exact")``).
 
     Returns:
-      dict of ``(...)`` arrays:
-      ``kl_to_bon`` KL(q‖π_n) (the vBoN loss), ``kl_from_bon`` KL(π_n‖q), ``kl_to_ref`` KL(q‖p),
-      ``bon_kl_to_ref`` KL(π_n‖p), ``reward`` E_q[r], ``bon_reward`` E_{π_n}[r],
-      ``reward_gap`` E_{π_n}[r] − E_q[r], ``win_rate_vs_ref`` P(r(Y) > r(Y')) + ½P(=) for Y∼q, Y'∼p,
-      ``win_rate_vs_bon`` the same against Y'∼π_n (½ means q is as good as BoN),
-      ``bon_win_rate_vs_ref`` BoN's own win rate against p.
+      :class:`ApproximationMetrics` of ``(...)`` arrays.
     """
     from bontheory.exact.divergences import win_rate
 
-    lq = jnp.asarray(log_probs)
-    lp = jnp.asarray(ref_log_probs)
-    lb = jnp.asarray(bon_log_probs)
-    r = jnp.asarray(rewards)
+    lq, lp, lb, r = log_probs, ref_log_probs, bon_log_probs, rewards
     q, p, b = jnp.exp(lq), jnp.exp(lp), jnp.exp(lb)
     reward = jnp.sum(q * r, axis=-1)
     bon_reward = jnp.sum(b * r, axis=-1)
-    return {
-        "kl_to_bon": reverse_kl(lq, lb),
-        "kl_from_bon": reverse_kl(lb, lq),
-        "kl_to_ref": reverse_kl(lq, lp),
-        "bon_kl_to_ref": reverse_kl(lb, lp),
-        "reward": reward,
-        "bon_reward": bon_reward,
-        "reward_gap": bon_reward - reward,
-        "win_rate_vs_ref": win_rate(q, p, r),
-        "win_rate_vs_bon": win_rate(q, b, r),
-        "bon_win_rate_vs_ref": win_rate(b, p, r),
-    }
+    return ApproximationMetrics(
+        kl_to_bon=reverse_kl(lq, lb),
+        kl_from_bon=reverse_kl(lb, lq),
+        kl_to_ref=reverse_kl(lq, lp),
+        bon_kl_to_ref=reverse_kl(lb, lp),
+        reward=reward,
+        bon_reward=bon_reward,
+        reward_gap=bon_reward - reward,
+        win_rate_vs_ref=win_rate(q, p, r),
+        win_rate_vs_bon=win_rate(q, b, r),
+        bon_win_rate_vs_ref=win_rate(b, p, r),
+    )
 
 
+@_V.validate(kl=_V.finite, reward=_V.finite)
 def pareto_frontier(kl: ArrayLike, reward: ArrayLike, *, tol: float = 1e-9) -> np.ndarray:
     """Which (KL to p, expected reward) points are on the Pareto frontier (lower KL, higher reward).
 

@@ -27,8 +27,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation as _V
 from bontheory.vbon.divergences import forward_kl, jeffreys_divergence, log_bon_ratio, reverse_kl
-
 
 Data = dict[str, Any]
 
@@ -59,7 +59,7 @@ class ExactDivergenceLoss:
         if self.kind == "reverse":
             loss = reverse_kl(log_q, log_t)
         elif self.kind == "forward":
-            loss = forward_kl(log_q, log_t)
+            loss = forward_kl(log_t, log_q)
         else:
             loss = jeffreys_divergence(log_q, log_t, data["backward_weight"])
         return loss, {"reverse_kl": reverse_kl(jax.lax.stop_gradient(log_q), log_t)}
@@ -125,6 +125,7 @@ class BoNBoNLoss:
         return alpha * sft + (1.0 - alpha) * ipo, {"sft": sft, "ipo": ipo}
 
 
+@_V.validate(sample_rewards=_V.kind(_V.values, min_size=1), ref_reward_samples=_V.kind(_V.values, min_size=1))
 def empirical_log_cdfs(sample_rewards: jax.Array, ref_reward_samples: jax.Array) -> tuple[jax.Array, jax.Array]:
     r"""Add-one-smoothed empirical CDFs of the reference reward at given rewards (Amini et al., §4).
 
@@ -162,6 +163,7 @@ def _tie_tolerance(a: jax.Array, b: jax.Array) -> jax.Array:
     return 8 * jnp.finfo(a.dtype).eps * (jnp.abs(a) + jnp.abs(b))
 
 
+@_V.validate(policy=_V.policy, ref_policy=_V.policy, sequences=_V.sequences)
 def sequence_token_kl(policy, ref_policy, sequences: jax.Array) -> jax.Array:
     r"""Exact per-position KL between two autoregressive policies along given sequences.
 

@@ -6,6 +6,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation as _V
 
 
 @flax.struct.dataclass
@@ -39,6 +40,7 @@ class SentimentReward:
         return jnp.sum(jnp.where(prev_not, -s, s), axis=-1)
 
 
+@_V.validate(vocab_size=_V.static_int, negation_token=_V.kind(_V.static_int, minimum=0))
 def sentiment_reward(vocab_size: int, negation_token: int = 0) -> SentimentReward:
     """A :class:`SentimentReward` over ``vocab_size ≥ 3`` tokens: token 0 is "not", the others get the
     integer scores +1, −1, +2, −2, 0, … in turn (alternating positive and negative words, then neutral).

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bontheory import validation as _V
 
 
 @flax.struct.dataclass
@@ -39,6 +40,7 @@ class TrainState:
     key: jax.Array
 
 
+@_V.validate(key=_V.prng_key, policy=_V.policy)
 def init_train_state(key: jax.Array, policy, optimizer: optax.GradientTransformation) -> TrainState:
     """A fresh training state: step 0, the optimiser initialised on ``policy``'s parameters.
 
