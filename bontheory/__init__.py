@@ -172,6 +172,7 @@ from bontheory.studies.proxy import (
     method_grid_curves,
     method_pmfs,
     proxy_problem,
+    proxy_problem_from_rewards,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,
