@@ -161,7 +161,7 @@ def _long_cell(config: Config, policy_name: str) -> dict:
         "ns": list(config.long_ns),
         "exact_kl": bt.bon_kl(m, dist.values, ns),
         "folk": bt.bon_kl_bound(ns),
-        "beirami_at_max_p": bt.bon_kl_estimator(jnp.broadcast_to(eps, ns.shape), ns),
+        "beirami_at_max_p": bt.beirami_kl_estimator(jnp.broadcast_to(eps, ns.shape), ns),
         "num_levels": int(dist.values.shape[0]),
         "min_log10_level_mass": float(jnp.min(dist.log_probs) / np.log(10)),
         "max_log10_sequence_prob": max_log_p / np.log(10),
