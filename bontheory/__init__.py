@@ -30,6 +30,8 @@ from bontheory.exact.bon import (
     bon_win_rate_from_levels,
 )
 from bontheory.exact.bounds import (
+    beirami_kl_estimator,
+    beirami_kl_expectation,
     bon_kl_bound,
     bon_kl_estimate,
     bon_kl_estimator,
@@ -74,7 +76,10 @@ from bontheory.mc.distributed import (
 )
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
+    bon_log_ratio_from_levels,
     bon_log_ratio_from_reference,
+    level_kl_estimate,
+    level_kl_estimate_from_reference,
     log_ratio_kl_estimates,
     mean_estimate,
     plugin_kl_estimate,
@@ -178,6 +183,7 @@ from bontheory.studies.proxy import (
     method_grid_curves,
     method_pmfs,
     proxy_problem,
+    proxy_problem_from_rewards,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,
