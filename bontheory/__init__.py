@@ -201,6 +201,7 @@ from bontheory.studies.sequence_limit import (
     token_tilt_kl_reward,
 )
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
+from bontheory.validation import checked
 from bontheory.vbon.baselines import (
     bon_sft_data,
     bonbon_beta,
@@ -238,7 +239,6 @@ from bontheory.vbon.objectives import (
 )
 from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs
 from bontheory.vbon.tasks import SentimentReward, sentiment_reward
-from bontheory.validation import checked
 from bontheory.vbon.train import TrainState, init_train_state, train_steps
 
 __all__ = sorted(name for name, value in dict(globals()).items() if not name.startswith("_") and not isinstance(value, _ModuleType))
