@@ -209,26 +209,41 @@ def log_densities(x: Any, name: str = "log_probs") -> jax.Array:
     return lp
 
 
-def array(x: Any, name: str, *, ndim: int | None = None, min_ndim: int = 0, finite: bool = True,
-          integer: bool = False, min_value: float | None = None) -> jax.Array:
-    """A real array (not a batch parameter): rank ``ndim`` (or ≥ ``min_ndim``), non-empty; if concrete, no NaN
-    (and no inf with ``finite``), integer-valued with ``integer``, every entry ``>= min_value`` if given."""
+def array(x: Any, name: str, *, ndim: int | None = None, finite: bool = True, integer: bool = False,
+          min_value: float | None = None) -> Any:
+    """A non-empty real array of rank ``ndim`` (any rank if ``None``); if concrete, no NaN (and no inf with
+    ``finite``), integer-valued with ``integer``, every entry ``>= min_value`` if given.
+
+    Returned **unconverted** (a NumPy input stays NumPy, in its own precision): for the NumPy-side functions.
+    """
     arr = to_array(x, name)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if is_concrete(arr):
-        v = _values(arr)
+        v = np.asarray(x if isinstance(x, np.ndarray) else arr, dtype=np.float64)
         if np.any(np.isnan(v)) or (finite and np.any(np.isinf(v))):
             raise ValueError(f"{name} contains NaN{' or inf' if finite else ''}")
         if integer and np.any(v != np.round(v)):
             raise ValueError(f"{name} must hold integers, got {_show(x, v)}")
         if min_value is not None and np.any(v < min_value):
             raise ValueError(f"{name} must be >= {min_value:g}, got {_show(x, v)}")
-    return arr
+    return x
+
+
+def unconverted(check: Checker) -> Checker:
+    """The kind ``check``, returning the argument as given (NumPy stays NumPy, float64 stays float64)."""
+
+    def check_unconverted(x: Any, name: str, **options: Any) -> Any:
+        check(x, name, **options)
+        return x
+
+    check_unconverted.__name__ = getattr(check, "__name__", "kind")
+    check_unconverted.__wrapped_kind__ = _base_kind(check)
+    check_unconverted.outcome_axis = getattr(check, "outcome_axis", False)
+    check_unconverted.batch_parameter = getattr(check, "batch_parameter", False)
+    return check_unconverted
 
 
 def sample_sizes(x: Any, name: str = "ns") -> jax.Array:
@@ -463,6 +478,7 @@ def has_attributes(*attrs: str, what: str) -> Checker:
 levels = has_attributes("log_cdf", "log_cdf_lower", "mass", "reward", what="RewardLevels (from reward_levels)")
 optimizer = has_attributes("init", "update", what="an optax GradientTransformation")
 module = has_attributes("init", "apply", what="a flax Module")
+objective = has_attributes("__call__", what="an objective, called as objective(policy, data, key)")
 train_state = has_attributes("policy", "opt_state", "step", "key", what="a TrainState (from init_train_state)")
 
 
@@ -731,6 +747,9 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
     :func:`jax.experimental.checkify.checkify` and raises ``ValueError`` naming the argument if a check fails;
     ``fn`` may be jitted (``checked(jax.jit(bon_kl))``) or a function of yours calling bontheory inside ``jit``.
     """
+
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (a bontheory function, jitted or not), got {type(fn).__name__}")
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:

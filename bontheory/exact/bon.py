@@ -40,6 +40,7 @@ from bontheory.exact.levels import (
 # On precomputed levels (no checks; n may be traced)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\log \pi_n(y) = \log p(y) - \log m(y) + \log(F(y)^n - F^-(y)^n)` on precomputed levels.
@@ -62,6 +63,7 @@ def _bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.exp(bon_log_pmf_from_levels(levels, n))
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
@@ -79,6 +81,7 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(terms, axis=-1), 0)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
@@ -86,6 +89,7 @@ def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.A
     return jnp.sum(q * _bcast(levels.reward, q.shape[:-1]), axis=-1)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Win rate of :math:`\pi_n` against p, ties counted ½:

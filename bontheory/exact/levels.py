@@ -153,6 +153,7 @@ def reward_levels(
 _LEVEL_FIELDS = ("reward", "mass", "log_mass", "log_cdf", "log_cdf_lower", "log_ratio", "tail", "count")
 
 
+@validation.validate(levels=validation.levels, min_outcomes=validation.static_int)
 def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLevels:
     """Drops padding levels: keeps the first ``L`` levels, ``L`` the number of distinct rewards (max over the
     batch) rounded up to a power of two (so few distinct shapes are compiled).
@@ -194,6 +195,7 @@ def _bcast(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(x, shape + x.shape[-1:])
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Log-probability that the best of n draws lands on each level.

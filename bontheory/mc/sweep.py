@@ -189,7 +189,8 @@ def bon_cell(
     return row
 
 
-@validation.validate(key=validation.prng_key, num_trials=validation.static_int)
+@validation.validate(key=validation.prng_key, policies=validation.mapping, rewards=validation.mapping,
+                     ns=validation.sequence_of, seeds=validation.sequence_of, num_trials=validation.static_int)
 def bon_sweep(
     key: jax.Array,
     policies: Mapping[str, Any],

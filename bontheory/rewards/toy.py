@@ -33,6 +33,10 @@ class TokenCountReward:
     target: int = flax.struct.field(pytree_node=False, default=0)
     weight: float = flax.struct.field(pytree_node=False, default=1.0)
 
+    def __post_init__(self):  # static fields only (never tracers)
+        validation.static_int(self.target, "target", minimum=0)
+        validation.static_number(self.weight, "weight")
+
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
         seq = validation.sequences(sequences)
@@ -63,6 +67,7 @@ class TokenScoreReward:
         return jnp.sum(gathered, axis=-1)
 
 
+@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, scale=validation.kind(validation.static_number, minimum=0))
 def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scale: float = 1.0) -> TokenScoreReward:
     """``TokenScoreReward`` with i.i.d. ``N(0, scale²)`` scores ``float[L, V]`` (nearly tie-free)."""
     if vocab_size < 1 or length < 1:
@@ -83,6 +88,9 @@ class PatternReward:
 
     pattern: tuple = flax.struct.field(pytree_node=False, default=(0,))
     value: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __post_init__(self):  # static fields only (never tracers)
+        validation.static_number(self.value, "value")
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
@@ -129,6 +137,7 @@ class QuantizedReward:
     step: float = flax.struct.field(pytree_node=False, default=1.0)
 
     def __post_init__(self):
+        validation.static_number(self.step, "step", minimum=0, open_min=True)  # static: never a tracer
         if callable(self.base):  # a plain function becomes a FunctionReward (see as_reward)
             object.__setattr__(self, "base", as_reward(self.base, "base"))
 
@@ -139,6 +148,7 @@ class QuantizedReward:
         return self.step * jnp.floor(self.base(sequences) / self.step)
 
 
+@validation.validate(key=validation.prng_key, sequences=validation.sequences)
 def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     """One PRNG key per sequence, a fixed injective function of its tokens.
 
@@ -175,6 +185,7 @@ def _sequence_keys_flat(key: jax.Array, flat: jax.Array) -> jax.Array:
     return keys
 
 
+@validation.validate(key=validation.prng_key, sequences=validation.sequences, distribution=validation.kind(validation.one_of, choices=('normal', 'uniform', 'cauchy', 'student_t')))
 @functools.partial(jax.jit, static_argnames=("distribution", "df", "dtype"))
 def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: float = 1.0, dtype=None) -> jax.Array:
     """One draw per sequence from ``distribution`` under ``sequence_keys(key, sequences)``.

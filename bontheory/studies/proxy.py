@@ -98,6 +98,7 @@ def proxy_problem_from_rewards(policy: Any, proxy: Any, gold: Any) -> ProxyProbl
     return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_r), gold_r)
 
 
+@validation.validate(key=validation.prng_key)
 def proxy_problem(
     key: jax.Array,
     family: str,
@@ -154,6 +155,7 @@ def proxy_problem(
     raise ValueError(f"unknown proxy family {family!r}")
 
 
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, ns=validation.unconverted(validation.sample_sizes))
 def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any = None, **kwargs: Any) -> jax.Array:
     """The pmf of ``method`` (see the module table) at each budget in ``ns``: ``float[len(ns), K]``."""
     ns = jnp.asarray(ns)
@@ -188,6 +190,7 @@ class GoldCurves(NamedTuple):
     gold_regret: np.ndarray | None = None
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'), ns=validation.unconverted(validation.sample_sizes))
 def method_gold_curves(
     problem: ProxyProblem,
     method: str,
@@ -241,6 +244,7 @@ def _curve_dict(c: GoldCurves) -> dict[str, np.ndarray]:
     return out
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'), ns=validation.unconverted(validation.sample_sizes))
 def method_grid_curves(
     problem: ProxyProblem,
     ns: Any,
@@ -277,6 +281,7 @@ def method_grid_curves(
     return out
 
 
+@validation.validate(results=validation.sequence_of)
 def mean_over_seeds(results: Sequence[Any]) -> Any:
     """The mean over seeds of equally shaped results (e.g. :func:`method_grid_curves` outputs, or the same
     read back from JSON).
@@ -321,6 +326,7 @@ class GridBest(NamedTuple):
     param: list[float]
 
 
+@validation.validate(values=validation.kind(validation.array, ndim=2), grid=validation.sequence_of)
 def best_on_grid(values: Any, grid: Sequence[float]) -> GridBest:
     """The best parameter of a grid at each budget, by maximum of ``values``.
 

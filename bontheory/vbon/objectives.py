@@ -219,6 +219,7 @@ class PolicyGradientLoss:
     def __post_init__(self):
         if self.reward_kind not in ("log_cdf", "bon_log_ratio", "raw"):
             raise ValueError(f"reward_kind must be 'log_cdf', 'bon_log_ratio' or 'raw', got {self.reward_kind!r}")
+        _V.static_int(self.num_samples, "num_samples", minimum=2)
         if self.num_samples < 2:
             raise ValueError(f"num_samples must be >= 2 for a leave-one-out baseline, got {self.num_samples}")
 
@@ -249,6 +250,7 @@ class PolicyGradientLoss:
         return surrogate, {"objective": mean_r - c * kl_est, "kl_to_ref": kl_est, "reward": mean_r}
 
 
+@_V.validate(policy=_V.policy, ref_policy=_V.policy, sequences=_V.sequences, rewards=_V.rewards, kl_coef=_V.nonnegative)
 def kl_regularised_surrogate(
     policy, ref_policy, sequences: jax.Array, rewards: jax.Array, kl_coef: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
