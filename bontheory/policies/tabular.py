@@ -181,7 +181,7 @@ def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int)
     return toks.T
 
 
-@validation.validate(logits=validation.kind(validation.array, ndim=3, finite=False), order=validation.optional(validation.kind(validation.static_int, minimum=0)))
+@validation.validate(logits=validation.kind(validation.array, finite=False), order=validation.optional(validation.kind(validation.static_int, minimum=0)))
 def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> ModulePolicy:
     """Build a tabular ``Policy`` from an explicit logits table.
 
