@@ -197,8 +197,9 @@ from bontheory.studies.regimes import (
 )
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
-    additive_reward_distribution,
+    PowerLawRate,
     bon_tilted_gap_per_token,
+    power_law_rate,
     token_tilt_kl_reward,
 )
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
