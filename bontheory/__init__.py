@@ -210,6 +210,14 @@ from bontheory.vbon.baselines import (
     expand_tabular_policy,
     iterated_bond,
 )
+from bontheory.vbon.bon_aware import (
+    BON_AWARE_KLS,
+    BoNAwareValue,
+    ExactBoNAwareLoss,
+    SampledBoNAwareLoss,
+    bon_aware_objective,
+    train_bon_aware,
+)
 from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
 from bontheory.vbon.divergences import (
     forward_kl,
@@ -227,6 +235,7 @@ from bontheory.vbon.objectives import (
     MaximumLikelihoodLoss,
     PolicyGradientLoss,
     empirical_log_cdfs,
+    kl_regularised_surrogate,
     sequence_token_kl,
 )
 from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs
