@@ -67,6 +67,8 @@ from bontheory.exact.tilted import (
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward_automaton
 from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
+from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
+from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
