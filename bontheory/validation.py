@@ -191,7 +191,27 @@ def rewards(x: Any, name: str = "rewards", *, ndim: int | None = None) -> jax.Ar
     if is_concrete(r) and jnp.issubdtype(r.dtype, jnp.floating):
         if not np.all(np.isfinite(np.asarray(r))):
             raise ValueError(f"{name} contains NaN or inf; rewards must be finite")
+        _warn_if_precision_merges_levels(x, r, name)
     return r
+
+
+def _warn_if_precision_merges_levels(x: Any, arr: jax.Array, name: str) -> None:
+    """Warns when converting ``x`` to ``arr``'s lower precision (float64 → float32, JAX's default) makes
+    distinct rewards equal: those outcomes then form one level and every exact answer changes."""
+    given = np.asarray(x) if isinstance(x, (np.ndarray, list, tuple, float)) else None
+    if given is None or given.dtype.itemsize <= np.dtype(arr.dtype).itemsize or given.size > 10**7:
+        return
+    low = np.asarray(arr)
+    hi_sorted, lo_sorted = np.sort(given.reshape(-1, given.shape[-1]), -1), np.sort(low.reshape(-1, low.shape[-1]), -1)
+    distinct_hi = np.sum(np.diff(hi_sorted, axis=-1) != 0)
+    distinct_lo = np.sum(np.diff(lo_sorted, axis=-1) != 0)
+    if distinct_lo < distinct_hi:
+        import warnings
+
+        warnings.warn(f"{name}: {distinct_hi - distinct_lo} distinct {given.dtype} reward value(s) become equal in "
+                      f"{arr.dtype} (JAX computes in float32 unless jax_enable_x64 is on), so their outcomes "
+                      "merge into one level; enable x64 (jax.config.update('jax_enable_x64', True)) or rescale",
+                      RuntimeWarning, stacklevel=4)
 
 
 @_outcome_kind

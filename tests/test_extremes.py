@@ -95,3 +95,41 @@ def test_chi2_pessimism_as_beta_goes_to_zero_is_the_top_level(beta, scale):
 def test_chi2_pessimism_in_float32_at_small_beta():
     out = np.asarray(bt.chi2_pessimism_pmf(P.astype(np.float32), R_TIED_TOP.astype(np.float32), np.float32(1e-8)))
     np.testing.assert_allclose(out, _top_level(P, R_TIED_TOP), atol=1e-6)
+
+
+def test_float64_rewards_that_collide_in_float32_are_warned():
+    r = np.array([1.0, 1.0 + 1e-9, 1.0 + 2e-9, 2.0])  # distinct in float64, one value in float32
+    with pytest.warns(RuntimeWarning, match="become equal in float32"):
+        jax.config.update("jax_enable_x64", False)
+        try:
+            bt.bon_kl(P.astype(np.float32), r, 16)  # float64 rewards computed in float32
+        finally:
+            jax.config.update("jax_enable_x64", True)
+
+
+def test_sequence_kl_ignores_contexts_the_first_policy_never_reaches():
+    # order-1 policies over V = 2, L = 2: a never emits token 1 first, so context "1" at position 2 is unreachable
+    # under a; there b puts -inf on a token a uses. Exact KL: only position 1 and context "0" count.
+    la = jnp.log(jnp.array([[[1.0, 0.0], [1.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]]]))
+    lb = jnp.log(jnp.array([[[0.5, 0.5], [0.5, 0.5]], [[0.5, 0.5], [1.0, 0.0]]]))
+    a, b = bt.tabular_policy_from_logits(la, order=1), bt.tabular_policy_from_logits(lb, order=1)
+    expected = np.log(2.0)  # position 1: KL((1, 0) || (1/2, 1/2)); position 2 in context 0: 0
+    np.testing.assert_allclose(float(bt.sequence_kl(a, b)), expected, rtol=1e-12)
+
+
+def test_random_tabular_policy_is_the_same_for_a_key_in_either_precision():
+    key = jax.random.key(3)
+    p64 = bt.random_tabular_policy(key, 3, 2, dtype=jnp.float64)
+    p32 = bt.random_tabular_policy(key, 3, 2, dtype=jnp.float32)
+    np.testing.assert_allclose(np.asarray(p64.params["logits"]), np.asarray(p32.params["logits"]), atol=1e-6)
+
+
+def test_a_tied_level_of_a_million_outcomes_keeps_its_mass_in_float32():
+    k = 10**6
+    p = np.full(k, 1.0 / k, np.float32)
+    r = np.zeros(k, np.float32)
+    r[:10] = 1.0  # ten outcomes on the top level, 999 990 tied below
+    q = np.asarray(bt.bon_pmf(p, r, 4), np.float64)
+    assert abs(q.sum() - 1) < 8 * np.finfo(np.float32).eps  # segment_sum alone gave 0.991
+    mass = np.asarray(bt.reward_levels(p, r).mass[:2], np.float64)
+    np.testing.assert_allclose(mass, [0.99999, 1e-5], rtol=4 * np.finfo(np.float32).eps * 8)

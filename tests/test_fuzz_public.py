@@ -247,6 +247,11 @@ def _examples(checkpoint):
         "reward_distribution": dict(policy=policy, reward=bt.TokenCountReward()),
         "proxy_problem_from_rewards": dict(policy=policy, proxy=reward, gold=bt.TokenCountReward()),
         "power_law_rate": dict(x=np.array([1.0, 2.0, 4.0]), y=np.array([1.0, 0.5, 0.25])),
+        "bon_level_log_probs": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), n=3),
+        "level_log_cdfs": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25]))),
+        "bon_sample_sequences_exact": dict(key=key, policy=policy, reward=bt.TokenCountReward(), n=3, num_samples=2),
+        "sample_sequences_given_level_law": dict(key=key, policy=policy, reward=bt.TokenCountReward(),
+                                                 level_log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), num_samples=2),
         "MethodSettings": dict(), "BoNBoNLoss": dict(), "ExactKLRegularisedLoss": dict(),
         "MaximumLikelihoodLoss": dict(), "ExactDivergenceLoss": dict(kind="reverse"),
         "PolicyGradientLoss": dict(num_samples=4, reward_kind="log_cdf"),
@@ -401,6 +406,7 @@ KIND_OVERRIDES = {
                                                    "reward_scorer")},
     **{(f, a): "log_densities" for f in ("kl_k1", "kl_k2", "kl_k3") for a in ("logp_policy", "logp_ref")},
     ("beirami_kl_estimate", "log_probs"): "values",
+    ("bon_level_log_probs", "log_probs"): "log_densities", ("level_log_cdfs", "log_probs"): "log_densities",
 }
 
 

@@ -80,14 +80,15 @@ class RewardLevels(NamedTuple):
 def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
-    p = p / jnp.sum(p)
     order = jnp.argsort(r, stable=True).astype(jnp.int32)
+    hi, lo = numerics.compensated_cumsum(p[order])
+    p = p / (hi[-1] + lo[-1])  # an accurate total, also for 10⁶ outcomes in float32
     rs = r[order]
     ps = p[order]
     new = jnp.concatenate([jnp.ones((1,), bool), rs[1:] != rs[:-1]])
     lid = (jnp.cumsum(new.astype(jnp.int32)) - 1).astype(jnp.int32)
     num_levels = lid[-1] + 1
-    mass = jax.ops.segment_sum(ps, lid, num_segments=k, indices_are_sorted=True)
+    mass = numerics.sorted_segment_sum(ps, lid, k)  # a level of 10⁶ tied outcomes keeps its mass
     count = jax.ops.segment_sum(jnp.ones((k,), jnp.int32), lid, num_segments=k, indices_are_sorted=True)
     real = jnp.arange(k, dtype=jnp.int32) < num_levels
     top = rs[-1].astype(dtype)

@@ -117,7 +117,7 @@ def _tabular_expectation(rows: jax.Array, logp_a: jax.Array, k: int, vocab: int)
 
     def step(mu, xs):
         kl_t, la_t = xs
-        contrib = jnp.sum(mu * kl_t)
+        contrib = jnp.sum(jnp.where(mu > 0, mu * kl_t, 0.0))  # unreachable contexts contribute 0 (0·∞ = 0)
         joint = mu[:, None] * jnp.exp(la_t)  # (C, V): P(c_t = c, y_t = v)
         # c = c_low + V^{k-1} c_high; the next context is y + V c_low (drop the oldest digit).
         mu_next = jnp.sum(joint.reshape(vocab, low, vocab), axis=0).reshape(vocab**k)
@@ -140,7 +140,7 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     tok_lp = jnp.take_along_axis(la, tokens[..., None], axis=-1)[..., 0]  # (B, L)
     log_w = jnp.sum(tok_lp[:, : length - 1], axis=-1)  # log a(y_{<L-1})
     w = jnp.where(valid, jnp.exp(log_w), 0.0)
-    return jnp.sum(w * jnp.sum(per_pos, axis=-1))
+    return jnp.sum(jnp.where(w > 0, w * jnp.sum(per_pos, axis=-1), 0.0))  # prefixes a never reaches: 0·∞ = 0
 
 
 @validation.validate(policy_a=validation.policy, policy_b=validation.policy, batch_size=validation.static_int, max_prefixes=validation.static_int)
