@@ -6,6 +6,7 @@ imports. Subpackages group the implementation by layer (see ``docs/theory.md`` a
 * :mod:`bontheory.exact`: what a method's distribution *is* on a finite outcome space (BoN and its alternatives,
   bounds, divergences and proxy-vs-gold metrics, the tilted optimum);
 * :mod:`bontheory.policies` and :mod:`bontheory.rewards`: the spaces (token-level policies, toy and learned rewards);
+* :mod:`bontheory.lifted`: exact BoN on sequence spaces too large to enumerate (tabular policy, automaton reward);
 * :mod:`bontheory.mc`: what a method *does* when sampled (chunked kernels, samplers, estimators, sweeps, sharding);
 * :mod:`bontheory.studies`: problems built from the layers below (proxy/gold problems, method curves, fits);
 * :mod:`bontheory.vbon`: variational BoN and the other methods trained toward BoN;
@@ -65,6 +66,8 @@ from bontheory.exact.tilted import (
     win_rate_kl_frontier,
 )
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
+from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward_automaton
+from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -153,13 +156,16 @@ from bontheory.rewards.proxy import (
 from bontheory.rewards.reward import FunctionReward, Reward, as_reward
 from bontheory.rewards.toy import (
     PalindromeReward,
+    PatternCountReward,
     PatternReward,
     QuantizedReward,
     SequenceHashReward,
+    SumReward,
     TokenCountReward,
     TokenScoreReward,
     hashed_draws,
     random_token_score_reward,
+    reward_sum,
     sequence_keys,
 )
 from bontheory.studies.curves import PeakAndFall, gap_to_frontier, max_drawdown, peak_and_fall
