@@ -201,8 +201,8 @@ def _examples(checkpoint):
         "peak_and_fall": dict(values=np.array([0.1, 0.3, 0.2])),
         "mean_over_seeds": dict(results=[{"a": [1.0, 2.0]}, {"a": [3.0, 4.0]}]),
         "method_pmfs": dict(method="bon", ref_probs=P, rewards=R, ns=np.array([1, 2])),
-        "method_gold_curves": dict(problem=problem, method="bon", ns=np.array([1, 2])),
-        "method_grid_curves": dict(problem=problem, ns=np.array([1, 2]), grids={"tilted": (1.0,)}),
+        "method_gold_curves": dict(problem=problem, method="bon", budgets=np.array([1, 2])),
+        "method_grid_curves": dict(problem=problem, budgets=np.array([1, 2]), grids={"tilted": (1.0,)}),
         "optimum_comparator": dict(ref_probs=P, gold_rewards=R),
         "proxy_problem": dict(key=key, family="gaussian", vocab_size=2, length=2),
         "vbon_claims": dict(frontier_fraction={"bon": 1.0, "vbon": 0.5}, mean_kl_to_bon={"vbon": 0.1, "kl_rl": 0.2}),
@@ -252,6 +252,10 @@ def _examples(checkpoint):
         "bon_sample_sequences_exact": dict(key=key, policy=policy, reward=bt.TokenCountReward(), n=3, num_samples=2),
         "sample_sequences_given_level_law": dict(key=key, policy=policy, reward=bt.TokenCountReward(),
                                                  level_log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), num_samples=2),
+        "chi2_pessimism_sampler_pmf": dict(ref_probs=P, rewards=R, n=3, beta=0.5),
+        "method_n_for_budget": dict(method="bon", budget=np.array([4, 8])),
+        "method_reward_calls": dict(method="bon", n=np.array([1, 2])),
+        "proxy_spread": dict(problem=problem),
         "MethodSettings": dict(), "BoNBoNLoss": dict(), "ExactKLRegularisedLoss": dict(),
         "MaximumLikelihoodLoss": dict(), "ExactDivergenceLoss": dict(kind="reverse"),
         "PolicyGradientLoss": dict(num_samples=4, reward_kind="log_cdf"),
@@ -265,7 +269,7 @@ def _examples(checkpoint):
 
 NAME_KINDS = {
     "level_masses": "probs", "level_rewards": "rewards", "policy_log_probs": "log_probs", "kl_coef": "nonnegative",
-    "x": "values", "fn": "other", "terms": "other",
+    "x": "values", "fn": "other", "terms": "other", "budget": "values", "budgets": "values",
     **dict.fromkeys(("ref_probs", "policy_probs", "comparator_probs", "p", "q", "token_probs"), "probs"),
     **dict.fromkeys(("log_probs", "ref_log_probs", "bon_log_probs", "log_q", "log_target", "log_ref_probs",
                      "logp_policy", "logp_ref"), "log_probs"),
@@ -529,6 +533,8 @@ def counts(outcomes):
 ALLOWED = {
     # n must be <= K samples here: 10**12 is out of this function's domain, and its error names ns
     ("bon_unbiased_estimate", "ns", "n=10**12"),
+    # its exact law enumerates at least n + 1 states: 10**12 is refused (ExactLawTooLarge, naming n and max_states)
+    ("chi2_pessimism_sampler_pmf", "n", "n=10**12"),
     # order=None is a valid value: the full-history (non-Markov) table
     ("expand_tabular_policy", "order", "None"),
     # ref_policy and reward are needed only by the sampled methods; the example method (bon_sft) is exact

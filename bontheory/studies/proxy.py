@@ -202,6 +202,7 @@ def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any =
     return jnp.broadcast_to(pmf, ns.shape + pmf.shape[-1:])
 
 
+@validation.validate(n=validation.unconverted(validation.sample_sizes))
 def method_reward_calls(method: str, n: Any) -> np.ndarray:
     """Reward-model calls one output of ``method`` costs at sample size ``n`` (see the module table).
 
@@ -224,6 +225,7 @@ def method_reward_calls(method: str, n: Any) -> np.ndarray:
     return n
 
 
+@validation.validate(budget=validation.kind(validation.array, min_value=1, finite=False))
 def method_n_for_budget(method: str, budget: Any) -> np.ndarray:
     """The largest sample size n whose cost (:func:`method_reward_calls`) is at most ``budget`` calls.
 
@@ -251,6 +253,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'))
 def proxy_spread(problem: ProxyProblem) -> float:
     """The proxy's standard deviation under p: the unit of the :data:`SCALED_METHODS` parameters."""
     p = np.asarray(problem.ref_probs, np.float64)
@@ -276,7 +279,8 @@ class GoldCurves(NamedTuple):
     reward_calls: np.ndarray | None = None
 
 
-@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'), ns=validation.unconverted(validation.sample_sizes))
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
+                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
 def method_gold_curves(
     problem: ProxyProblem,
     method: str,
@@ -375,7 +379,8 @@ def _curve_dict(c: GoldCurves) -> dict[str, np.ndarray]:
     return out
 
 
-@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'), ns=validation.unconverted(validation.sample_sizes))
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
+                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
 def method_grid_curves(
     problem: ProxyProblem,
     budgets: Any,
