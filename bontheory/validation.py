@@ -272,7 +272,7 @@ def sample_sizes(x: Any, name: str = "ns") -> jax.Array:
         x = [float(v) for v in x]
     arr = sample_size(x, name)
     if arr.size == 0:
-        raise ValueError(f"{name} must not be empty")
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
     return arr
 
 
@@ -507,7 +507,7 @@ def mapping(x: Any, name: str) -> Any:
     if not isinstance(x, Mapping):
         raise TypeError(f"{name} must be a mapping (dict), got {type(x).__name__}")
     if not x:
-        raise ValueError(f"{name} must not be empty")
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
     return x
 
 
@@ -516,7 +516,7 @@ def sequence_of(x: Any, name: str) -> Any:
     if isinstance(x, (str, bytes)) or not isinstance(x, (Sequence, np.ndarray, jax.Array)):
         raise TypeError(f"{name} must be a list or tuple, got {type(x).__name__}")
     if len(x) == 0:
-        raise ValueError(f"{name} must not be empty")
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
     return x
 
 

@@ -26,7 +26,7 @@ def _via_levels(fn, p, r):
 @pytest.mark.parametrize("name,fn", [
     ("chi2_pessimism_pmf", lambda p, r: bt.chi2_pessimism_pmf(p, r, 0.3)),
     ("quantile_truncation_sampler_pmf", lambda p, r: bt.quantile_truncation_sampler_pmf(p, r, 8, 2.0)),
-    ("method_pmfs chi2", lambda p, r: bt.method_pmfs("chi2_pessimism", p, r, np.array([4]), 0.3)),
+    ("method_pmfs chi2 limit", lambda p, r: bt.method_pmfs("chi2_pessimism_limit", p, r, np.array([4]), 0.3)),
     ("method_pmfs quantile_trunc", lambda p, r: bt.method_pmfs("quantile_trunc", p, r, np.array([4]), 2.0)),
 ])
 def test_tied_spaces_beyond_the_compaction_size(name, fn):

@@ -506,7 +506,7 @@ def run_fuzz(checkpoint, verbose=False):
     examples = _examples(checkpoint)
     outcomes = []
     for name, fn in public_callables():
-        if name in NOT_FUZZED:
+        if name in NOT_FUZZED or name not in examples:  # a missing example fails the test above
             continue
         example = examples[name]
         kinds = argument_kinds(name, fn, example)
