@@ -67,6 +67,8 @@ from bontheory.exact.tilted import (
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward_automaton
 from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
+from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
+from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -209,6 +211,14 @@ from bontheory.vbon.baselines import (
     expand_tabular_policy,
     iterated_bond,
 )
+from bontheory.vbon.bon_aware import (
+    BON_AWARE_KLS,
+    BoNAwareValue,
+    ExactBoNAwareLoss,
+    SampledBoNAwareLoss,
+    bon_aware_objective,
+    train_bon_aware,
+)
 from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
 from bontheory.vbon.divergences import (
     forward_kl,
@@ -226,6 +236,7 @@ from bontheory.vbon.objectives import (
     MaximumLikelihoodLoss,
     PolicyGradientLoss,
     empirical_log_cdfs,
+    kl_regularised_surrogate,
     sequence_token_kl,
 )
 from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs
