@@ -54,6 +54,7 @@ from bontheory.exact.metrics import (
     win_rate_regret,
 )
 from bontheory.exact.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.exact.pessimism_sampler import ExactLawTooLarge, chi2_pessimism_sampler_pmf
 from bontheory.exact.regularized import regularized_bon_pmf, regularized_bon_score
 from bontheory.exact.soft_bon import auto_num_nodes, soft_bon_log_pmf, soft_bon_pmf
 from bontheory.exact.tilted import (
@@ -174,6 +175,7 @@ from bontheory.studies.fits import GaoFit, bon_unbiased_estimate, fit_gao_bon, f
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
     METHODS,
+    POPULATION_METHODS,
     PROXY_FAMILIES,
     SCALED_METHODS,
     GoldCurves,
@@ -183,9 +185,12 @@ from bontheory.studies.proxy import (
     mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
+    method_n_for_budget,
     method_pmfs,
+    method_reward_calls,
     proxy_problem,
     proxy_problem_from_rewards,
+    proxy_spread,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,

@@ -36,7 +36,7 @@ SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed 
 _GRIDS = DEFAULT_GRIDS
 _FALL_EXPECTED = ("cauchy", "student_t", "hack")  # the learned BT proxy is left to the data (Gao et al.)
 _FALL_FRACTION = 0.05  # BoN "falls" when it ends more than 5% of its gain below its peak
-_FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
+_FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism_limit": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
     out = method_grid_curves(prob, config.ns, _GRIDS, soft_bon_nodes=config.soft_bon_nodes)
     sd = out["proxy_sd"]
     if config.pessimism_ns:
-        beta = _FIXED["chi2_pessimism"] * sd
+        beta = _FIXED["chi2_pessimism_limit"] * sd
         r_max = float(np.max(np.asarray(prob.proxy)))
         gold = np.asarray(prob.gold)
         means, ses = [], []
@@ -179,7 +179,7 @@ _LABELS = {
     "bon": "BoN",
     "soft_bon": "soft BoN",
     "quantile_trunc": "quantile trunc.",
-    "chi2_pessimism": "χ²-pessimism (pop.)",
+    "chi2_pessimism_limit": "χ²-pessimism (pop.)",
     "regularized_bon": "regularised BoN",
     "tilted": "tilted (pop.)",
 }
@@ -194,9 +194,9 @@ def plot(metrics: dict, out_dir) -> list:
             fig, axes = new_figure(1, len(fams), squeeze=False)
             for ax, (family, fam) in zip(axes[0], fams.items()):
                 ax.plot(ns, fam["bon"][key], marker="o", color="black", label="BoN")
-                for method in ("soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted"):
+                for method in ("soft_bon", "quantile_trunc", "chi2_pessimism_limit", "regularized_bon", "tilted"):
                     y = fam[method][variant][key]
-                    style = "--" if method in ("chi2_pessimism", "tilted") else "-"
+                    style = "--" if method in ("chi2_pessimism_limit", "tilted") else "-"
                     lab = _LABELS[method] + (f" ({fam[method]['fixed_param']:g})" if variant == "fixed" else "")
                     ax.plot(ns, y, style, marker=".", label=lab)
                 if key == "gold" and "pessimism_mc" in fam:
@@ -224,7 +224,7 @@ def summary(metrics: dict) -> list[dict]:
             "fall_predicted": fam["theory_predicts_fall"],
             "qt_fixed_final": round(fam["quantile_trunc"]["fixed"]["gold"][-1], 3),
             "qt_fixed_max_drop": round(fam["quantile_trunc_fixed_max_drop"], 4),
-            "chi2_pop": round(fam["chi2_pessimism"]["fixed"]["gold"][-1], 3),
+            "chi2_pop": round(fam["chi2_pessimism_limit"]["fixed"]["gold"][-1], 3),
             "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
         })
     return rows
