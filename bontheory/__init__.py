@@ -203,6 +203,7 @@ from bontheory.studies.regimes import (
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
     PowerLawRate,
+    bon_level_log_probs_at_log_n,
     bon_tilted_gap_per_token,
     power_law_rate,
     token_tilt_kl_reward,
