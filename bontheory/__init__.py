@@ -54,6 +54,7 @@ from bontheory.exact.metrics import (
     win_rate_regret,
 )
 from bontheory.exact.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.exact.pessimism_sampler import ExactLawTooLarge, chi2_pessimism_sampler_pmf
 from bontheory.exact.regularized import regularized_bon_pmf, regularized_bon_score
 from bontheory.exact.soft_bon import auto_num_nodes, soft_bon_log_pmf, soft_bon_pmf
 from bontheory.exact.tilted import (
@@ -175,6 +176,7 @@ from bontheory.studies.fits import GaoFit, bon_unbiased_estimate, fit_gao_bon, f
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
     METHODS,
+    POPULATION_METHODS,
     PROXY_FAMILIES,
     SCALED_METHODS,
     GoldCurves,
@@ -184,9 +186,12 @@ from bontheory.studies.proxy import (
     mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
+    method_n_for_budget,
     method_pmfs,
+    method_reward_calls,
     proxy_problem,
     proxy_problem_from_rewards,
+    proxy_spread,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,
@@ -199,10 +204,12 @@ from bontheory.studies.regimes import (
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
     PowerLawRate,
+    bon_level_log_probs_at_log_n,
     bon_tilted_gap_per_token,
     power_law_rate,
     token_tilt_kl_reward,
 )
+from bontheory.studies.summary import MethodSummary, ProxyStudySummary, proxy_study_summary
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
 from bontheory.vbon.baselines import (
     bon_sft_data,
