@@ -208,6 +208,7 @@ from bontheory.studies.sequence_limit import (
     power_law_rate,
     token_tilt_kl_reward,
 )
+from bontheory.studies.summary import MethodSummary, ProxyStudySummary, proxy_study_summary
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
 from bontheory.vbon.baselines import (
     bon_sft_data,
