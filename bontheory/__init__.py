@@ -70,6 +70,7 @@ from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward
 from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
 from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
 from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
+from bontheory.lifted.tilted import AutomatonPolicy, lifted_reward_kl_frontier, tilted_sequence_policy
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -203,10 +204,12 @@ from bontheory.studies.regimes import (
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
     PowerLawRate,
+    bon_level_log_probs_at_log_n,
     bon_tilted_gap_per_token,
     power_law_rate,
     token_tilt_kl_reward,
 )
+from bontheory.studies.summary import MethodSummary, ProxyStudySummary, proxy_study_summary
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
 from bontheory.validation import checked
 from bontheory.vbon.baselines import (

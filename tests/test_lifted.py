@@ -222,3 +222,63 @@ def test_bon_draws_on_a_space_beyond_enumeration(reward):
     # and the exact draws' own averages agree with the exact values too
     r_ex = np.asarray(reward(draws))
     assert abs(r_ex.mean() - exact_reward) < 4 * r_ex.std(ddof=1) / np.sqrt(len(r_ex))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tilted sequence policy and the reward–KL frontier on long sequences
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_tilted_policy_enumerated_law_equals_tilted_pmf(order):
+    policy = _policy(order, key=50 + order, length=4)
+    seqs, log_p = bt.enumerate_sequences(policy)
+    betas = jnp.asarray([0.3, 1.7])
+    for reward in (SAMPLE_REWARD, _int_scores(3, length=4)):
+        r = reward(seqs)
+        tilted = bt.tilted_sequence_policy(policy, reward, 0.7)
+        assert isinstance(tilted, bt.Policy)
+        assert isinstance(tilted, bt.AutomatonPolicy) == (reward is SAMPLE_REWARD)  # one state -> tabular
+        _, log_t = bt.enumerate_sequences(tilted)
+        np.testing.assert_allclose(np.exp(np.asarray(log_t)), np.asarray(bt.tilted_pmf(jnp.exp(log_p), r, 0.7)),
+                                   rtol=1e-12, atol=1e-15)
+        lifted, enumerated = bt.lifted_reward_kl_frontier(policy, reward, betas), bt.reward_kl_frontier(
+            jnp.exp(log_p), r, betas)
+        np.testing.assert_allclose(np.asarray(lifted.kl), np.asarray(enumerated.kl), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(np.asarray(lifted.value), np.asarray(enumerated.value), rtol=1e-12, atol=1e-13)
+
+
+def test_automaton_policy_samples_follow_its_law():
+    policy = _policy(1, key=60, length=4)
+    tilted = bt.tilted_sequence_policy(policy, SAMPLE_REWARD, 0.5)
+    _, log_t = bt.enumerate_sequences(tilted)
+    draws = tilted.sample(jax.random.key(0), 20_000)
+    assert draws.shape == (20_000, 4) and draws.dtype == jnp.int32
+    assert chi2_pvalue(lexicographic_index(draws, V), np.exp(np.asarray(log_t))) > ALPHA
+
+
+def test_tilted_policy_on_a_space_beyond_enumeration():
+    """V = 50, L = 256: the tilted policy's reward law is m e^{R/β}/Z (exactly, by the DP under the tilted
+    policy) and its chain-rule KL to p equals the frontier's KL; with a pattern (automaton policy) the sampled
+    rewards follow m e^{R/β}/Z (chi-square, false-alarm rate 1e-4)."""
+    vocab, length, beta = 50, 256, 2.0
+    policy = _policy(1, key=70, vocab=vocab, length=length)
+    reward = _int_scores(4, length=length, vocab=vocab, low=0, high=4)
+    tilted = bt.tilted_sequence_policy(policy, reward, beta)
+    law, law_t = bt.reward_distribution(policy, reward), bt.reward_distribution(tilted, reward)
+    target = law.log_probs + law.values / beta
+    target = target - jax.nn.logsumexp(target)
+    np.testing.assert_array_equal(np.asarray(law_t.values), np.asarray(law.values))
+    np.testing.assert_allclose(np.asarray(law_t.log_probs), np.asarray(target), rtol=1e-10, atol=1e-8)
+    frontier = bt.lifted_reward_kl_frontier(policy, reward, beta)
+    np.testing.assert_allclose(float(bt.sequence_kl(tilted, policy)), float(frontier.kl), rtol=1e-10)
+
+    pattern_reward = bt.reward_sum(bt.TokenCountReward(3), bt.PatternCountReward((1, 2), weight=2.0))
+    tilted = bt.tilted_sequence_policy(policy, pattern_reward, beta)
+    assert isinstance(tilted, bt.AutomatonPolicy)
+    law = bt.reward_distribution(policy, pattern_reward)
+    draws = tilted.sample(jax.random.key(1), 4000)
+    values = np.asarray(law.values)
+    level = np.searchsorted(values, np.asarray(pattern_reward(draws)))
+    assert np.all(values[level] == np.asarray(pattern_reward(draws)))
+    q = jax.nn.softmax(law.log_probs + law.values / beta)
+    assert chi2_pvalue(level, np.asarray(q)) > ALPHA
