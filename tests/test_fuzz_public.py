@@ -75,6 +75,7 @@ def _examples(checkpoint):
     problem = bt.proxy_problem(key, "gaussian", vocab_size=2, length=2)
     data = {"samples": seqs}
     bt.save_checkpoint(checkpoint, state)
+    tilted = bt.tilted_sequence_policy(policy, bt.PatternCountReward(pattern=(0, 1)), 1.0)  # an AutomatonPolicy
     pkr = dict(key=key, ref_probs=P, rewards=R)
     pol = dict(key=key, policy=policy, reward=reward, num_trials=4)
     cand = dict(key=key, rewards=jnp.asarray(R), log_probs=logp)
@@ -256,6 +257,13 @@ def _examples(checkpoint):
         "method_n_for_budget": dict(method="bon", budget=np.array([4, 8])),
         "method_reward_calls": dict(method="bon", n=np.array([1, 2])),
         "proxy_spread": dict(problem=problem),
+        "tilted_sequence_policy": dict(policy=policy, reward=bt.TokenCountReward(), beta=1.0),
+        "lifted_reward_kl_frontier": dict(policy=policy, reward=bt.TokenCountReward(), betas=np.array([0.5, 1.0])),
+        "AutomatonPolicy": dict(logits=tilted.logits, transition=tilted.transition, vocab_size=tilted.vocab_size,
+                                length=tilted.length, order=tilted.order),
+        "bon_level_log_probs_at_log_n": dict(log_probs=np.log(np.array([0.25, 0.5, 0.25])), log_n=np.array([0.5, 2.0])),
+        "proxy_study_summary": dict(ns=np.array([1, 2]), curves={
+            "bon": {"gold": np.array([0.1, 0.2])}, "tilted": [{"param": 1.0, "gold": np.array([0.1, 0.3])}]}),
         "MethodSettings": dict(), "BoNBoNLoss": dict(), "ExactKLRegularisedLoss": dict(),
         "MaximumLikelihoodLoss": dict(), "ExactDivergenceLoss": dict(kind="reverse"),
         "PolicyGradientLoss": dict(num_samples=4, reward_kind="log_cdf"),
@@ -410,7 +418,8 @@ KIND_OVERRIDES = {
                                                    "reward_scorer")},
     **{(f, a): "log_densities" for f in ("kl_k1", "kl_k2", "kl_k3") for a in ("logp_policy", "logp_ref")},
     ("beirami_kl_estimate", "log_probs"): "values",
-    ("bon_level_log_probs", "log_probs"): "log_densities", ("level_log_cdfs", "log_probs"): "log_densities",
+    ("bon_level_log_probs", "log_probs"): "log_densities", ("bon_level_log_probs_at_log_n", "log_probs"): "log_densities",
+    ("proxy_study_summary", "ns"): "values", ("AutomatonPolicy", "order"): "static_int", ("level_log_cdfs", "log_probs"): "log_densities",
 }
 
 
@@ -550,7 +559,7 @@ PYTREE_LEAF_FIELDS = {
     "HackedGoldReward": {"base", "key", "threshold"}, "LearnedReward": {"module", "params"},
     "ModulePolicy": {"module", "params"}, "NoisyProxyReward": {"gold", "key"}, "QuantizedReward": {"base"},
     "SentimentReward": {"scores"}, "SequenceHashReward": {"key"}, "TokenScoreReward": {"scores"},
-    "SumReward": {"terms"},
+    "SumReward": {"terms"}, "AutomatonPolicy": {"logits", "transition"},
 }
 
 

@@ -38,6 +38,8 @@ def _log_neg_log1m(log_x: np.ndarray) -> np.ndarray:
         return np.where(small, log_x + x / 2, np.log(-np.log1p(-np.where(small, 0.5, x))))
 
 
+@validation.validate(log_probs=validation.unconverted(validation.log_densities),
+                     log_n=validation.kind(validation.array, min_value=0))
 def bon_level_log_probs_at_log_n(log_probs: Any, log_n: Any) -> np.ndarray:
     r"""The level law of best-of-n in log space, at ``log n`` (n may overflow float64), from a level law in log
     space (e.g. :func:`bontheory.reward_distribution`):
