@@ -138,7 +138,7 @@ def test_sampled_gradient_is_unbiased(kl, baseline):
     obj = SampledBoNAwareLoss(n=n, num_trials=4, kl=kl, baseline=baseline)
     data = {"reward": ties_reward, "beta": jnp.asarray(beta), "ref_policy": ref, "sequences": seqs,
             "ref_log_probs": lp, "rewards": r}
-    reps = 4000
+    reps = 2500
     keys = jax.random.split(jax.random.key(11), reps)
     # the surrogate's gradient is an estimate of −∇J
     grads = jax.jit(jax.vmap(lambda k: jax.grad(lambda p: -obj(p, data, k)[0])(pol).params["logits"]))(keys)
@@ -188,13 +188,13 @@ def test_lifted_objective_and_gradient_match_enumeration(order):
 
 
 def test_lifted_training_on_long_sequences_increases_objective():
-    """V = 4, L = 24 (4^24 sequences, never enumerated): exact lifted training from p raises J, never lowers it
+    """V = 4, L = 16 (4^16 sequences, never enumerated): exact lifted training from p raises J, never lowers it
     (plain gradient ascent), and beats the reference's BoN."""
-    ref = random_tabular_policy(jax.random.key(4), 4, 24, order=0)
+    ref = random_tabular_policy(jax.random.key(4), 4, 16, order=0)
     reward = TokenCountReward(target=2)
     n, beta = 4, 2.0
     policy, hist = train_bon_aware_lifted(jax.random.key(0), ref, ref_policy=ref, reward=reward, n=n, beta=beta,
-                                          num_steps=60, optimizer=optax.sgd(0.02))
+                                          num_steps=40, optimizer=optax.sgd(0.02))
     obj = np.asarray(hist["objective"])
     assert np.all(np.diff(obj) >= -1e-10), np.diff(obj).min()
     final = lifted_bon_aware_objective(policy, ref, reward, n, beta)

@@ -42,7 +42,8 @@ TINY = {
     "vbon": dict(vocab_size=3, length=2, ns=(2, 4), policy_classes=("tabular_full", "tabular_memoryless"),
                  methods=("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft"),
                  memoryless_methods=("vbon_exact",), betas=(1.0, 4.0), ms=(10,), m_study_draws=2, num_steps=5,
-                 sampled_batch=4, num_reference_samples=20, num_sft_samples=20),
+                 sampled_batch=4, num_reference_samples=20, num_sft_samples=20, scale_lengths=(2, 4), scale_ns=(2,),
+                 scale_families=("memoryless",), scale_max_iters=20),
     "bon_aware": dict(vocab_size=3, length=2, ref_ns=(1, 4, 16), betas=(0.2, 1.0, 5.0), num_steps=5,
                       match_iterations=2, frontier_points=20),
 }

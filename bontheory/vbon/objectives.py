@@ -249,6 +249,10 @@ class PolicyGradientLoss:
         return surrogate, {"objective": mean_r - c * kl_est, "kl_to_ref": kl_est, "reward": mean_r}
 
 
+@_V.validate(
+    policy=_V.policy, ref_policy=_V.policy, sequences=_V.sequences, rewards=_V.kind(_V.values, min_size=2),
+    kl_coef=_V.nonnegative,
+)
 def kl_regularised_surrogate(
     policy, ref_policy, sequences: jax.Array, rewards: jax.Array, kl_coef: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
