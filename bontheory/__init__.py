@@ -223,9 +223,13 @@ from bontheory.vbon.bon_aware import (
     BON_AWARE_KLS,
     BoNAwareValue,
     ExactBoNAwareLoss,
+    LiftedBoNAwareLoss,
     SampledBoNAwareLoss,
     bon_aware_objective,
+    lifted_bon_aware_data,
+    lifted_bon_aware_objective,
     train_bon_aware,
+    train_bon_aware_lifted,
 )
 from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
 from bontheory.vbon.divergences import (
