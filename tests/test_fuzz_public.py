@@ -264,6 +264,14 @@ def _examples(checkpoint):
         "bon_level_log_probs_at_log_n": dict(log_probs=np.log(np.array([0.25, 0.5, 0.25])), log_n=np.array([0.5, 2.0])),
         "proxy_study_summary": dict(ns=np.array([1, 2]), curves={
             "bon": {"gold": np.array([0.1, 0.2])}, "tilted": [{"param": 1.0, "gold": np.array([0.1, 0.3])}]}),
+        "vbon_log_ratio": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), n=3),
+        "lifted_vbon_loss": dict(policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=3),
+        "lifted_vbon_data": dict(ref_policy=policy, reward=bt.TokenCountReward(), n=3, order=0),
+        "lifted_bon_aware_data": dict(reward=bt.TokenCountReward(), vocab_size=2, length=2),
+        "lifted_bon_aware_objective": dict(policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=3, beta=0.5),
+        "train_bon_aware_lifted": dict(key=key, init_policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=2,
+                                       beta=0.5, num_steps=1),
+        "LiftedVBoNLoss": dict(num_values=3, order=0), "LiftedBoNAwareLoss": dict(num_values=3),
         "MethodSettings": dict(), "BoNBoNLoss": dict(), "ExactKLRegularisedLoss": dict(),
         "MaximumLikelihoodLoss": dict(), "ExactDivergenceLoss": dict(kind="reverse"),
         "PolicyGradientLoss": dict(num_samples=4, reward_kind="log_cdf"),
@@ -419,7 +427,9 @@ KIND_OVERRIDES = {
     **{(f, a): "log_densities" for f in ("kl_k1", "kl_k2", "kl_k3") for a in ("logp_policy", "logp_ref")},
     ("beirami_kl_estimate", "log_probs"): "values",
     ("bon_level_log_probs", "log_probs"): "log_densities", ("bon_level_log_probs_at_log_n", "log_probs"): "log_densities",
-    ("proxy_study_summary", "ns"): "values", ("AutomatonPolicy", "order"): "static_int", ("level_log_cdfs", "log_probs"): "log_densities",
+    ("proxy_study_summary", "ns"): "values", ("vbon_log_ratio", "log_probs"): "log_densities",
+    ("LiftedVBoNLoss", "order"): "static_int", ("LiftedVBoNLoss", "num_values"): "static_int",
+    ("LiftedBoNAwareLoss", "num_values"): "static_int", ("AutomatonPolicy", "order"): "static_int", ("level_log_cdfs", "log_probs"): "log_densities",
 }
 
 

@@ -348,6 +348,7 @@ def _lifted_served_reward(log_table: jax.Array, data: Data, n: Any, *, num_value
     return _served_reward(log_mass, data["values"], n)
 
 
+@_V.validate(reward=_V.reward, vocab_size=_V.static_int, length=_V.static_int)
 def lifted_bon_aware_data(reward: Any, vocab_size: int, length: int) -> tuple[int, Data]:
     """``(num_values, data)``: the reward's automaton as the arrays :class:`LiftedBoNAwareLoss` reads.
 
@@ -382,6 +383,9 @@ class LiftedBoNAwareLoss:
     """
 
     num_values: int
+
+    def __post_init__(self):
+        _V.static_int(self.num_values, "num_values")
 
     def __call__(self, policy, data: Data, key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         del key
