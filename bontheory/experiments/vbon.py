@@ -58,7 +58,7 @@ from bontheory.runner import progress
 from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
-SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier"
+SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier; memoryless/Markov error vs L to 512 (lifted, L-BFGS)"
 
 LABELS = {
     "bon": "BoN (exact)",
@@ -197,6 +197,7 @@ QUICK = Config(
     sampled_batch=16,
     scale_lengths=(8, 64, 512),
     scale_ns=(4, 64),
+    scale_families=("memoryless",),  # Markov-1 (one more compilation per L) in the full config
     scale_max_iters=500,
 )
 
