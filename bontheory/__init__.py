@@ -70,6 +70,8 @@ from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward
 from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
 from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
 from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
+from bontheory.lifted.tilted import AutomatonPolicy, lifted_reward_kl_frontier, tilted_sequence_policy
+from bontheory.lifted.vbon import LiftedVBoNLoss, lifted_vbon_data, lifted_vbon_loss, vbon_log_ratio
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -221,9 +223,13 @@ from bontheory.vbon.bon_aware import (
     BON_AWARE_KLS,
     BoNAwareValue,
     ExactBoNAwareLoss,
+    LiftedBoNAwareLoss,
     SampledBoNAwareLoss,
     bon_aware_objective,
+    lifted_bon_aware_data,
+    lifted_bon_aware_objective,
     train_bon_aware,
+    train_bon_aware_lifted,
 )
 from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
 from bontheory.vbon.divergences import (

@@ -6,17 +6,23 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+import scipy.optimize
 from references import tuples
 
 from bontheory import (
     ExactBoNAwareLoss,
     SampledBoNAwareLoss,
+    TokenCountReward,
     bon_aware_objective,
     enumerate_sequences,
+    lifted_bon_aware_objective,
     random_tabular_policy,
     random_token_score_reward,
     reverse_kl,
+    train_bon_aware,
+    train_bon_aware_lifted,
 )
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,6 +85,41 @@ def test_exact_objective_rejects_bad_input():
         bon_aware_objective(pol.log_prob(seqs), lp, reward(seqs), 2, -1.0)
 
 
+def _independent_optimum(lp, rewards, n, beta, kl) -> float:
+    """max_π J by scipy's BFGS on a softmax parametrisation of π over the K outcomes (brute-force J)."""
+
+    def neg(z):
+        log_q = jax.nn.log_softmax(jnp.asarray(z))
+        return -_brute_objective(log_q, lp, rewards, n, beta, kl)
+
+    f = jax.jit(jax.value_and_grad(neg))
+    res = scipy.optimize.minimize(lambda z: tuple(np.asarray(v, np.float64) for v in f(z)), np.asarray(lp),
+                                  jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 2000})
+    return -float(res.fun)
+
+
+@pytest.mark.parametrize("kl", ["policy", "bon"])
+def test_exact_training_increases_objective_monotonically_to_the_optimum(kl):
+    """Gradient ascent on the exact J (full-history tabular policy from p, ties in the reward) never decreases
+    J and ends at the optimum found by scipy's BFGS on a softmax of π; for ``kl="bon"`` that optimum is also
+    the closed form β log E_p e^{r/β} (docs/theory.md §6.7)."""
+    ref, _, reward, seqs, lp = _space(seed=5)
+    r = jnp.round(reward(seqs))
+    n, beta = 4, 0.5
+    # plain gradient ascent (Adam need not be monotone); the assertion checks J never decreased
+    policy, hist = train_bon_aware(jax.random.key(0), ref, sequences=seqs, ref_log_probs=lp, rewards=r, n=n,
+                                   beta=beta, kl=kl, num_steps=3000, optimizer=optax.sgd(5.0))
+    obj = np.asarray(hist["objective"])
+    assert np.all(np.diff(obj) >= -1e-12), np.diff(obj).min()
+    final = float(bon_aware_objective(policy.log_prob(seqs), lp, r, n, beta, kl=kl).objective)
+    best = _independent_optimum(lp, r, n, beta, kl)
+    assert final > obj[0] + 1e-3, (final, obj[0])  # it moved
+    assert final == pytest.approx(best, abs=1e-8)
+    if kl == "bon":
+        closed = beta * float(jax.nn.logsumexp(lp + r / beta))
+        assert best == pytest.approx(closed, abs=1e-8)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Sampled estimator
 
@@ -97,7 +138,7 @@ def test_sampled_gradient_is_unbiased(kl, baseline):
     obj = SampledBoNAwareLoss(n=n, num_trials=4, kl=kl, baseline=baseline)
     data = {"reward": ties_reward, "beta": jnp.asarray(beta), "ref_policy": ref, "sequences": seqs,
             "ref_log_probs": lp, "rewards": r}
-    reps = 4000
+    reps = 2500
     keys = jax.random.split(jax.random.key(11), reps)
     # the surrogate's gradient is an estimate of −∇J
     grads = jax.jit(jax.vmap(lambda k: jax.grad(lambda p: -obj(p, data, k)[0])(pol).params["logits"]))(keys)
@@ -115,3 +156,48 @@ def test_sampled_loss_rejects_bad_settings():
         SampledBoNAwareLoss(n=4, kl="bon", baseline="marginal")
     with pytest.raises(ValueError, match="kl"):
         ExactBoNAwareLoss(kl="forward")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lifted (long sequences; kl="policy")
+
+
+@pytest.mark.parametrize("order", [1])
+def test_lifted_objective_and_gradient_match_enumeration(order):
+    """On a space small enough to enumerate, the lifted J (forward DP + chain-rule KL) and its gradient in the
+    policy's logits equal the enumerated J's."""
+    kp, kq = jax.random.split(jax.random.key(2))
+    ref = random_tabular_policy(kp, 3, 4, order=order)
+    pol = random_tabular_policy(kq, 3, 4, order=order)
+    reward = TokenCountReward(target=1)  # L + 1 levels, many ties
+    seqs, lp = enumerate_sequences(ref)
+    r = reward(seqs).astype(lp.dtype)
+
+    def enumerated(p):
+        return bon_aware_objective(p.log_prob(seqs), lp, r, 5, 0.4, kl="policy").objective
+
+    def lifted(p):
+        return lifted_bon_aware_objective(p, ref, reward, 5, 0.4).objective
+
+    v_enum, g_enum = jax.jit(jax.value_and_grad(enumerated))(pol)
+    v_lift, g_lift = jax.jit(jax.value_and_grad(lifted))(pol)
+    assert float(v_lift) == pytest.approx(float(v_enum), rel=1e-10, abs=1e-12)
+    g_enum, g_lift = g_enum.params["logits"], g_lift.params["logits"]
+    assert float(jnp.max(jnp.abs(g_enum))) > 1e-2
+    np.testing.assert_allclose(np.asarray(g_lift), np.asarray(g_enum), rtol=1e-8, atol=1e-10)
+
+
+def test_lifted_training_on_long_sequences_increases_objective():
+    """V = 4, L = 16 (4^16 sequences, never enumerated): exact lifted training from p raises J, never lowers it
+    (plain gradient ascent), and beats the reference's BoN."""
+    ref = random_tabular_policy(jax.random.key(4), 4, 16, order=0)
+    reward = TokenCountReward(target=2)
+    n, beta = 4, 2.0
+    policy, hist = train_bon_aware_lifted(jax.random.key(0), ref, ref_policy=ref, reward=reward, n=n, beta=beta,
+                                          num_steps=40, optimizer=optax.sgd(0.02))
+    obj = np.asarray(hist["objective"])
+    assert np.all(np.diff(obj) >= -1e-10), np.diff(obj).min()
+    final = lifted_bon_aware_objective(policy, ref, reward, n, beta)
+    start = lifted_bon_aware_objective(ref, ref, reward, n, beta)
+    assert float(start.kl) == pytest.approx(0.0, abs=1e-12)
+    assert float(final.objective) > float(start.objective) + 0.1

@@ -12,6 +12,9 @@ arXiv 2412.15287) asks the reverse question: which policy π_θ should BoN_n be 
 explicit function of π_θ through the BoN functionals of :mod:`bontheory.exact.bon`, and ``jax.grad`` through
 them is the exact gradient (:func:`bon_aware_objective`, :class:`ExactBoNAwareLoss`, :func:`train_bon_aware`).
 From samples, :class:`SampledBoNAwareLoss` is an unbiased policy-gradient estimate from n candidates per trial.
+On sequence spaces too large to enumerate (tabular policy, automaton reward, docs/theory.md §8), J with
+``kl="policy"`` is exact too: the law of R under π_θ by the lifted forward DP and KL(π_θ‖p) by the chain rule
+(:func:`lifted_bon_aware_objective`, :class:`LiftedBoNAwareLoss`, :func:`train_bon_aware_lifted`).
 docs/theory.md §6.7.
 
 References:
@@ -26,13 +29,17 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import validation as _V
-from bontheory.exact.bon import bon_expected_reward, bon_log_pmf
+from bontheory.exact.bon import bon_log_pmf
+from bontheory.lifted.automaton import reward_automaton
+from bontheory.lifted.distribution import check_state_size, level_log_masses, reachable_values, tabular_table
 from bontheory.mc.estimators import sequence_index
+from bontheory.policies.kl import sequence_kl
 from bontheory.vbon.divergences import reverse_kl
 from bontheory.vbon.objectives import kl_regularised_surrogate
 from bontheory.vbon.train import init_train_state, train_steps
@@ -42,6 +49,58 @@ from bontheory.vbon.train import init_train_state, train_steps
 BON_AWARE_KLS = ("policy", "bon")
 
 Data = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The BoN law of π_θ from its level CDF, differentiable in π_θ (docs/theory.md §1.2 with π_θ in place of p).
+# The exact layer's bon_expected_reward / bon_log_pmf are not yet differentiable in ref_probs on this branch;
+# these two helpers compute the same formulas with gradient-safe logs and are to be replaced by them.
+
+
+def _served_levels(log_q: jax.Array, rewards: jax.Array, n: Any) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(log_q_level, log_mu_level, level_reward, level_of)`` over outcomes sorted into reward levels.
+
+    ``log_q_level[ℓ] = log(G_ℓ^n − G_{ℓ−1}^n)``, ``log_mu_level[ℓ] = log π_θ(level ℓ)`` (``-inf`` on padding),
+    ``level_of[k]`` the level of outcome k (original order). Shapes ``(K,)``; rewards only set the order.
+    """
+    k = log_q.shape[-1]
+    order = jnp.argsort(rewards, stable=True)
+    r_s = rewards[order]
+    new = jnp.concatenate([jnp.ones((1,), bool), r_s[1:] != r_s[:-1]])
+    level_sorted = jnp.cumsum(new) - 1
+    level_of = jnp.zeros((k,), level_sorted.dtype).at[order].set(level_sorted)
+    mu = jax.ops.segment_sum(jnp.exp(log_q[order]), level_sorted, num_segments=k)
+    reward_level = jax.ops.segment_max(r_s, level_sorted, num_segments=k)
+    g = jnp.cumsum(mu)
+    pos = mu > 0
+    g_safe = jnp.where(pos, g, 1.0)
+    mu_safe = jnp.where(pos, mu, 1.0)
+    n = jnp.asarray(n, log_q.dtype)
+    # log(G^n − G⁻^n) = n log G + log(−expm1(n log1p(−μ/G)))
+    ratio = jnp.minimum(mu_safe / g_safe, 1.0)
+    log1m = jnp.where(ratio < 1.0, jnp.log1p(-jnp.where(ratio < 1.0, ratio, 0.5)), -jnp.inf)
+    tail = jnp.where(ratio < 1.0, jnp.log(-jnp.expm1(n * jnp.where(ratio < 1.0, log1m, -1.0))), 0.0)
+    log_q_level = jnp.where(pos, n * jnp.log(g_safe) + tail, -jnp.inf)
+    log_mu_level = jnp.where(pos, jnp.log(mu_safe), -jnp.inf)
+    reward_level = jnp.where(pos, reward_level, 0.0)
+    return log_q_level, log_mu_level, reward_level, level_of
+
+
+def _served_reward(log_q: jax.Array, rewards: jax.Array, n: Any) -> jax.Array:
+    """E_{BoN_n(π)}[r] = Σ_ℓ r_ℓ (G_ℓ^n − G_{ℓ−1}^n), batch over leading axes by vmap."""
+    if log_q.ndim > 1:
+        return jax.vmap(_served_reward, in_axes=(0, 0 if rewards.ndim > 1 else None, None))(log_q, rewards, n)
+    lql, _, rl, _ = _served_levels(log_q, rewards, n)
+    return jnp.sum(jnp.exp(lql) * rl)
+
+
+def _served_log_pmf(log_q: jax.Array, rewards: jax.Array, n: Any) -> jax.Array:
+    """log BoN_n(π)(y) = log π(y) − log μ_ℓ(y) + log(G_ℓ^n − G_{ℓ−1}^n)."""
+    if log_q.ndim > 1:
+        return jax.vmap(_served_log_pmf, in_axes=(0, 0 if rewards.ndim > 1 else None, None))(log_q, rewards, n)
+    lql, lml, _, level_of = _served_levels(log_q, rewards, n)
+    ratio = jnp.where(jnp.isfinite(lml), lql - jnp.where(jnp.isfinite(lml), lml, 0.0), -jnp.inf)
+    return jnp.where(jnp.isfinite(log_q), log_q + ratio[level_of], -jnp.inf)
 
 
 class BoNAwareValue(NamedTuple):
@@ -92,12 +151,12 @@ def bon_aware_objective(
       :class:`BoNAwareValue` of the batch shape.
     """
     log_q = jnp.asarray(policy_log_probs)
-    q = jnp.exp(log_q)
-    served = bon_expected_reward(q, rewards, n)
+    rewards = jnp.asarray(rewards)
+    served = _served_reward(log_q, rewards, n)
     if kl == "policy":
         d = reverse_kl(log_q, ref_log_probs)
     else:
-        d = reverse_kl(bon_log_pmf(q, rewards, n), ref_log_probs)
+        d = reverse_kl(_served_log_pmf(log_q, rewards, n), ref_log_probs)
     return BoNAwareValue(served - beta * d, served, d)
 
 
@@ -276,4 +335,113 @@ def train_bon_aware(
             "n": jnp.asarray(n, dtype), "beta": jnp.asarray(beta, dtype)}
     state = init_train_state(key, init_policy, opt)
     state, hist = train_steps(state, data, objective=ExactBoNAwareLoss(kl=kl), optimizer=opt, num_steps=num_steps)
+    return state.policy, hist
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lifted: long sequences, tabular policy and automaton reward (kl="policy" only)
+
+
+def _lifted_served_reward(log_table: jax.Array, data: Data, n: Any, *, num_values: int, order: int) -> jax.Array:
+    log_mass = level_log_masses(log_table, data["transition"], data["increment"], data["final"],
+                                num_values=num_values, order=order)[data["keep"]]
+    return _served_reward(log_mass, data["values"], n)
+
+
+def lifted_bon_aware_data(reward: Any, vocab_size: int, length: int) -> tuple[int, Data]:
+    """``(num_values, data)``: the reward's automaton as the arrays :class:`LiftedBoNAwareLoss` reads.
+
+    ``data`` holds ``transition``, ``increment``, ``final`` (the automaton), ``keep`` (the indices of the
+    reachable reward values) and ``values`` (those values); add ``ref_policy``, ``n`` and ``beta``.
+    """
+    aut = reward_automaton(reward, vocab_size, length)
+    num_values = int(aut.num_values)
+    keep = np.flatnonzero(reachable_values(aut, num_values))
+    data = {"transition": jnp.asarray(aut.transition), "increment": jnp.asarray(aut.increment, jnp.int32),
+            "final": jnp.asarray(aut.final, jnp.int32), "keep": jnp.asarray(keep, jnp.int32),
+            "values": jnp.asarray(aut.values(num_values)[keep])}
+    return num_values, data
+
+
+@dataclasses.dataclass(frozen=True)
+class LiftedBoNAwareLoss:
+    r"""Exact BoN-aware loss −J(θ), ``kl="policy"``, on a lifted sequence space (docs/theory.md §6.7, §8).
+
+    .. math:: \mathcal{L}(\theta) = \beta\,\mathrm{KL}(\pi_\theta\|p) - \sum_a v_a\bigl(G_a^n - G_{a-1}^n\bigr)
+
+    with :math:`G` the CDF of R under π_θ from the forward DP of :func:`~bontheory.reward_distribution` and
+    the KL by the chain rule (:func:`~bontheory.sequence_kl`); nothing is enumerated. The served KL
+    KL(BoN_n(π_θ)‖p) is not offered here: it needs π_θ/p *within* each reward level, which the law of R does
+    not carry.
+
+    Attributes:
+      num_values: the automaton's number of partial-reward values (static; from :func:`lifted_bon_aware_data`).
+
+    ``data``: the arrays of :func:`lifted_bon_aware_data`, ``ref_policy`` (a tabular Policy), ``n`` and
+    ``beta`` scalars. The trained policy must be tabular. ``aux``: ``objective``, ``served_reward``, ``kl``.
+    """
+
+    num_values: int
+
+    def __call__(self, policy, data: Data, key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        del key
+        log_table, order = tabular_table(policy)
+        served = _lifted_served_reward(log_table, data, data["n"], num_values=self.num_values, order=order)
+        kl = sequence_kl(policy, data["ref_policy"])
+        objective = served - data["beta"] * kl
+        return -objective, {"objective": objective, "served_reward": served, "kl": kl}
+
+
+@_V.validate(policy=_V.policy, ref_policy=_V.policy, reward=_V.reward, n=_V.sample_size, beta=_V.nonnegative)
+def lifted_bon_aware_objective(policy, ref_policy, reward, n: ArrayLike, beta: ArrayLike) -> BoNAwareValue:
+    r"""The exact BoN-aware objective with ``kl="policy"`` on a lifted space (docs/theory.md §6.7, §8).
+
+    .. math:: J = \mathbb{E}_{\mathrm{BoN}_n(\pi_\theta)}[r] - \beta\,\mathrm{KL}(\pi_\theta\|p)
+
+    for a tabular π_θ and p and a liftable (integer automaton) ``reward``, without enumerating sequences;
+    differentiable with respect to ``policy``'s logits (the reward must be concrete).
+
+    Returns:
+      :class:`BoNAwareValue` (scalars), ``kl`` = KL(π_θ‖p).
+    """
+    num_values, data = lifted_bon_aware_data(reward, policy.vocab_size, policy.length)
+    check_state_size(int(data["transition"].shape[1]), num_values, tabular_table(policy)[0].shape[1])
+    _, aux = LiftedBoNAwareLoss(num_values)(policy, dict(data, ref_policy=ref_policy, n=n, beta=beta), None)
+    return BoNAwareValue(aux["objective"], aux["served_reward"], aux["kl"])
+
+
+@_V.validate(
+    key=_V.prng_key, init_policy=_V.policy, ref_policy=_V.policy, reward=_V.reward,
+    n=_V.kind(_V.static_int, minimum=1), beta=_V.nonnegative, num_steps=_V.kind(_V.static_int, minimum=1),
+    learning_rate=_V.positive,
+)
+def train_bon_aware_lifted(
+    key: jax.Array,
+    init_policy,
+    *,
+    ref_policy,
+    reward,
+    n: int,
+    beta: float,
+    num_steps: int = 300,
+    learning_rate: float = 0.1,
+    optimizer: optax.GradientTransformation | None = None,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """Trains a tabular ``init_policy`` on the exact lifted BoN-aware objective (``kl="policy"``; docs/theory.md §6.7).
+
+    Like :func:`train_bon_aware`, with :class:`LiftedBoNAwareLoss` in :func:`~bontheory.train_steps`: nothing
+    is enumerated, so long sequences (e.g. V = 4, L = 64) train exactly.
+
+    Returns:
+      ``(trained_policy, history)`` with ``(num_steps,)`` arrays ``loss``, ``objective``, ``served_reward``, ``kl``.
+    """
+    num_values, data = lifted_bon_aware_data(reward, init_policy.vocab_size, init_policy.length)
+    table = tabular_table(init_policy)[0]
+    check_state_size(int(data["transition"].shape[1]), num_values, table.shape[1])
+    dtype = table.dtype
+    data = dict(data, values=data["values"].astype(dtype), ref_policy=ref_policy, n=jnp.asarray(n, dtype),
+                beta=jnp.asarray(beta, dtype))
+    opt = optimizer if optimizer is not None else _adam(float(learning_rate))
+    state = init_train_state(key, init_policy, opt)
+    state, hist = train_steps(state, data, objective=LiftedBoNAwareLoss(num_values), optimizer=opt, num_steps=num_steps)
     return state.policy, hist
