@@ -6,6 +6,7 @@ imports. Subpackages group the implementation by layer (see ``docs/theory.md`` a
 * :mod:`bontheory.exact`: what a method's distribution *is* on a finite outcome space (BoN and its alternatives,
   bounds, divergences and proxy-vs-gold metrics, the tilted optimum);
 * :mod:`bontheory.policies` and :mod:`bontheory.rewards`: the spaces (token-level policies, toy and learned rewards);
+* :mod:`bontheory.lifted`: exact BoN on sequence spaces too large to enumerate (tabular policy, automaton reward);
 * :mod:`bontheory.mc`: what a method *does* when sampled (chunked kernels, samplers, estimators, sweeps, sharding);
 * :mod:`bontheory.studies`: problems built from the layers below (proxy/gold problems, method curves, fits);
 * :mod:`bontheory.vbon`: variational BoN and the other methods trained toward BoN;
@@ -29,6 +30,8 @@ from bontheory.exact.bon import (
     bon_win_rate_from_levels,
 )
 from bontheory.exact.bounds import (
+    beirami_kl_estimator,
+    beirami_kl_expectation,
     bon_kl_bound,
     bon_kl_estimate,
     bon_kl_estimator,
@@ -62,6 +65,8 @@ from bontheory.exact.tilted import (
     win_rate_kl_frontier,
 )
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
+from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward_automaton
+from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -71,7 +76,10 @@ from bontheory.mc.distributed import (
 )
 from bontheory.mc.estimators import (
     beirami_kl_estimate,
+    bon_log_ratio_from_levels,
     bon_log_ratio_from_reference,
+    level_kl_estimate,
+    level_kl_estimate_from_reference,
     log_ratio_kl_estimates,
     mean_estimate,
     plugin_kl_estimate,
@@ -147,13 +155,16 @@ from bontheory.rewards.proxy import (
 from bontheory.rewards.reward import FunctionReward, Reward, as_reward
 from bontheory.rewards.toy import (
     PalindromeReward,
+    PatternCountReward,
     PatternReward,
     QuantizedReward,
     SequenceHashReward,
+    SumReward,
     TokenCountReward,
     TokenScoreReward,
     hashed_draws,
     random_token_score_reward,
+    reward_sum,
     sequence_keys,
 )
 from bontheory.studies.curves import PeakAndFall, gap_to_frontier, max_drawdown, peak_and_fall
@@ -172,6 +183,7 @@ from bontheory.studies.proxy import (
     method_grid_curves,
     method_pmfs,
     proxy_problem,
+    proxy_problem_from_rewards,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,
@@ -183,8 +195,9 @@ from bontheory.studies.regimes import (
 )
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
-    additive_reward_distribution,
+    PowerLawRate,
     bon_tilted_gap_per_token,
+    power_law_rate,
     token_tilt_kl_reward,
 )
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims

@@ -207,6 +207,25 @@ def values(x: Any, name: str, *, min_size: int = 2, allow_inf: bool = False) -> 
     return arr
 
 
+def log_prob_values(x: Any, name: str = "log_probs") -> jax.Array:
+    """Per-trial log-probabilities ``(T,)``, T ≥ 2; if concrete, no NaN and every entry ≤ 0.
+
+    Entries in ``(0, 1]`` are named as what they most likely are: probabilities passed where log-probabilities
+    are expected.
+    """
+    arr = values(x, name, allow_inf=True)
+    if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.floating):
+        v = np.asarray(arr)
+        if np.any(np.isposinf(v)):
+            raise ValueError(f"{name} contains +inf; log-probabilities must be <= 0 (-inf for zero mass)")
+        looks_like_probs = bool(np.all(v >= 0) and np.any(v > 0) and v.max() <= 1)
+        if looks_like_probs or np.any(v > prob_tolerance(arr.dtype)):
+            hint = (" — these look like probabilities: pass their logarithm (jnp.log), or use a function that "
+                    "takes probabilities") if looks_like_probs else ""
+            raise ValueError(f"{name} has entries > 0 (max {v.max():.3g}); log-probabilities must be <= 0{hint}")
+    return arr
+
+
 def real(x: Any, name: str) -> jax.Array:
     """Any real array; if concrete, no NaN (``±inf`` allowed)."""
     arr = to_array(x, name)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from bontheory import (
+    beirami_kl_estimator,
     bon_kl,
     bon_kl_bound,
-    bon_kl_estimator,
     bon_pmf,
     bon_sample_exact,
     kl_divergence,
@@ -95,7 +95,7 @@ def test_other_parameters():
     with pytest.raises(ValueError, match="c must be"):
         quantile_tilted_pmf(P, R, -1.0)
     with pytest.raises(ValueError, match="eps"):
-        bon_kl_estimator(1.5, 4)
+        beirami_kl_estimator(1.5, 4)
     with pytest.raises(ValueError, match=">= 1"):
         bon_sample_exact(jax.random.key(0), P, R, 0, (3,))
 

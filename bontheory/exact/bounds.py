@@ -1,11 +1,18 @@
 r"""The folk KL formula, Beirami et al.'s estimator and the gap bounds (docs/theory.md §2).
 
+Beirami's estimator has one name per idea: :func:`beirami_kl_estimator` (the per-draw value D̂(ε) from a
+probability ε), :func:`beirami_kl_expectation` (its exact mean under π_n) and, in :mod:`bontheory.mc`,
+``beirami_kl_estimate`` (the Monte Carlo mean over draws, from their log-probabilities, with a standard error).
+``bon_kl_estimator`` and ``bon_kl_estimate`` are deprecated aliases of the first two.
+
 References:
   A. Beirami, A. Agarwal, J. Berant, A. D'Amour, J. Eisenstein, C. Nagpal, A. T. Suresh, "Theoretical
   guarantees on the best-of-n alignment policy", arXiv 2401.01879.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +39,8 @@ def bon_kl_bound(n: ArrayLike) -> Float[Array, "*n"]:
 
 
 @validation.validate(eps=validation.unit_interval, n=validation.sample_size)
-def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
-    r"""Beirami et al.'s estimator of KL(π_n‖p) evaluated at :math:`\varepsilon = p(y)`:
+def beirami_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
+    r"""Beirami et al.'s estimator of KL(π_n‖p) at one draw, from its **probability** :math:`\varepsilon = p(y)`:
 
     .. math:: \hat D(\varepsilon) = (1-\varepsilon)^n\big[\log n + (n-1)\log(1-\varepsilon) - \tfrac{n-1}{n}\big]
               + \big(1-(1-\varepsilon)^n\big)\log\frac{1-(1-\varepsilon)^n}{\varepsilon}
@@ -41,7 +48,9 @@ def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
     computed with :math:`a = n\,\mathrm{log1p}(-\varepsilon)`, :math:`(1-\varepsilon)^n = e^a`,
     :math:`1-(1-\varepsilon)^n = -\mathrm{expm1}(a)`, so it is stable for tiny ε and large n.
     :math:`\hat D(0) = \log n - (n-1)/n`, :math:`\hat D(1) = 0`; it is the exact KL when p is one top atom of
-    mass ε plus an atomless rest. Average it over :math:`y \sim \pi_n` (see :func:`bon_kl_estimate`).
+    mass ε plus an atomless rest. Its Monte Carlo average over draws :math:`y \sim \pi_n` (from their
+    log-probabilities) is :func:`bontheory.beirami_kl_estimate`; its exact expectation under :math:`\pi_n` is
+    :func:`beirami_kl_expectation` (docs/theory.md §2).
 
     Args:
       eps: probabilities in [0, 1], any shape.
@@ -58,10 +67,11 @@ def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
 
 
 @validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
-def bon_kl_estimate(
+def beirami_kl_expectation(
     ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
 ) -> Float[Array, "*batch"]:
-    r"""The expectation of Beirami's estimator under BoN: :math:`E_{y\sim\pi_n}[\hat D(p(y))]`.
+    r"""The exact expectation of Beirami's estimator under BoN: :math:`E_{y\sim\pi_n}[\hat D(p(y))]`
+    (:func:`beirami_kl_estimator` averaged over :math:`\pi_n`; no sampling).
 
     (The paper conjectures it is ≥ the exact KL; it is ≤ the folk formula.)
 
@@ -72,6 +82,20 @@ def bon_kl_estimate(
       ``broadcast(batch, n.shape)``.
     """
     return _estimate_core(reward_levels(ref_probs, rewards), n)
+
+
+def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
+    """Deprecated name of :func:`beirami_kl_estimator` (same arguments, same values)."""
+    warnings.warn("bon_kl_estimator is deprecated: use beirami_kl_estimator (the same function)",
+                  DeprecationWarning, stacklevel=2)
+    return beirami_kl_estimator(eps, n)
+
+
+def bon_kl_estimate(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike) -> Float[Array, "*batch"]:
+    """Deprecated name of :func:`beirami_kl_expectation` (same arguments, same values)."""
+    warnings.warn("bon_kl_estimate is deprecated: use beirami_kl_expectation (the same function)",
+                  DeprecationWarning, stacklevel=2)
+    return beirami_kl_expectation(ref_probs, rewards, n)
 
 
 @jax.jit

@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 
 from bontheory import (
+    beirami_kl_expectation,
     bon_kl,
     bon_kl_bound,
-    bon_kl_estimate,
     bon_kl_gap_bound,
     bon_win_rate,
     bon_win_rate_bound,
@@ -88,7 +88,7 @@ def n_grid(config: Config) -> np.ndarray:
 def _cell(p: np.ndarray, r: np.ndarray, ns: np.ndarray) -> dict:
     return {
         "kl": bon_kl(p, r, ns),
-        "estimate": bon_kl_estimate(p, r, ns),
+        "estimate": beirami_kl_expectation(p, r, ns),
         "gap_bound": bon_kl_gap_bound(p, ns),
         "win_rate": bon_win_rate(p, r, ns),
         "collision": float(np.sum(p * p)),

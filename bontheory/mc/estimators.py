@@ -84,24 +84,27 @@ def _win_rate(x, y):
     return Estimate(mean, jnp.sqrt(var))
 
 
-@_V.validate(log_probs=_V.values, n=_V.sample_size)
+@_V.validate(log_probs=_V.log_prob_values, n=_V.sample_size)
 def beirami_kl_estimate(log_probs: _Values, n: ArrayLike) -> Estimate:
-    """Beirami et al.'s KL(π_n‖p) estimator averaged over selected draws (arXiv 2401.01879).
+    """Beirami et al.'s KL(π_n‖p) estimator averaged over selected draws (arXiv 2401.01879), from their
+    **log**-probabilities.
 
     ``mean_i D̂(ε_i)``, ``ε_i = p(Ŷ_i) = exp(log_probs_i)``, with
     ``D̂(ε) = (1−ε)ⁿ [log n + (n−1) log(1−ε) − (n−1)/n] + (1 − (1−ε)ⁿ) log((1 − (1−ε)ⁿ)/ε)``
-    (computed by :func:`bontheory.exact.bon_kl_estimator`).
+    (computed by :func:`bontheory.beirami_kl_estimator`, which takes probabilities; the exact expectation is
+    :func:`bontheory.beirami_kl_expectation`).
 
     Args:
-        log_probs: ``float[T]`` log-probabilities of the selected draws under the reference policy.
+        log_probs: ``float[T]`` log-probabilities (≤ 0) of the selected draws under the reference policy;
+            probabilities are refused with a message saying so.
         n: the BoN sample size.
 
     Returns:
         :class:`Estimate` of ``E_{π_n}[D̂(p(Y))]`` (which the paper conjectures is ≥ KL).
     """
-    from bontheory.exact.bounds import bon_kl_estimator
+    from bontheory.exact.bounds import beirami_kl_estimator
 
-    return mean_estimate(bon_kl_estimator(jnp.exp(log_probs), n))
+    return mean_estimate(beirami_kl_estimator(jnp.exp(log_probs), n))
 
 
 @_V.validate(sequences=_V.sequences, vocab_size=_V.static_int)
@@ -219,3 +222,93 @@ def _log_ratio_ref(x, y, n):
     level = n * log_f + jnp.log(-jnp.expm1(n * d)) - (log_f + jnp.log(-jnp.expm1(d)))
     dense = jnp.log(float(n)) + (n - 1) * log_f
     return jnp.where(tied, level, dense)
+
+
+@_V.validate(
+    selected_rewards=_V.kind(_V.values, min_size=1), level_rewards=_V.kind(_V.rewards, ndim=1),
+    level_masses=_V.kind(_V.probs, ndim=1), n=_V.static_sample_size,
+)
+def bon_log_ratio_from_levels(
+    selected_rewards: _Values, level_rewards: Float[ArrayLike, " J"], level_masses: Float[ArrayLike, " J"], n: int
+) -> Float[Array, " T"]:
+    r"""Exact ``log π_n(y)/p(y)`` of selected draws from the **known** reward levels of the reference.
+
+    ``π_n(y)/p(y) = (F_ℓⁿ − F⁻_ℓⁿ)/m_ℓ`` depends on y only through its reward level ℓ (docs/theory.md §1), so
+    the law of the reward under p — values ``r_ℓ`` with masses ``m_ℓ``, e.g. from :func:`bontheory.reward_levels`
+    or a lifted reward distribution — gives it for every draw, whatever the number of sequences.
+
+    Args:
+        selected_rewards: ``float[T]`` rewards of the selected draws; each must equal one of ``level_rewards``
+            (to a few ulps).
+        level_rewards: ``float[J]`` the reward values (any order; repeated values are merged).
+        level_masses: ``float[J]`` their masses under p (a pmf).
+        n: BoN sample size.
+
+    Returns:
+        ``float[T]`` log-ratios (their mean is :func:`level_kl_estimate`).
+
+    Raises:
+        ValueError: a selected reward matches no level of positive mass (checked when concrete).
+    """
+    from bontheory.exact.bon import bon_log_pmf
+
+    v = jnp.asarray(level_rewards)
+    dtype = jnp.result_type(v.dtype, jnp.asarray(level_masses).dtype, float)
+    v, m = v.astype(dtype), jnp.asarray(level_masses, dtype)
+    x = jnp.asarray(selected_rewards).astype(dtype)
+    log_ratio = bon_log_pmf(m, v, n) - safe_log(m)  # per level
+    order = jnp.argsort(v)
+    vs = v[order]
+    j = jnp.clip(jnp.searchsorted(vs, x), 0, vs.shape[0] - 1)
+    below = jnp.clip(j - 1, 0, vs.shape[0] - 1)
+    j = jnp.where(jnp.abs(vs[below] - x) < jnp.abs(vs[j] - x), below, j)  # nearest level
+    idx = order[j]
+    if _V.is_concrete(x, v, m):
+        tol = 64 * jnp.finfo(dtype).eps * (1 + jnp.abs(x))
+        bad = (jnp.abs(v[idx] - x) > tol) | (m[idx] <= 0)
+        if bool(jnp.any(bad)):
+            first = float(x[jnp.argmax(bad)])
+            raise ValueError(f"selected_rewards has a value ({first:.6g}) that is no level of positive mass in level_rewards")
+    return log_ratio[idx]
+
+
+def level_kl_estimate(
+    selected_rewards: _Values, level_rewards: Float[ArrayLike, " J"], level_masses: Float[ArrayLike, " J"], n: int
+) -> Estimate:
+    r"""Tie-aware KL(π_n‖p) from BoN draws and the **known** level masses of the reward under p: unbiased.
+
+    ``KL̂ = (1/T) Σ_i log((F_{ℓ_i}ⁿ − F⁻_{ℓ_i}ⁿ)/m_{ℓ_i})``, ℓ_i the reward level of draw i. Since
+    ``KL(π_n‖p) = E_{π_n}[log π_n(Y)/p(Y)]`` and the ratio is constant on a level, each term has mean exactly
+    KL (docs/theory.md §2, "Estimators that handle ties"). Unlike Beirami's estimator, which uses the draw's
+    own mass p(y), it uses the mass of the draw's *level*: with diffuse ties (many sequences per reward value)
+    that is the relevant mass.
+
+    Args:
+        selected_rewards: ``float[T]`` rewards of T ≥ 2 BoN draws.
+        level_rewards, level_masses: the reward's law under p (see :func:`bon_log_ratio_from_levels`).
+        n: BoN sample size.
+
+    Returns:
+        :class:`Estimate` (mean and ``std/√T``).
+    """
+    return mean_estimate(bon_log_ratio_from_levels(selected_rewards, level_rewards, level_masses, n))
+
+
+def level_kl_estimate_from_reference(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int) -> Estimate:
+    r"""Tie-aware KL(π_n‖p) from BoN draws, the level masses estimated from M reference rewards.
+
+    The mean of :func:`bon_log_ratio_from_reference` (``F̂ = (#{r'_j ≤ r} + ½)/(M + 1)``, the level's ratio
+    ``(F̂ⁿ − F̂⁻ⁿ)/(F̂ − F̂⁻)``). Consistent as M → ∞ with T fixed; biased at finite M (the plug-in of a
+    non-linear function of F̂): the bias is of order ``n²/M`` at the top levels, so use ``M ≫ n²·m_top`` or
+    the known masses (:func:`level_kl_estimate`). The standard error is over the T draws only (it ignores the
+    reference's sampling error).
+
+    Args:
+        selected_rewards: ``float[T]``, T ≥ 2.
+        reference_rewards: ``float[M]`` rewards of independent draws from p.
+        n: BoN sample size.
+
+    Returns:
+        :class:`Estimate`.
+    """
+    return mean_estimate(bon_log_ratio_from_reference(selected_rewards, reference_rewards, n))

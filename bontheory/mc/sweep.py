@@ -113,11 +113,12 @@ def bon_cell(
     from the policy for the win rate and the reference-CDF log-ratios).
 
     Columns (``*_se`` = standard error): ``mean_reward``, ``win_rate`` (ties ½), ``kl_beirami`` (Beirami
-    estimator with p(y) from the policy), ``kl_folk`` (log n − (n−1)/n), ``kl_k1_ref``/``kl_k3_ref`` (k1/k3 from
-    :func:`bon_log_ratio_from_reference`), ``tie_fraction`` (trials whose maximum was tied). With ``space``
+    estimator with p(y) from the policy), ``kl_folk`` (log n − (n−1)/n), ``kl_k1_ref``/``kl_k3_ref`` (k1/k3 with the
+    level masses estimated from reference rewards, :func:`bon_log_ratio_from_reference`; ``kl_k1_ref`` is
+    :func:`level_kl_estimate_from_reference`), ``tie_fraction`` (trials whose maximum was tied). With ``space``
     (enumerable) also: ``exact_kl``, ``exact_mean_reward``, ``exact_win_rate``, ``exact_kl_beirami`` (exact
     expectation of the estimator), ``kl_plugin`` (empirical frequencies) and ``kl_k1``/``kl_k3`` (exact
-    per-draw log-ratios from ``bon_log_pmf``).
+    per-draw log-ratios from ``bon_log_pmf``; ``kl_k1`` is :func:`level_kl_estimate` with the exact masses).
 
     Args:
         key: the cell's key (e.g. from :func:`cell_key`).
@@ -171,14 +172,14 @@ def bon_cell(
     row["tie_fraction"] = float(jnp.mean(jnp.asarray(draws.num_tied) > 1))
     if space is not None:
         from bontheory.exact.bon import bon_expected_reward, bon_kl, bon_log_pmf, bon_win_rate
-        from bontheory.exact.bounds import bon_kl_estimate
+        from bontheory.exact.bounds import beirami_kl_expectation
 
         p = jnp.exp(space.log_probs)
         r = space.rewards
         row["exact_kl"] = float(bon_kl(p, r, n))
         row["exact_mean_reward"] = float(bon_expected_reward(p, r, n))
         row["exact_win_rate"] = float(bon_win_rate(p, r, n))
-        row["exact_kl_beirami"] = float(bon_kl_estimate(p, r, n))
+        row["exact_kl_beirami"] = float(beirami_kl_expectation(p, r, n))
         idx = sequence_index(jnp.asarray(draws.sequences), policy.vocab_size)
         put("kl_plugin", plugin_kl_estimate(idx, space.log_probs))
         log_ratio = bon_log_pmf(p, r, n)[idx] - space.log_probs[idx]

@@ -235,3 +235,60 @@ class SequenceHashReward:
         if self.distribution not in ("normal", "uniform"):
             raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
         return self.scale * hashed_draws(self.key, seq, self.distribution)
+
+
+@flax.struct.dataclass
+class PatternCountReward:
+    """Pattern-count reward: ``r(y) = weight · #{t : y_{t..t+m-1} = pattern}`` (overlapping occurrences count).
+
+    Takes at most ``L - m + 2`` values (0, weight, 2·weight, …): tie-heavy, with a rare top level.
+
+    Attributes:
+        pattern: tuple of token ids (static), length m >= 1.
+        weight: reward per occurrence (static).
+    """
+
+    pattern: tuple = flax.struct.field(pytree_node=False, default=(0,))
+    weight: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
+        seq = validation.sequences(sequences)
+        pat = tuple(int(v) for v in self.pattern)
+        if len(pat) < 1:
+            raise ValueError("pattern must hold at least one token")
+        length, m = seq.shape[-1], len(pat)
+        count = jnp.zeros(seq.shape[:-1], jnp.int32)
+        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
+        for off in range(length - m + 1):
+            count = count + jnp.all(seq[..., off : off + m] == target, axis=-1).astype(jnp.int32)
+        return self.weight * count.astype(jnp.result_type(float))
+
+
+@flax.struct.dataclass
+class SumReward:
+    """The sum of rewards: ``r(y) = Σ_i terms[i](y)`` (e.g. a token count plus a pattern bonus).
+
+    Attributes:
+        terms: a tuple of reward pytrees (plain functions are wrapped by ``as_reward``).
+    """
+
+    terms: tuple
+
+    def __post_init__(self):
+        terms = tuple(self.terms)
+        if not terms:
+            raise ValueError("terms must hold at least one reward")
+        object.__setattr__(self, "terms", tuple(as_reward(t, f"terms[{i}]") for i, t in enumerate(terms)))
+
+    def __call__(self, sequences: jax.Array) -> jax.Array:
+        """``int[..., L] -> float[...]``."""
+        out = self.terms[0](sequences)
+        for term in self.terms[1:]:
+            out = out + term(sequences)
+        return out
+
+
+def reward_sum(*rewards) -> SumReward:
+    """``SumReward(rewards)``: the reward ``y ↦ Σ_i rewards[i](y)``."""
+    return SumReward(terms=tuple(rewards))

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from bontheory import validation
 from bontheory.exact.bon import bon_pmf
 from bontheory.exact.divergences import kl_divergence, win_rate
 from bontheory.exact.metrics import regret
@@ -38,6 +39,7 @@ from bontheory.exact.soft_bon import soft_bon_pmf
 from bontheory.exact.tilted import tilted_pmf
 from bontheory.exact.truncation import quantile_truncation_sampler_pmf
 from bontheory.results import EnumeratedSpace
+from bontheory.rewards.reward import as_reward
 
 METHODS = ("bon", "soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted")
 PROXY_FAMILIES = ("gaussian", "student_t", "cauchy", "hack", "bradley_terry")  # see proxy_problem
@@ -65,6 +67,35 @@ class ProxyProblem(NamedTuple):
     def proxy(self) -> Float[Array, " K"]:
         """``float[K]`` the proxy reward (``space.rewards``)."""
         return self.space.rewards
+
+
+@validation.validate(policy=validation.policy, proxy=validation.reward, gold=validation.reward)
+def proxy_problem_from_rewards(policy: Any, proxy: Any, gold: Any) -> ProxyProblem:
+    """A proxy/gold problem from a policy and two reward functions, in one call.
+
+    Enumerates the policy's ``V^L`` sequences (:func:`bontheory.policies.enumerate_sequences`) and scores
+    them with both rewards. Any reward is accepted: a built-in reward pytree or a plain function
+    ``int[..., L] -> float[...]`` (wrapped by :func:`bontheory.rewards.as_reward`).
+
+    Args:
+      policy: a :class:`~bontheory.policies.Policy` small enough to enumerate.
+      proxy: the reward the methods optimise (``r̂``).
+      gold: the reward the user cares about (``r*``).
+
+    Returns:
+      :class:`ProxyProblem` (``space.rewards`` the proxy, ``gold`` the gold reward, both ``float[K]``).
+
+    Example::
+
+        problem = proxy_problem_from_rewards(policy, lambda s: my_rm(s), lambda s: jnp.sum(s == 0, -1))
+        curves = method_gold_curves(problem, "bon", [1, 4, 16])
+    """
+    from bontheory.policies.enumerate import enumerate_sequences
+
+    seqs, logp = enumerate_sequences(policy)
+    proxy_r = as_reward(proxy, "proxy")(seqs)
+    gold_r = as_reward(gold, "gold")(seqs)
+    return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_r), gold_r)
 
 
 def proxy_problem(
@@ -100,7 +131,6 @@ def proxy_problem(
     Returns:
       :class:`ProxyProblem` over the ``V^L`` sequences (``ref_probs`` in float64 when x64 is on).
     """
-    from bontheory.policies.enumerate import enumerate_sequences
     from bontheory.policies.tabular import random_tabular_policy
     from bontheory.rewards.bradley_terry import train_bradley_terry
     from bontheory.rewards.proxy import NoisyProxyReward, make_hack_proxy
@@ -109,22 +139,18 @@ def proxy_problem(
     k_pol, k_gold, k_proxy = jax.random.split(key, 3)
     policy = random_tabular_policy(k_pol, vocab_size, length, order=order, temperature=policy_temperature)
     gold = random_token_score_reward(k_gold, vocab_size, length)
-    seqs, logp = enumerate_sequences(policy)
-
-    def problem(proxy_rewards, gold_rewards):
-        return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_rewards), gold_rewards)
 
     if family in ("gaussian", "student_t", "cauchy"):
         proxy = NoisyProxyReward(gold, k_proxy, scale=float(error), noise=family, df=3.0)
-        return problem(proxy(seqs), gold(seqs))
+        return proxy_problem_from_rewards(policy, proxy, gold)
     if family == "hack":
         proxy, _ = make_hack_proxy(k_proxy, gold, policy, hack_mass, bonus=float(error), penalty=float(hack_penalty))
-        return problem(proxy(seqs), proxy.gold(seqs))
+        return proxy_problem_from_rewards(policy, proxy, proxy.gold)
     if family == "bradley_terry":
         fit = train_bradley_terry(
             k_proxy, policy, gold, num_pairs=bt_pairs, num_steps=bt_steps, temperature=float(error)
         )
-        return problem(fit.reward(seqs), gold(seqs))
+        return proxy_problem_from_rewards(policy, fit.reward, gold)
     raise ValueError(f"unknown proxy family {family!r}")
 
 

@@ -1,77 +1,77 @@
-r"""BoN against the KL-regularised optimum on long sequences (memoryless policy, additive reward).
+r"""BoN against the KL-regularised optimum on long sequences (docs/theory.md §3.3).
 
-For ``p(y) = Π_t q(y_t)`` over sequences of length L and ``R(y) = Σ_t s(y_t)``:
+For a memoryless ``p(y) = Π_t q(y_t)`` over sequences of length L and an additive integer reward
+``R(y) = Σ_t s(y_t)``:
 
-* every BoN quantity (pmf over reward levels, KL, expected reward, win rate) depends on ``(p, R)`` only
-  through the distribution of ``R`` under ``p``; with integer token scores that is an L-fold convolution
-  on ``≤ L (s_max − s_min) + 1`` atoms, computed here in log space (so masses far below 1e-300 survive);
+* every BoN quantity (KL, expected reward) depends on ``(p, R)`` only through the law of ``R`` under ``p``,
+  which :func:`bontheory.reward_distribution` computes exactly in log space (masses far below 1e-300 survive);
+  BoN is evaluated on that law at ``log n`` itself, so ``n = e^{cL}`` may be far beyond float64
+  (``e^{1600}`` at L = 4096);
 * the tilted optimum factorises, ``π_β(y) = Π_t q(y_t) e^{s(y_t)/β} / z(β)``, so its KL and reward are L
   times the per-token values.
 
 Yang et al. (arXiv 2404.01730) show that BoN with ``log n ∝ L`` is asymptotically equivalent to the tilted
 optimum: the per-token reward gap at equal KL vanishes as L grows. :func:`bon_tilted_gap_per_token`
-computes that gap exactly.
+computes that gap exactly, and :func:`power_law_rate` measures how fast it vanishes.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
-
-def _log_conv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """log of the convolution of exp(a) and exp(b) (1-D, log-space, exact up to rounding)."""
-    m = a[:, None] + b[None, :]
-    size = len(a) + len(b) - 1
-    out = np.full(size, -np.inf)
-    idx = np.add.outer(np.arange(len(a)), np.arange(len(b))).ravel()
-    vals = m.ravel()
-    top = np.full(size, -np.inf)
-    np.maximum.at(top, idx, vals)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    acc = np.zeros(size)
-    np.add.at(acc, idx, np.exp(vals - safe[idx]))
-    with np.errstate(divide="ignore"):
-        out = np.where(np.isfinite(top), safe + np.log(acc), -np.inf)
-    return out
+#: Below this ``log n`` (``n < 2^52``) n is rounded to an integer; above, rounding changes nothing in float64.
+_ROUND_BELOW = 52 * math.log(2)
 
 
-def additive_reward_distribution(token_probs: Any, token_scores: Any, length: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Distribution of ``R = Σ_{t=1}^L s(Y_t)``, ``Y_t ~ q`` i.i.d., for integer token scores.
+def _log_neg_log1m(log_x: np.ndarray) -> np.ndarray:
+    r""":math:`\log(-\log(1-x))` from :math:`\log x` (:math:`x \in [0, 1]`), accurate for tiny x
+    (:math:`-\log(1-x) = x(1 + x/2 + O(x^2))`) and ``+inf`` at x = 1."""
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        x = np.exp(log_x)
+        small = log_x < -30
+        return np.where(small, log_x + x / 2, np.log(-np.log1p(-np.where(small, 0.5, x))))
+
+
+def _bon_at_log_n(values: np.ndarray, log_m: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""KL(π_n‖p) and E_{π_n}[R] from the law of R, all in log space and at ``log n`` (n may overflow float64).
+
+    With :math:`F_\ell`, :math:`F^-_\ell` the CDFs of the level law ``exp(log_m)``,
+
+    .. math:: \log q_\ell = -e^{\log n + \log(-\log F_\ell)}
+              + \log\big(-\mathrm{expm1}(-e^{\log n + \log(-\log(F^-_\ell/F_\ell))})\big),
+
+    where :math:`-\log F_\ell` is computed from the tail :math:`1 - F_\ell` when :math:`F_\ell > 1/2`, so
+    neither ``n`` nor a tiny tail is ever formed outside the exponent. NumPy (float64): one evaluation per
+    length, nothing to compile.
 
     Args:
-      token_probs: ``float[V]`` per-token pmf ``q``.
-      token_scores: ``int[V]`` per-token scores ``s`` (integer-valued).
-      length: L ≥ 1.
+      values: ``float[A]`` reward levels (increasing); log_m: ``float[A]`` their log-masses (normalised);
+      log_n: ``float[...]``.
 
     Returns:
-      ``(values float[A], log_masses float[A])`` over the ``A = L (s_max − s_min) + 1`` lattice points
-      (``-inf`` log-mass for unreachable sums); binary powering of a log-space convolution.
+      ``(kl float[...], reward float[...])``.
     """
-    q = np.asarray(token_probs, np.float64)
-    s = np.asarray(token_scores)
-    if not np.all(s == np.round(s)):
-        raise ValueError("token_scores must be integers (so R lives on a lattice)")
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    s = s.astype(np.int64)
-    lo, hi = int(s.min()), int(s.max())
-    base = np.full(hi - lo + 1, -np.inf)
-    with np.errstate(divide="ignore"):
-        for v, pv in zip(s, q):
-            base[v - lo] = np.logaddexp(base[v - lo], np.log(pv))
-    result = np.zeros(1)  # log of the delta at 0
-    power = base
-    k = int(length)
-    while k:
-        if k & 1:
-            result = _log_conv(result, power)
-        k >>= 1
-        if k:
-            power = _log_conv(power, power)
-    values = lo * length + np.arange(len(result), dtype=np.float64)
-    return values, result
+    values = np.asarray(values, np.float64)
+    log_m = np.asarray(log_m, np.float64)
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        log_f = np.logaddexp.accumulate(log_m)
+        tail_incl = np.logaddexp.accumulate(log_m[::-1])[::-1]
+        log_tail = np.append(tail_incl[1:], -np.inf)  # log(1 − F_ℓ)
+        head = log_f < -np.log(2)
+        log_neg_log_f = np.where(head, np.log(-np.where(head, log_f, -1.0)), _log_neg_log1m(log_tail))
+        log_x = log_m - log_f  # log(m_ℓ/F_ℓ); −log(F⁻_ℓ/F_ℓ) = −log1p(−m_ℓ/F_ℓ)
+        ln = np.asarray(log_n, np.float64)[..., None]
+        s = ln + _log_neg_log1m(log_x)
+        log_body = np.where(s < -30, s, np.log(-np.expm1(-np.exp(np.minimum(s, 700.0)))))
+        log_q = np.where(log_m > -np.inf, -np.exp(ln + log_neg_log_f) + log_body, -np.inf)
+        q = np.exp(log_q)
+        pos = q > 0
+        kl = np.sum(np.where(pos, q * (log_q - np.where(pos, log_m, 0.0)), 0.0), axis=-1)
+    return np.maximum(kl, 0.0), np.sum(q * values, axis=-1)
 
 
 def token_tilt_kl_reward(token_probs: Any, token_scores: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -105,38 +105,55 @@ class BoNTiltGap(NamedTuple):
     bon_reward_per_token: np.ndarray  # E_{π_n}[R]/L
     tilt_reward_per_token: np.ndarray  # E_{q_β}[s] with KL(q_β‖q) = KL(π_n‖p)/L
     gap_per_token: np.ndarray  # tilt − BoN (≥ 0 up to rounding)
-    log_n: np.ndarray
+    log_n: np.ndarray  # the log n used: log round(e^{log n}) below 2^52, else log n itself (0 when n = 1)
 
 
 def bon_tilted_gap_per_token(token_probs: Any, token_scores: Any, length: int, log_n: Any) -> BoNTiltGap:
     r"""Exact per-token reward gap between the tilted optimum and BoN at BoN's own KL.
 
-    BoN's KL and expected reward come from :func:`bontheory.exact.bon_kl` and
-    :func:`bontheory.exact.bon_expected_reward` on the level distribution of ``R`` (levels with
-    log-mass below the float64 range, ``< e^{-700}``, are dropped; their total is reported nowhere and is
-    negligible for the n used here). The tilt side is per token, exact.
+    The law of ``R`` under the memoryless policy is :func:`bontheory.reward_distribution` of a memoryless
+    :class:`~bontheory.TabularPolicy` and a :class:`~bontheory.TokenScoreReward` (in log space, no level
+    dropped); BoN's KL and expected reward are evaluated on it at ``log n`` directly (docs/theory.md §1.5 on
+    the level law, §8), so ``n = e^{cL}`` far beyond float64 is exact. ``n`` is rounded to an integer where
+    that matters (``n < 2^52``). The tilt side is per token, exact; its β solves
+    ``KL(q_β‖q) = KL(π_n‖p)/L`` by bisection on ``log β``.
 
     Args:
-      token_probs: ``float[V]``; token_scores: ``int[V]``; length: L.
-      log_n: ``float[...]`` values of ``log n`` (n may be astronomically large, e.g. ``log n = c L``).
+      token_probs: ``float[V]`` per-token pmf ``q`` (positive).
+      token_scores: ``int[V]`` per-token scores ``s`` (integer-valued).
+      length: L ≥ 1.
+      log_n: ``float[...]`` values of ``log n ≥ 0`` (n may be astronomically large, e.g. ``log n = c L``).
 
     Returns:
       :class:`BoNTiltGap`.
+
+    Raises:
+      ValueError: if the scores are not integers, ``length < 1`` or a ``log n`` is negative.
     """
-    import jax.numpy as jnp
+    from bontheory.lifted.distribution import reward_distribution
+    from bontheory.policies.tabular import tabular_policy_from_logits
+    from bontheory.rewards.toy import TokenScoreReward
 
-    from bontheory.exact.bon import bon_expected_reward, bon_kl
-
-    values, log_m = additive_reward_distribution(token_probs, token_scores, length)
-    keep = log_m > -700
-    values, log_m = values[keep], log_m[keep]
-    m = np.exp(log_m - np.logaddexp.reduce(log_m))
-    log_n = np.asarray(log_n, np.float64)
-    n = np.round(np.exp(log_n))
-    kl = np.asarray(bon_kl(jnp.asarray(m), jnp.asarray(values), jnp.asarray(n)))
-    rew = np.asarray(bon_expected_reward(jnp.asarray(m), jnp.asarray(values), jnp.asarray(n)))
     q = np.asarray(token_probs, np.float64)
     s = np.asarray(token_scores, np.float64)
+    if q.ndim != 1 or s.shape != q.shape:
+        raise ValueError(f"token_probs and token_scores must be 1-D of equal length, got {q.shape} and {s.shape}")
+    if not np.all(s == np.round(s)):
+        raise ValueError("token_scores must be integers (so R lives on a lattice)")
+    if not (isinstance(length, (int, np.integer)) and length >= 1):
+        raise ValueError(f"length must be an integer >= 1, got {length!r}")
+    log_n = np.asarray(log_n, np.float64)
+    if not np.all(log_n >= 0):
+        raise ValueError(f"log_n must be >= 0 (n >= 1), got {log_n}")
+    length = int(length)
+    log_n = np.where(log_n < _ROUND_BELOW, np.log(np.round(np.exp(np.minimum(log_n, _ROUND_BELOW)))), log_n)
+    logits = np.broadcast_to(np.log(q), (length, len(q)))
+    policy = tabular_policy_from_logits(jnp.asarray(logits), order=0)
+    reward = TokenScoreReward(scores=jnp.asarray(np.broadcast_to(s, (length, len(s)))))
+    dist = reward_distribution(policy, reward)
+    log_m = np.asarray(dist.log_probs, np.float64)
+    log_m = log_m - np.logaddexp.reduce(log_m)
+    kl, rew = _bon_at_log_n(np.asarray(dist.values), np.asarray(log_m), log_n)
     beta = _beta_for_token_kl(q, s, kl / length)
     _, tilt = token_tilt_kl_reward(q, s, beta)
     return BoNTiltGap(
@@ -146,3 +163,44 @@ def bon_tilted_gap_per_token(token_probs: Any, token_scores: Any, length: int, l
         gap_per_token=tilt - rew / length,
         log_n=log_n,
     )
+
+
+class PowerLawRate(NamedTuple):
+    """A least-squares line ``log y = log a + slope · log x`` (``y ≈ a x^slope``)."""
+
+    slope: float
+    prefactor: float  # a
+    r2: float
+    num_points: int
+
+
+def power_law_rate(x: Any, y: Any) -> PowerLawRate:
+    r"""The rate at which ``y`` vanishes (or grows) in ``x``: the least-squares slope of ``log y`` on ``log x``.
+
+    Used for the per-token gap of BoN to the tilted optimum against L (a slope of −1 is a gap of order 1/L).
+    Points with ``y ≤ 0`` or non-finite ``y`` (e.g. cells where BoN is ``p`` itself, ``n = 1``) are left out.
+
+    Args:
+      x: ``float[N]`` positive abscissae; y: ``float[N]``.
+
+    Returns:
+      :class:`PowerLawRate` (slope, prefactor ``a``, R² of the log-log fit, number of points used).
+
+    Raises:
+      ValueError: if the shapes differ, an ``x`` is not positive, or fewer than 2 points remain.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    if not np.all(x > 0):
+        raise ValueError("x must be positive")
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() < 2:
+        raise ValueError(f"need at least 2 points with y > 0, got {int(keep.sum())}")
+    lx, ly = np.log(x[keep]), np.log(y[keep])
+    slope, intercept = np.polyfit(lx, ly, 1)
+    fitted = intercept + slope * lx
+    ss_tot = float(np.sum((ly - ly.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((ly - fitted) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+    return PowerLawRate(float(slope), float(np.exp(intercept)), r2, int(keep.sum()))
