@@ -77,6 +77,8 @@ def _of_logits(fn, r):
     return lambda z: _scalar(fn(jax.nn.softmax(z), r))
 
 
+DEFAULT_OTHERS = {"bon_kl_array_n", "tilted_pmf", "quantile_tilted_pmf", "quantile_truncation_sampler_pmf",
+                  "chi2_pessimism_pmf", "soft_bon_pmf"}
 CORE = {"bon_kl", "bon_pmf", "bon_log_pmf", "bon_expected_reward", "bon_win_rate"}
 KINKS = {  # (functional, point) pairs where the point sits on a kink of the functional
     ("regularized_bon_pmf", "tied_top"): "the score r + β log p ties there: a kink",
@@ -91,7 +93,8 @@ def _cases():
                 continue
             # default run: the BoN functionals at the points that bite, the others at one point with ties
             # (compilation, not the points, is what costs: a second point of the same shape is nearly free)
-            default = (name in CORE and point != "tied_top") or point == "ties"
+            default = (name in CORE and point in ("interior", "tiny_top", "masses_1e-30")) or (
+                name in DEFAULT_OTHERS and point == "ties")
             yield pytest.param(name, point, marks=() if default else pytest.mark.slow)
 
 
@@ -142,7 +145,9 @@ PARAMS = {  # functional of a scalar parameter at a fixed (p, r), and points awa
 }
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in ("tilted_pmf/beta", "chi2_pessimism_pmf/beta") else pytest.mark.slow)
+             for n in sorted(PARAMS)])
 def test_grad_wrt_parameter_matches_finite_differences(name):
     fn, xs, order = PARAMS[name]
     for point in ("interior", "ties"):
@@ -176,7 +181,8 @@ def test_expected_reward_grad_wrt_rewards_is_the_bon_level_mass():
                                np.asarray(bt.bon_pmf(p, r, 5)), rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["tilted_pmf", "reward_kl_frontier", "chi2_pessimism_pmf", "expected_reward"])
+@pytest.mark.parametrize("name", ["tilted_pmf", pytest.param("reward_kl_frontier", marks=pytest.mark.slow),
+                                  "chi2_pessimism_pmf", pytest.param("expected_reward", marks=pytest.mark.slow)])
 def test_grad_wrt_rewards_of_smooth_functionals(name):
     fn = {
         "tilted_pmf": lambda p, r: bt.tilted_pmf(p, r, 0.7),
