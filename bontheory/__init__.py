@@ -54,6 +54,7 @@ from bontheory.exact.metrics import (
     win_rate_regret,
 )
 from bontheory.exact.pessimism import chi2_pessimism_pmf, chi2_pessimism_threshold
+from bontheory.exact.pessimism_sampler import ExactLawTooLarge, chi2_pessimism_sampler_pmf
 from bontheory.exact.regularized import regularized_bon_pmf, regularized_bon_score
 from bontheory.exact.soft_bon import auto_num_nodes, soft_bon_log_pmf, soft_bon_pmf
 from bontheory.exact.tilted import (
@@ -67,6 +68,10 @@ from bontheory.exact.tilted import (
 from bontheory.exact.truncation import quantile_truncated_pmf, quantile_truncation_sampler_pmf
 from bontheory.lifted.automaton import NotLiftableError, RewardAutomaton, reward_automaton
 from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution, reward_distribution
+from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
+from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
+from bontheory.lifted.tilted import AutomatonPolicy, lifted_reward_kl_frontier, tilted_sequence_policy
+from bontheory.lifted.vbon import LiftedVBoNLoss, lifted_vbon_data, lifted_vbon_loss, vbon_log_ratio
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,
@@ -172,6 +177,7 @@ from bontheory.studies.fits import GaoFit, bon_unbiased_estimate, fit_gao_bon, f
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
     METHODS,
+    POPULATION_METHODS,
     PROXY_FAMILIES,
     SCALED_METHODS,
     GoldCurves,
@@ -181,9 +187,12 @@ from bontheory.studies.proxy import (
     mean_over_seeds,
     method_gold_curves,
     method_grid_curves,
+    method_n_for_budget,
     method_pmfs,
+    method_reward_calls,
     proxy_problem,
     proxy_problem_from_rewards,
+    proxy_spread,
 )
 from bontheory.studies.regimes import (
     OptimumComparator,
@@ -196,10 +205,12 @@ from bontheory.studies.regimes import (
 from bontheory.studies.sequence_limit import (
     BoNTiltGap,
     PowerLawRate,
+    bon_level_log_probs_at_log_n,
     bon_tilted_gap_per_token,
     power_law_rate,
     token_tilt_kl_reward,
 )
+from bontheory.studies.summary import MethodSummary, ProxyStudySummary, proxy_study_summary
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
 from bontheory.vbon.baselines import (
     bon_sft_data,
@@ -207,6 +218,18 @@ from bontheory.vbon.baselines import (
     bonbon_data,
     expand_tabular_policy,
     iterated_bond,
+)
+from bontheory.vbon.bon_aware import (
+    BON_AWARE_KLS,
+    BoNAwareValue,
+    ExactBoNAwareLoss,
+    LiftedBoNAwareLoss,
+    SampledBoNAwareLoss,
+    bon_aware_objective,
+    lifted_bon_aware_data,
+    lifted_bon_aware_objective,
+    train_bon_aware,
+    train_bon_aware_lifted,
 )
 from bontheory.vbon.checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
 from bontheory.vbon.divergences import (
@@ -225,6 +248,7 @@ from bontheory.vbon.objectives import (
     MaximumLikelihoodLoss,
     PolicyGradientLoss,
     empirical_log_cdfs,
+    kl_regularised_surrogate,
     sequence_token_kl,
 )
 from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs

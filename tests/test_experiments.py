@@ -42,7 +42,10 @@ TINY = {
     "vbon": dict(vocab_size=3, length=2, ns=(2, 4), policy_classes=("tabular_full", "tabular_memoryless"),
                  methods=("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft"),
                  memoryless_methods=("vbon_exact",), betas=(1.0, 4.0), ms=(10,), m_study_draws=2, num_steps=5,
-                 sampled_batch=4, num_reference_samples=20, num_sft_samples=20),
+                 sampled_batch=4, num_reference_samples=20, num_sft_samples=20, scale_lengths=(2, 4), scale_ns=(2,),
+                 scale_families=("memoryless",), scale_max_iters=20),
+    "bon_aware": dict(vocab_size=3, length=2, ref_ns=(1, 4, 16), betas=(0.2, 1.0, 5.0), num_steps=5,
+                      match_iterations=2, frontier_points=20),
 }
 
 
@@ -214,6 +217,9 @@ def test_main_tex_macro_check_can_fail(tmp_path, monkeypatch, stored_runs):
     ("vbon", "ns", (2, 6)),  # powers of 2 for iterated BOND
     ("vbon", "m_study_classes", ("transformer",)),  # must be trained
     ("vbon", "learning_rate", -0.1),
+    ("bon_aware", "betas", (1.0,)),  # a bracket needs two
+    ("bon_aware", "betas", (2.0, 1.0)),  # increasing
+    ("bon_aware", "n", 0),
 ])
 def test_config_rejects_values_out_of_their_domain(name, field, value):
     mod = load_experiment(name)

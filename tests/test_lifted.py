@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from references import chi2_pvalue, lexicographic_index
 
 import bontheory as bt
 from bontheory.lifted import distribution as lifted_distribution
@@ -150,3 +151,200 @@ def test_too_large_state_space_names_its_size(monkeypatch):
     bt.reward_distribution(_policy(2), bt.PatternReward((0, 1, 2)))
     with pytest.raises(ValueError, match=r"S = 4 automaton states × A = 6 partial rewards × C = 9 .* = 216 entries"):
         bt.reward_distribution(_policy(2), bt.reward_sum(bt.PatternReward((0, 1, 2)), bt.TokenCountReward(0)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact sequence draws (forward filtering, backward sampling). Each chi-square test has a false-alarm rate
+# of 1e-4 (p-value threshold) under the exact law; keys are fixed, so a run is reproducible.
+
+ALPHA = 1e-4
+SAMPLE_REWARD = bt.reward_sum(bt.PatternCountReward((1, 1)), bt.PatternReward((0, 2), value=2.0))
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_bon_draws_follow_the_exact_sequence_pmf(order):
+    policy = _policy(order, key=20 + order, length=4)
+    seqs, log_p = bt.enumerate_sequences(policy)
+    pmf = bt.bon_pmf(jnp.exp(log_p), SAMPLE_REWARD(seqs), 5)
+    draws = bt.bon_sample_sequences_exact(jax.random.key(order), policy, SAMPLE_REWARD, 5, 20_000)
+    assert draws.shape == (20_000, 4) and draws.dtype == jnp.int32
+    assert chi2_pvalue(lexicographic_index(draws, V), pmf) > ALPHA
+
+
+def test_level_law_draws_give_soft_bon_and_tilted_sequences():
+    policy = _policy(1, key=30, length=4)
+    seqs, log_p = bt.enumerate_sequences(policy)
+    p, r = jnp.exp(log_p), SAMPLE_REWARD(seqs)
+    law = bt.reward_distribution(policy, SAMPLE_REWARD)
+    m = jnp.exp(law.log_probs)
+    cases = {
+        "soft_bon": (jnp.log(bt.soft_bon_pmf(m, law.values, 4, 0.7)), bt.soft_bon_pmf(p, r, 4, 0.7)),
+        "tilt": (law.log_probs + law.values / 0.5, bt.tilted_pmf(p, r, 0.5)),
+        "truncation": (jnp.log(bt.quantile_truncated_pmf(m, law.values, 3.0)), bt.quantile_truncated_pmf(p, r, 3.0)),
+    }
+    for i, (level_log_probs, pmf) in enumerate(cases.values()):
+        draws = bt.sample_sequences_given_level_law(jax.random.key(i), policy, SAMPLE_REWARD, level_log_probs, 20_000)
+        assert chi2_pvalue(lexicographic_index(draws, V), pmf) > ALPHA
+    with pytest.raises(ValueError, match="level_log_probs must have shape"):
+        bt.sample_sequences_given_level_law(jax.random.key(0), policy, SAMPLE_REWARD, law.log_probs[:-1], 10)
+
+
+BIG_REWARDS = [
+    bt.TokenCountReward(3),
+    pytest.param(bt.reward_sum(bt.TokenCountReward(3), bt.PatternReward((1, 2), value=4.0)), marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("reward", BIG_REWARDS)
+def test_bon_draws_on_a_space_beyond_enumeration(reward):
+    """V = 50, L = 256 (50^256 sequences), Markov policy: the draws' rewards follow the exact BoN level law
+    (chi-square), and exact expected reward and win rate agree with bon_monte_carlo within 4 standard errors."""
+    vocab, length, n = 50, 256, 8
+    policy = _policy(1, key=40, vocab=vocab, length=length)
+    law = bt.reward_distribution(policy, reward)
+    values = np.asarray(law.values)
+    draws = bt.bon_sample_sequences_exact(jax.random.key(1), policy, reward, n, 4000)
+    level = np.searchsorted(values, np.asarray(reward(draws)))
+    assert np.all(values[level] == np.asarray(reward(draws)))
+    q = np.exp(np.asarray(bt.bon_level_log_probs(law.log_probs, n)))
+    assert chi2_pvalue(level, q) > ALPHA
+
+    m = jnp.exp(law.log_probs)
+    exact_reward = float(bt.bon_expected_reward(m, law.values, n))
+    exact_win = float(bt.bon_win_rate(m, law.values, n))
+    trials = 1000
+    mc = bt.bon_monte_carlo(jax.random.key(2), policy, reward, n, trials)
+    r_mc = np.asarray(mc.rewards)
+    r_ref = np.asarray(reward(policy.sample(jax.random.key(3), trials)))
+    wins = (r_mc > r_ref) + 0.5 * (r_mc == r_ref)
+    assert abs(r_mc.mean() - exact_reward) < 4 * r_mc.std(ddof=1) / np.sqrt(trials)
+    assert abs(wins.mean() - exact_win) < 4 * wins.std(ddof=1) / np.sqrt(trials)
+    # and the exact draws' own averages agree with the exact values too
+    r_ex = np.asarray(reward(draws))
+    assert abs(r_ex.mean() - exact_reward) < 4 * r_ex.std(ddof=1) / np.sqrt(len(r_ex))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tilted sequence policy and the reward–KL frontier on long sequences
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_tilted_policy_enumerated_law_equals_tilted_pmf(order):
+    policy = _policy(order, key=50 + order, length=4)
+    seqs, log_p = bt.enumerate_sequences(policy)
+    betas = jnp.asarray([0.3, 1.7])
+    for reward in (SAMPLE_REWARD, _int_scores(3, length=4)):
+        r = reward(seqs)
+        tilted = bt.tilted_sequence_policy(policy, reward, 0.7)
+        assert isinstance(tilted, bt.Policy)
+        assert isinstance(tilted, bt.AutomatonPolicy) == (reward is SAMPLE_REWARD)  # one state -> tabular
+        _, log_t = bt.enumerate_sequences(tilted)
+        np.testing.assert_allclose(np.exp(np.asarray(log_t)), np.asarray(bt.tilted_pmf(jnp.exp(log_p), r, 0.7)),
+                                   rtol=1e-12, atol=1e-15)
+        lifted, enumerated = bt.lifted_reward_kl_frontier(policy, reward, betas), bt.reward_kl_frontier(
+            jnp.exp(log_p), r, betas)
+        np.testing.assert_allclose(np.asarray(lifted.kl), np.asarray(enumerated.kl), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(np.asarray(lifted.value), np.asarray(enumerated.value), rtol=1e-12, atol=1e-13)
+
+
+def test_automaton_policy_samples_follow_its_law():
+    policy = _policy(1, key=60, length=4)
+    tilted = bt.tilted_sequence_policy(policy, SAMPLE_REWARD, 0.5)
+    _, log_t = bt.enumerate_sequences(tilted)
+    draws = tilted.sample(jax.random.key(0), 20_000)
+    assert draws.shape == (20_000, 4) and draws.dtype == jnp.int32
+    assert chi2_pvalue(lexicographic_index(draws, V), np.exp(np.asarray(log_t))) > ALPHA
+
+
+def test_tilted_policy_on_a_space_beyond_enumeration():
+    """V = 50, L = 256: the tilted policy's reward law is m e^{R/β}/Z (exactly, by the DP under the tilted
+    policy) and its chain-rule KL to p equals the frontier's KL; with a pattern (automaton policy) the sampled
+    rewards follow m e^{R/β}/Z (chi-square, false-alarm rate 1e-4)."""
+    vocab, length, beta = 50, 256, 2.0
+    policy = _policy(1, key=70, vocab=vocab, length=length)
+    reward = _int_scores(4, length=length, vocab=vocab, low=0, high=4)
+    tilted = bt.tilted_sequence_policy(policy, reward, beta)
+    law, law_t = bt.reward_distribution(policy, reward), bt.reward_distribution(tilted, reward)
+    target = law.log_probs + law.values / beta
+    target = target - jax.nn.logsumexp(target)
+    np.testing.assert_array_equal(np.asarray(law_t.values), np.asarray(law.values))
+    np.testing.assert_allclose(np.asarray(law_t.log_probs), np.asarray(target), rtol=1e-10, atol=1e-8)
+    frontier = bt.lifted_reward_kl_frontier(policy, reward, beta)
+    np.testing.assert_allclose(float(bt.sequence_kl(tilted, policy)), float(frontier.kl), rtol=1e-10)
+
+    pattern_reward = bt.reward_sum(bt.TokenCountReward(3), bt.PatternCountReward((1, 2), weight=2.0))
+    tilted = bt.tilted_sequence_policy(policy, pattern_reward, beta)
+    assert isinstance(tilted, bt.AutomatonPolicy)
+    law = bt.reward_distribution(policy, pattern_reward)
+    draws = tilted.sample(jax.random.key(1), 4000)
+    values = np.asarray(law.values)
+    level = np.searchsorted(values, np.asarray(pattern_reward(draws)))
+    assert np.all(values[level] == np.asarray(pattern_reward(draws)))
+    q = jax.nn.softmax(law.log_probs + law.values / beta)
+    assert chi2_pvalue(level, np.asarray(q)) > ALPHA
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact vBoN at scale: KL(π_θ‖π_n) = KL(π_θ‖p) − E_{π_θ}[λ_n(R)]
+
+VBON_REWARD = bt.reward_sum(bt.TokenCountReward(0), bt.PatternReward((1, 2), value=2.0))
+
+
+def _enumerated_vbon_loss(seqs, target):
+    def loss(logits, order):
+        return bt.reverse_kl(bt.tabular_policy_from_logits(logits, order).log_prob(seqs), target)
+
+    return loss
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_lifted_vbon_loss_and_gradient_equal_enumeration(order):
+    ref = _policy(1, key=80, length=4)
+    seqs, log_p = bt.enumerate_sequences(ref)
+    logits = jax.random.normal(jax.random.key(81), (4, V**order, V))
+    for target_kind in ("exact", "continuous"):
+        target = bt.vbon_target_log_probs(log_p, VBON_REWARD(seqs), 8, target_kind)
+        objective, data = bt.lifted_vbon_data(ref, VBON_REWARD, 8, order, target_kind)
+
+        def lifted(lg):
+            return objective(bt.tabular_policy_from_logits(lg, order), data, jax.random.key(0))[0]
+
+        enumerated = _enumerated_vbon_loss(seqs, target)
+        np.testing.assert_allclose(float(lifted(logits)), float(enumerated(logits, order)), rtol=1e-12, atol=1e-14)
+        g_lifted, g_enum = jax.grad(lifted)(logits), jax.grad(enumerated)(logits, order)
+        np.testing.assert_allclose(np.asarray(g_lifted), np.asarray(g_enum), rtol=1e-9, atol=1e-12)
+        assert float(jnp.max(jnp.abs(g_enum))) > 1e-3
+
+
+def test_lifted_vbon_reaches_the_memoryless_optimum_of_an_independent_optimiser():
+    """train_toward_bon('vbon_lifted') on a memoryless family reaches the optimum that scipy's L-BFGS-B finds
+    on the enumerated loss (an optimiser and a loss that share no code with the lifted layer)."""
+    from scipy.optimize import minimize
+
+    ref = _policy(1, key=90, length=4)
+    seqs, log_p = bt.enumerate_sequences(ref)
+    n = 8
+    target = bt.vbon_target_log_probs(log_p, VBON_REWARD(seqs), n, "exact")
+    enumerated = jax.jit(lambda x: _enumerated_vbon_loss(seqs, target)(x.reshape(4, 1, V), 0))
+    grad = jax.jit(jax.grad(enumerated))
+    best = minimize(lambda x: float(enumerated(jnp.asarray(x))), np.zeros(4 * V), jac=lambda x: np.asarray(grad(x)),
+                    method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 2000})
+    init = bt.tabular_policy_from_logits(jnp.zeros((4, V)), order=0)
+    trained, info = bt.train_toward_bon(jax.random.key(0), "vbon_lifted", init, ref_policy=ref, reward=VBON_REWARD,
+                                        n=n, settings=bt.MethodSettings(num_steps=3000, learning_rate=0.05))
+    reached = float(enumerated(trained.params["logits"].reshape(-1)))
+    assert best.fun > 0.01  # the memoryless family cannot represent π_n here: a real optimum to reach
+    assert reached - best.fun < 1e-7 and reached - best.fun > -1e-9
+    np.testing.assert_allclose(float(info["loss"][-1]), reached, rtol=1e-6)
+
+
+def test_lifted_vbon_trains_on_long_sequences():
+    vocab, length = 10, 128
+    ref = _policy(1, key=95, vocab=vocab, length=length)
+    reward = bt.reward_sum(bt.TokenCountReward(0), bt.PatternCountReward((1, 2)))
+    init = bt.tabular_policy_from_logits(jnp.zeros((length, vocab)), order=0)
+    _, info = bt.train_toward_bon(jax.random.key(0), "vbon_lifted", init, ref_policy=ref, reward=reward, n=16,
+                                  settings=bt.MethodSettings(num_steps=30, learning_rate=0.1))
+    loss = np.asarray(info["loss"])
+    assert np.all(np.isfinite(loss)) and loss[-1] < 0.8 * loss[0]  # the memoryless floor to a Markov p is high
+    assert abs(float(bt.lifted_vbon_loss(init, ref, reward, 16)) - loss[0]) < 1e-9 * max(1.0, loss[0])

@@ -80,3 +80,24 @@ def test_power_law_rate_recovers_a_slope():
         bt.power_law_rate(x, np.array([1.0, 0.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="positive"):
         bt.power_law_rate(-x, x)
+
+
+def test_bon_level_law_keeps_levels_below_float64():
+    """Levels of mass far below 1e-308 next to the top keep log q = log(n·m) + (n−1)·log F ≈ log(n·m); the law
+    sums to 1 and equals the exact level functions where masses are representable."""
+    length = 512
+    dist = reward_distribution(
+        bt.tabular_policy_from_logits(jnp.asarray(np.broadcast_to(np.log(Q), (length, 4))), order=0),
+        bt.TokenScoreReward(scores=jnp.asarray(np.broadcast_to(S, (length, 4)), float)),
+    )
+    log_m = np.asarray(dist.log_probs)
+    log_q = bt.bon_level_log_probs_at_log_n(log_m, np.log(4.0))
+    assert np.all(np.isfinite(log_q))
+    np.testing.assert_allclose(np.logaddexp.reduce(log_q), 0.0, atol=1e-12)
+    top = np.flatnonzero(log_m < -750)
+    top = top[top > len(log_m) // 2]
+    assert len(top) > 5
+    np.testing.assert_allclose(log_q[top] - log_m[top], np.log(4.0), atol=1e-9)
+    ok = log_m > -700
+    np.testing.assert_allclose(np.exp(log_q[ok]), bt.bon_pmf(np.exp(log_m[ok]), np.asarray(dist.values)[ok], 4),
+                               rtol=1e-8, atol=1e-300)

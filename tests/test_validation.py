@@ -19,6 +19,8 @@ NOT_AT_A_BOUNDARY = {
     "bon_expected_reward_from_levels", "bon_kl_from_levels", "bon_log_pmf_from_levels", "bon_win_rate_from_levels",
     "level_log_mass_of_max", "compact_levels", "bon_trials", "candidate_trials", "reward_scorer", "train_steps",
     "initialize_distributed", "to_host", "trial_mesh", "load_checkpoint", "save_checkpoint", "train_with_checkpoints",
+    # deprecated aliases: they only warn and call the validated function of the new name
+    "bon_kl_estimator", "bon_kl_estimate",
 }
 
 

@@ -32,4 +32,5 @@ EXPERIMENTS: tuple[str, ...] = (
     "gao_fits",
     "token_kl",
     "vbon",
+    "bon_aware",
 )

@@ -18,7 +18,7 @@ from bontheory import cell_key, pessimism_sample
 from bontheory.experiments import checks
 from bontheory.plotting import new_figure, save_figure
 from bontheory.runner import progress
-from bontheory.studies.curves import max_drawdown, peak_and_fall
+from bontheory.studies.curves import max_drawdown
 from bontheory.studies.proxy import (
     DEFAULT_GRIDS,
     PROXY_FAMILIES,
@@ -27,6 +27,7 @@ from bontheory.studies.proxy import (
     method_grid_curves,
     proxy_problem,
 )
+from bontheory.studies.summary import proxy_study_summary
 
 NAME = "overoptimization"
 SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"
@@ -36,7 +37,7 @@ SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed 
 _GRIDS = DEFAULT_GRIDS
 _FALL_EXPECTED = ("cauchy", "student_t", "hack")  # the learned BT proxy is left to the data (Gao et al.)
 _FALL_FRACTION = 0.05  # BoN "falls" when it ends more than 5% of its gain below its peak
-_FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
+_FIXED = {"soft_bon": 0.1, "quantile_trunc": 8.0, "chi2_pessimism_limit": 0.3, "regularized_bon": 0.3, "tilted": 0.1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
     out = method_grid_curves(prob, config.ns, _GRIDS, soft_bon_nodes=config.soft_bon_nodes)
     sd = out["proxy_sd"]
     if config.pessimism_ns:
-        beta = _FIXED["chi2_pessimism"] * sd
+        beta = _FIXED["chi2_pessimism_limit"] * sd
         r_max = float(np.max(np.asarray(prob.proxy)))
         gold = np.asarray(prob.gold)
         means, ses = [], []
@@ -163,13 +164,30 @@ def _family_metrics(config: Config, family: str, per_seed: list[dict]) -> dict:
         }
     # Theory: with Gaussian noise E[r* | r̂] increases in r̂ (no fall); heavy tails and a rare hack make
     # the top of r̂ noise-dominated (fall). "falls" = a drop of more than 5% of the gain at the peak.
-    bon = peak_and_fall(fam["bon"]["gold"], rel_drop=_FALL_FRACTION)
-    fam["bon_peak_n"] = int(config.ns[bon.peak_index])
-    fam["bon_peak_gold"] = bon.peak_value
-    fam["bon_final_gold"] = bon.final_value
-    fam["bon_drop_after_peak"] = bon.drop_after_peak
+    # The numbers come from the library's study summary (oracle tuning on the seed-averaged curves; held-out
+    # tuning: parameters chosen on the even seeds, scored on the odd ones).
+    curves = {"bon": avg["bon"], **{m: avg[m] for m in _GRIDS}}
+    summ = proxy_study_summary(config.ns, curves, rel_drop=_FALL_FRACTION)
+    fam["bon_peak_n"] = summ.bon_peak_n
+    fam["bon_peak_gold"] = summ.bon_peak_gold
+    fam["bon_final_gold"] = summ.bon_final_gold
+    fam["bon_drop_after_peak"] = summ.bon_drop_after_peak
     fam["theory_predicts_fall"] = family in _FALL_EXPECTED
-    fam["bon_falls"] = bon.falls
+    fam["bon_falls"] = summ.bon_falls
+    fam["bon_monotone"] = summ.bon_monotone
+    for method, ms in summ.methods.items():
+        fam[method]["monotone"] = ms.monotone
+        fam[method]["best_monotone"] = ms.best_monotone
+        fam[method]["best_drop_after_peak"] = ms.drop_after_peak
+    if len(per_seed) >= 2:
+        def half(start):
+            return mean_over_seeds([{k: r[k] for k in ("bon", *_GRIDS)} for r in per_seed[start::2]])
+
+        held = proxy_study_summary(config.ns, half(1), held_out=half(0), rel_drop=_FALL_FRACTION)
+        for method, ms in held.methods.items():
+            fam[method]["held_out_param"] = ms.held_out_param
+            fam[method]["held_out_gold"] = ms.held_out_gold.tolist()
+            fam[method]["oracle_gold_same_seeds"] = ms.oracle_gold.tolist()
     for method in ("quantile_trunc", "soft_bon", "regularized_bon"):
         fam[f"{method}_fixed_max_drop"] = max_drawdown(fam[method]["fixed"]["gold"])
     return fam
@@ -179,7 +197,7 @@ _LABELS = {
     "bon": "BoN",
     "soft_bon": "soft BoN",
     "quantile_trunc": "quantile trunc.",
-    "chi2_pessimism": "χ²-pessimism (pop.)",
+    "chi2_pessimism_limit": "χ²-pessimism (pop.)",
     "regularized_bon": "regularised BoN",
     "tilted": "tilted (pop.)",
 }
@@ -194,9 +212,9 @@ def plot(metrics: dict, out_dir) -> list:
             fig, axes = new_figure(1, len(fams), squeeze=False)
             for ax, (family, fam) in zip(axes[0], fams.items()):
                 ax.plot(ns, fam["bon"][key], marker="o", color="black", label="BoN")
-                for method in ("soft_bon", "quantile_trunc", "chi2_pessimism", "regularized_bon", "tilted"):
+                for method in ("soft_bon", "quantile_trunc", "chi2_pessimism_limit", "regularized_bon", "tilted"):
                     y = fam[method][variant][key]
-                    style = "--" if method in ("chi2_pessimism", "tilted") else "-"
+                    style = "--" if method in ("chi2_pessimism_limit", "tilted") else "-"
                     lab = _LABELS[method] + (f" ({fam[method]['fixed_param']:g})" if variant == "fixed" else "")
                     ax.plot(ns, y, style, marker=".", label=lab)
                 if key == "gold" and "pessimism_mc" in fam:
@@ -224,7 +242,8 @@ def summary(metrics: dict) -> list[dict]:
             "fall_predicted": fam["theory_predicts_fall"],
             "qt_fixed_final": round(fam["quantile_trunc"]["fixed"]["gold"][-1], 3),
             "qt_fixed_max_drop": round(fam["quantile_trunc_fixed_max_drop"], 4),
-            "chi2_pop": round(fam["chi2_pessimism"]["fixed"]["gold"][-1], 3),
+            "qt_best_monotone": fam["quantile_trunc"].get("best_monotone"),
+            "chi2_pop": round(fam["chi2_pessimism_limit"]["fixed"]["gold"][-1], 3),
             "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
         })
     return rows

@@ -1,4 +1,4 @@
-"""Variational BoN and the other ways of training toward BoN, measured exactly on enumerated sequences.
+r"""Variational BoN and the other ways of training toward BoN, measured exactly on enumerated sequences.
 
 Controlled generation: a reference policy over V^L token sequences (tabular memoryless, and a tiny random
 transformer), the toy "sentiment" reward with negation (:func:`bontheory.vbon.sentiment_reward`:
@@ -9,11 +9,27 @@ reward gap, win rates, and its (KL to p, E[r]) point. KL-RL is swept over β. Th
 own distance to π_n (the tie effect), and the sampled vBoN error against the number M of reference
 samples, are reported too. The paper's claims (Amini et al., arXiv 2407.06057: BoN best; vBoN closest to
 BoN and most often on the reward–KL Pareto frontier, more than KL-RL) are checked in ``summary``.
+
+A second part ("scale") asks how the approximation error of the memoryless and the Markov-1 policy families
+behaves on long sequences, beyond enumeration: for a random memoryless reference over V tokens, L positions
+(L up to 512) and the additive integer reward ``R(y) = Σ_t y_t``, the exact vBoN loss
+
+.. math:: \mathrm{KL}(\pi_\theta\|\pi_n) = \mathrm{KL}(\pi_\theta\|p) - \sum_\rho m_\theta(\rho)\,\lambda_n(\rho),
+          \qquad \lambda_n = \log(q_n/m)
+
+(docs/theory.md §8.6: the chain-rule KL of tabular policies, and the law :math:`m_\theta` of R under
+:math:`\pi_\theta` from :func:`bontheory.reward_distribution`, differentiable; :math:`\lambda_n` from the law of
+R under p in log space, :func:`bontheory.bon_level_log_probs_at_log_n`) is minimised by L-BFGS
+(``optax.lbfgs``) until the gradient norm is below ``scale_grad_tol``, so the error measures the family, not the
+optimiser. Yang et al. (arXiv 2404.01730) show BoN with log n ∝ L is asymptotically equivalent to the tilted
+optimum, a memoryless policy here; the summary states whether the memoryless error at fixed n vanishes with L,
+in total and per token.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +74,7 @@ LABELS = {
 }
 
 POLICY_CLASSES = ("tabular_full", "tabular_memoryless", "transformer")
+SCALE_FAMILIES = ("memoryless", "markov1")
 
 # one fixed colour per method across panels (the house palette has fewer colours than methods)
 _TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -88,6 +105,12 @@ class Config:
       num_steps, learning_rate, sampled_batch, num_reference_samples, num_sft_samples: training settings.
       reference_temperature: temperature of the random tabular reference.
       transformer_logit_scale: logit scale of the random transformer reference.
+      scale_vocab_size: V of the scale part (reward R(y) = Σ_t y_t, integer).
+      scale_lengths: sequence lengths L of the scale part (exact, not enumerated).
+      scale_ns: BoN sizes n of the scale part.
+      scale_families: trained policy families of the scale part: ``memoryless`` and/or ``markov1``.
+      scale_grad_tol: L-BFGS stops when the gradient norm of the exact loss is below this.
+      scale_max_iters: L-BFGS iteration cap (a cell that hits it is reported as not converged).
       seed: random seed.
       x64: compute in float64.
     """
@@ -117,6 +140,12 @@ class Config:
     num_sft_samples: int = 1000
     reference_temperature: float = 1.0
     transformer_logit_scale: float = 3.0
+    scale_vocab_size: int = 4
+    scale_lengths: tuple[int, ...] = (8, 32, 128, 512)
+    scale_ns: tuple[int, ...] = (2, 8, 64, 512)
+    scale_families: tuple[str, ...] = ("memoryless", "markov1")
+    scale_grad_tol: float = 1e-7
+    scale_max_iters: int = 1000
     seed: int = 0
     x64: bool = True
 
@@ -143,6 +172,12 @@ class Config:
             checks.integer(self, field, min=1)
         checks.number(self, "reference_temperature", min=0.0, min_open=True)
         checks.number(self, "transformer_logit_scale", min=0.0, min_open=True)
+        checks.integer(self, "scale_vocab_size", min=2)
+        checks.integers(self, "scale_lengths", min=1, increasing=True, nonempty=False)
+        checks.integers(self, "scale_ns", min=2, increasing=True)
+        checks.choices(self, "scale_families", SCALE_FAMILIES, nonempty=False)
+        checks.number(self, "scale_grad_tol", min=0.0, min_open=True)
+        checks.integer(self, "scale_max_iters", min=1)
         checks.integer(self, "seed")
         checks.boolean(self, "x64")
 
@@ -160,6 +195,9 @@ QUICK = Config(
     m_study_draws=10,
     num_steps=200,
     sampled_batch=16,
+    scale_lengths=(8, 64, 512),
+    scale_ns=(4, 64),
+    scale_max_iters=500,
 )
 
 
@@ -251,6 +289,117 @@ def _m_cell(config: Config, policy_class: str, m: int) -> dict:
             "optimum_kl_to_bon_se": float(np.std(est) / np.sqrt(len(est)))}
 
 
+# ----------------------------------------------------------------------------------------------------
+# Scale: exact vBoN on long sequences (lifted), trained to convergence
+
+
+def _scale_problem(config: Config, length: int):
+    """The memoryless reference over ``scale_vocab_size`` tokens and its additive reward ``R(y) = Σ_t y_t``."""
+    from bontheory import TokenScoreReward
+
+    vocab = config.scale_vocab_size
+    ref = random_tabular_policy(jax.random.fold_in(jax.random.key(config.seed), 3), vocab, length, order=0,
+                                temperature=config.reference_temperature)
+    scores = jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.result_type(float)), (length, vocab))
+    return ref, TokenScoreReward(scores=scores)
+
+
+@functools.lru_cache(maxsize=16)
+def _scale_trainer(family: str, vocab: int, length: int, max_iters: int):
+    """A jitted ``(x0, ref_logits, lam, tol) -> (logits, loss, grad_norm, iterations)``: L-BFGS on the exact
+    lifted vBoN loss of a tabular family (one compilation per family and shape, reused across n)."""
+    import optax
+
+    from bontheory import TokenScoreReward, reward_distribution, sequence_kl, tabular_policy_from_logits
+
+    order = 0 if family == "memoryless" else 1
+    # the reward stays concrete (its automaton is built in NumPy); it is small, L × V
+    reward = TokenScoreReward(scores=jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.result_type(float)), (length, vocab)))
+
+    def train(x0, ref_logits, lam, tol):
+        ref = tabular_policy_from_logits(ref_logits, order=0)
+
+        def loss(x):
+            pol = tabular_policy_from_logits(x, order=order)
+            law = reward_distribution(pol, reward)
+            return sequence_kl(pol, ref) - jnp.sum(jnp.exp(law.log_probs) * lam)
+
+        opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
+        value_and_grad = optax.value_and_grad_from_state(loss)
+
+        def step(carry):
+            x, state = carry
+            value, grad = value_and_grad(x, state=state)
+            updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
+            return optax.apply_updates(x, updates), state
+
+        def going(carry):
+            _, state = carry
+            count = optax.tree_utils.tree_get(state, "count")
+            grad = optax.tree_utils.tree_get(state, "grad")
+            return (count == 0) | ((count < max_iters) & (optax.tree_utils.tree_norm(grad) >= tol))
+
+        x, state = jax.lax.while_loop(going, step, (x0, opt.init(x0)))
+        value, grad = jax.value_and_grad(loss)(x)
+        return x, value, optax.tree_utils.tree_norm(grad), optax.tree_utils.tree_get(state, "count")
+
+    return jax.jit(train)
+
+
+def _scale_cell(config: Config, family: str, length: int, n: int) -> dict:
+    from bontheory import bon_level_log_probs_at_log_n, reward_distribution
+
+    ref, reward = _scale_problem(config, length)
+    law = reward_distribution(ref, reward)
+    log_m = np.asarray(law.log_probs, np.float64)
+    log_m = log_m - np.logaddexp.reduce(log_m)
+    log_q = bon_level_log_probs_at_log_n(log_m, np.log(n))
+    lam = log_q - log_m  # log(π_n/p) on each reward level
+    x0 = ref.params["logits"] if family == "memoryless" else expand_tabular_policy(ref, 1).params["logits"]
+    train = _scale_trainer(family, config.scale_vocab_size, length, config.scale_max_iters)
+    _, value, grad_norm, iters = train(x0, ref.params["logits"], jnp.asarray(lam), config.scale_grad_tol)
+    q = np.exp(log_q)
+    bon_kl = float(np.sum(np.where(q > 0, q * lam, 0.0)))
+    return {
+        "kl_to_bon": float(value),
+        "kl_to_bon_per_token": float(value) / length,
+        "bon_kl_to_ref": bon_kl,  # KL(π_n‖p): the scale of the error
+        "grad_norm": float(grad_norm),
+        "iterations": int(iters),
+        "converged": bool(float(grad_norm) < config.scale_grad_tol),
+    }
+
+
+def scale_verdict(lengths, errors) -> dict:
+    """Whether an error series over increasing L vanishes: its last-to-first ratio and the log-log slope over
+    the lengths (:func:`bontheory.power_law_rate`); ``decreasing`` if every step down the lengths lowers it."""
+    from bontheory import power_law_rate
+
+    errors = np.asarray(errors, float)
+    fit = power_law_rate(lengths, errors) if len(lengths) >= 2 and np.all(errors > 0) else None
+    return {
+        "ratio_last_first": float(errors[-1] / errors[0]) if errors[0] > 0 else float("nan"),
+        "slope": fit.slope if fit else None,
+        "decreasing": bool(np.all(np.diff(errors) < 0)),
+    }
+
+
+def analyse_scale(config: Config, cells: dict) -> dict:
+    """Per family and n: the error series over L (total and per token) and their verdicts."""
+    out = {}
+    for fam in config.scale_families:
+        for n in config.scale_ns:
+            rows = [cells[f"scale/{fam}/L={L}/n={n}"] for L in config.scale_lengths]
+            total = [r["kl_to_bon"] for r in rows]
+            per_token = [r["kl_to_bon_per_token"] for r in rows]
+            out[f"{fam}/n={n}"] = {
+                "total": scale_verdict(config.scale_lengths, total),
+                "per_token": scale_verdict(config.scale_lengths, per_token),
+                "all_converged": all(r["converged"] for r in rows),
+            }
+    return out
+
+
 def run(config: Config, run) -> dict:
     jobs = []
     for _ci, pc in enumerate(config.policy_classes):
@@ -261,12 +410,20 @@ def run(config: Config, run) -> dict:
         if pc in config.m_study_classes:
             for m in config.ms:
                 jobs.append((f"{pc}/M={m}", lambda pc=pc, m=m: _m_cell(config, pc, m)))
+    for fam in config.scale_families:
+        for L in config.scale_lengths:
+            for n in config.scale_ns:
+                jobs.append((f"scale/{fam}/L={L}/n={n}", lambda fam=fam, L=L, n=n: _scale_cell(config, fam, L, n)))
     results = {}
     for name, fn in progress(jobs, desc=NAME):
         results[name] = run.cell(name, fn)
     out = {"ns": list(config.ns), "betas": list(config.betas), "ms": list(config.ms), "num_steps": config.num_steps,
-           "policy_classes": list(config.policy_classes), "cells": results}
+           "policy_classes": list(config.policy_classes), "cells": results,
+           "scale": {"lengths": list(config.scale_lengths), "ns": list(config.scale_ns),
+                     "families": list(config.scale_families), "grad_tol": config.scale_grad_tol,
+                     "vocab_size": config.scale_vocab_size}}
     out["analysis"] = analyse(config, results)
+    out["scale_analysis"] = analyse_scale(config, results)
     return out
 
 
@@ -379,7 +536,38 @@ def plot(metrics: dict, out_dir) -> list:
         ax.set_ylabel("KL(π_θ ‖ π_n)")
         ax.legend(fontsize=6)
         paths += save_figure(fig, out_dir, "vbon_error_vs_m")
+    if metrics.get("scale", {}).get("families"):
+        paths += _plot_scale(metrics, out_dir)
     return paths
+
+
+def _scale_series(metrics: dict, fam: str, n: int, key: str) -> list[float]:
+    return [metrics["cells"][f"scale/{fam}/L={L}/n={n}"][key] for L in metrics["scale"]["lengths"]]
+
+
+def _plot_scale(metrics: dict, out_dir) -> list:
+    sc = metrics["scale"]
+    lengths = sc["lengths"]
+    fig, (a1, a2) = new_figure(1, 2)
+    for i, n in enumerate(sc["ns"]):
+        color = _TAB10[i % 10]
+        for fam, ls in zip(sc["families"], ("-", "--")):
+            label = f"{fam}, n = {n}"
+            a1.plot(lengths, _scale_series(metrics, fam, n, "kl_to_bon"), ls, marker="o", ms=3, color=color, label=label)
+            a2.plot(lengths, _scale_series(metrics, fam, n, "kl_to_bon_per_token"), ls, marker="o", ms=3, color=color,
+                    label=label)
+        a1.plot(lengths, _scale_series(metrics, sc["families"][0], n, "bon_kl_to_ref"), ":", color=color, lw=1,
+                label=f"KL(π_n ‖ p), n = {n}")
+    for ax in (a1, a2):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length L")
+        ax.legend(fontsize=6)
+    a1.set_ylabel("KL(π_θ* ‖ π_n) (exact, L-BFGS to convergence)")
+    a1.set_title("total error of the best policy in the family", fontsize=9)
+    a2.set_ylabel("KL(π_θ* ‖ π_n) / L")
+    a2.set_title("per token", fontsize=9)
+    return save_figure(fig, out_dir, "vbon_error_vs_length")
 
 
 def summary(metrics: dict) -> list[dict]:
@@ -396,6 +584,33 @@ def summary(metrics: dict) -> list[dict]:
             "claims: BoN best / vBoN closest / vBoN>KL-RL": f"{a['claim_bon_best']} / {a['claim_vbon_closest']} / "
                                                             f"{a['claim_vbon_frontier_more_than_kl_rl']}",
         })
+    rows += scale_rows(metrics)
+    return rows
+
+
+def scale_rows(metrics: dict) -> list[dict]:
+    """The scale part's answer, one row per family and n: the exact error of the family's best policy at the
+    shortest and the longest L, total and per token, and whether each vanishes (keeps falling) with L."""
+    sc = metrics.get("scale", {})
+    rows = []
+    for key, a in metrics.get("scale_analysis", {}).items():
+        fam, n = key.split("/n=")
+        total = _scale_series(metrics, fam, int(n), "kl_to_bon")
+        per_token = _scale_series(metrics, fam, int(n), "kl_to_bon_per_token")
+        bon = _scale_series(metrics, fam, int(n), "bon_kl_to_ref")
+        L0, L1 = sc["lengths"][0], sc["lengths"][-1]
+        rows.append({
+            "policy": f"scale: {fam}, n={n}",
+            f"KL(π*‖π_n) L={L0}": float(f"{total[0]:.4g}"),
+            f"KL(π*‖π_n) L={L1}": float(f"{total[-1]:.4g}"),
+            f"share of KL(π_n‖p) L={L1}": round(total[-1] / bon[-1], 3),
+            f"per token L={L1}": float(f"{per_token[-1]:.3g}"),
+            "total falls with L": a["total"]["decreasing"],
+            "per token falls with L": a["per_token"]["decreasing"],
+            "family approaches BoN": ("yes" if a["total"]["decreasing"]
+                                      else "per token only" if a["per_token"]["decreasing"] else "no"),
+            "converged": a["all_converged"],
+        })
     return rows
 
 
@@ -411,4 +626,25 @@ def paper_numbers(metrics: dict) -> dict:
         "vbFullClosest": (full["closest_method"], 0),
         "vbMemExact": (mem["mean_kl_to_bon"]["vbon_exact"], 3),
         "vbMemClosest": (mem["closest_method"], 0),
+        **_scale_numbers(metrics),
+    }
+
+
+def _scale_numbers(metrics: dict) -> dict:
+    """The memoryless family at the largest n: exact error at the shortest and longest L, and its share of
+    BoN's own KL there."""
+    sc = metrics.get("scale", {})
+    if "memoryless" not in sc.get("families", ()):
+        return {}
+    n = sc["ns"][-1]
+    total = _scale_series(metrics, "memoryless", n, "kl_to_bon")
+    bon = _scale_series(metrics, "memoryless", n, "bon_kl_to_ref")
+    return {
+        "vbScaleN": (n, 0),
+        "vbScaleShortL": (sc["lengths"][0], 0),
+        "vbScaleLongL": (sc["lengths"][-1], 0),
+        "vbScaleMemShort": (total[0], 3),
+        "vbScaleMemLong": (total[-1], 3),
+        "vbScaleMemShare": (total[-1] / bon[-1], 2),
+        "vbScaleMemPerToken": (total[-1] / sc["lengths"][-1], 5),
     }

@@ -272,6 +272,10 @@ def bon_log_ratio_from_levels(
     return log_ratio[idx]
 
 
+@_V.validate(
+    selected_rewards=_V.kind(_V.values, min_size=2), level_rewards=_V.kind(_V.rewards, ndim=1),
+    level_masses=_V.kind(_V.probs, ndim=1), n=_V.static_sample_size,
+)
 def level_kl_estimate(
     selected_rewards: _Values, level_rewards: Float[ArrayLike, " J"], level_masses: Float[ArrayLike, " J"], n: int
 ) -> Estimate:
@@ -294,6 +298,10 @@ def level_kl_estimate(
     return mean_estimate(bon_log_ratio_from_levels(selected_rewards, level_rewards, level_masses, n))
 
 
+@_V.validate(
+    selected_rewards=_V.kind(_V.values, min_size=2), reference_rewards=_V.kind(_V.values, min_size=1),
+    n=_V.static_sample_size,
+)
 def level_kl_estimate_from_reference(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int) -> Estimate:
     r"""Tie-aware KL(π_n‖p) from BoN draws, the level masses estimated from M reference rewards.
 

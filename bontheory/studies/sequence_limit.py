@@ -36,38 +36,48 @@ def _log_neg_log1m(log_x: np.ndarray) -> np.ndarray:
         return np.where(small, log_x + x / 2, np.log(-np.log1p(-np.where(small, 0.5, x))))
 
 
-def _bon_at_log_n(values: np.ndarray, log_m: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""KL(π_n‖p) and E_{π_n}[R] from the law of R, all in log space and at ``log n`` (n may overflow float64).
-
-    With :math:`F_\ell`, :math:`F^-_\ell` the CDFs of the level law ``exp(log_m)``,
+def bon_level_log_probs_at_log_n(log_probs: Any, log_n: Any) -> np.ndarray:
+    r"""The level law of best-of-n in log space, at ``log n`` (n may overflow float64), from a level law in log
+    space (e.g. :func:`bontheory.reward_distribution`):
 
     .. math:: \log q_\ell = -e^{\log n + \log(-\log F_\ell)}
-              + \log\big(-\mathrm{expm1}(-e^{\log n + \log(-\log(F^-_\ell/F_\ell))})\big),
+              + \log\big(-\mathrm{expm1}(-e^{\log n + \log(-\log(F^-_\ell/F_\ell))})\big)
 
-    where :math:`-\log F_\ell` is computed from the tail :math:`1 - F_\ell` when :math:`F_\ell > 1/2`, so
-    neither ``n`` nor a tiny tail is ever formed outside the exponent. NumPy (float64): one evaluation per
-    length, nothing to compile.
+    (:math:`q_\ell = F_\ell^n - (F^-_\ell)^n`, docs/theory.md §1.4, §3.3), with :math:`-\log F_\ell` taken from
+    the tail :math:`1 - F_\ell` when :math:`F_\ell > 1/2` and :math:`-\log(F^-_\ell/F_\ell) = -\log(1 - m_\ell/F_\ell)`
+    from :math:`\log(m_\ell/F_\ell)`, so neither n, nor a tiny tail, nor a tiny level mass next to the top is
+    formed outside an exponent: levels of mass :math:`e^{-800}` keep :math:`\log q_\ell \approx \log(n m_\ell)`.
+    NumPy, float64 (a function of a fixed reference law: nothing to differentiate or compile).
 
     Args:
-      values: ``float[A]`` reward levels (increasing); log_m: ``float[A]`` their log-masses (normalised);
-      log_n: ``float[...]``.
+      log_probs: ``float[A]`` log-masses of the levels in increasing reward (renormalised here).
+      log_n: ``float[...]`` values of ``log n ≥ 0``.
 
     Returns:
-      ``(kl float[...], reward float[...])``.
+      ``float[..., A]``; ``-inf`` on levels of zero mass.
     """
-    values = np.asarray(values, np.float64)
-    log_m = np.asarray(log_m, np.float64)
+    log_m = np.asarray(log_probs, np.float64)
+    log_m = log_m - np.logaddexp.reduce(log_m)
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
         log_f = np.logaddexp.accumulate(log_m)
         tail_incl = np.logaddexp.accumulate(log_m[::-1])[::-1]
         log_tail = np.append(tail_incl[1:], -np.inf)  # log(1 − F_ℓ)
         head = log_f < -np.log(2)
         log_neg_log_f = np.where(head, np.log(-np.where(head, log_f, -1.0)), _log_neg_log1m(log_tail))
-        log_x = log_m - log_f  # log(m_ℓ/F_ℓ); −log(F⁻_ℓ/F_ℓ) = −log1p(−m_ℓ/F_ℓ)
+        log_x = log_m - np.where(head, log_f, -np.exp(log_neg_log_f))  # log(m_ℓ/F_ℓ)
         ln = np.asarray(log_n, np.float64)[..., None]
-        s = ln + _log_neg_log1m(log_x)
+        s = ln + _log_neg_log1m(np.minimum(log_x, 0.0))
         log_body = np.where(s < -30, s, np.log(-np.expm1(-np.exp(np.minimum(s, 700.0)))))
-        log_q = np.where(log_m > -np.inf, -np.exp(ln + log_neg_log_f) + log_body, -np.inf)
+        return np.where(log_m > -np.inf, -np.exp(ln + log_neg_log_f) + log_body, -np.inf)
+
+
+def _bon_at_log_n(values: np.ndarray, log_m: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """KL(π_n‖p) and E_{π_n}[R] (``float[...]`` each) from the level law ``(values, log_m)`` at ``log n``."""
+    values = np.asarray(values, np.float64)
+    log_m = np.asarray(log_m, np.float64)
+    log_m = log_m - np.logaddexp.reduce(log_m)
+    log_q = bon_level_log_probs_at_log_n(log_m, log_n)
+    with np.errstate(under="ignore", invalid="ignore"):
         q = np.exp(log_q)
         pos = q > 0
         kl = np.sum(np.where(pos, q * (log_q - np.where(pos, log_m, 0.0)), 0.0), axis=-1)

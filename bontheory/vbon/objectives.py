@@ -240,21 +240,56 @@ class PolicyGradientLoss:
         return log_bon_ratio(log_fs, log_f, n)
 
     def __call__(self, policy, data: Data, key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        b = self.num_samples
-        seqs = jax.lax.stop_gradient(policy.sample(key, b))
+        seqs = jax.lax.stop_gradient(policy.sample(key, self.num_samples))
         reward = jax.lax.stop_gradient(self.sequence_reward(data, seqs))
         c = data["kl_coef"]
-        log_tok = policy.next_token_log_probs(seqs)  # (B, L, V)
-        log_ref = data["ref_policy"].next_token_log_probs(seqs)
-        kl_tok = reverse_kl(log_tok, jax.lax.stop_gradient(log_ref))  # (B, L)
-        chosen = jnp.take_along_axis(log_tok, seqs[..., None].astype(jnp.int32), axis=-1)[..., 0]  # (B, L)
-        kl_sg = jax.lax.stop_gradient(kl_tok)
-        # Σ_{t>s} k_t = total − cumulative up to and including s.
-        kl_to_go = jnp.sum(kl_sg, axis=-1, keepdims=True) - jnp.cumsum(kl_sg, axis=-1)
-        ret = reward[:, None] - c * kl_to_go  # (B, L)
-        baseline = (jnp.sum(ret, axis=0, keepdims=True) - ret) / (b - 1)
-        adv = ret - baseline
-        surrogate = -jnp.mean(jnp.sum(adv * chosen, axis=-1)) + c * jnp.mean(jnp.sum(kl_tok, axis=-1))
-        kl_est = jnp.mean(jnp.sum(kl_sg, axis=-1))
+        surrogate, kl = kl_regularised_surrogate(policy, data["ref_policy"], seqs, reward, c)
+        kl_est = jnp.mean(kl)
         mean_r = jnp.mean(reward)
         return surrogate, {"objective": mean_r - c * kl_est, "kl_to_ref": kl_est, "reward": mean_r}
+
+
+@_V.validate(
+    policy=_V.policy, ref_policy=_V.policy, sequences=_V.sequences, rewards=_V.kind(_V.values, min_size=2),
+    kl_coef=_V.nonnegative,
+)
+def kl_regularised_surrogate(
+    policy, ref_policy, sequences: jax.Array, rewards: jax.Array, kl_coef: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    r"""The REINFORCE surrogate of :class:`PolicyGradientLoss` on given policy samples (docs/theory.md §6.3).
+
+    For B ≥ 2 samples ``sequences`` of π_θ with sequence rewards R_i (treated as constants), token s of
+    sample i gets the return-to-go G_{i,s} = R_i − c Σ_{t>s} k_{i,t} (exact per-position KL k, see
+    :func:`sequence_token_kl`) and the leave-one-out baseline b_{i,s} = mean_{j≠i} G_{j,s}; the surrogate
+
+    .. math:: -\frac{1}{B}\sum_i \sum_s (G_{i,s} - b_{i,s}) \log\pi_\theta(y_{i,s}\mid y_{i,<s})
+              + \frac{c}{B}\sum_i\sum_t k_{i,t}
+
+    has an unbiased gradient of c KL(π_θ‖p) − E_{π_θ}[R]. With R = 0 it is the gradient of the KL alone.
+
+    Args:
+      policy: the trained Policy π_θ.
+      ref_policy: the reference Policy p.
+      sequences: int[B, L], samples of π_θ (B ≥ 2; not differentiated).
+      rewards: float[B], their sequence rewards R (not differentiated).
+      kl_coef: scalar c.
+
+    Returns:
+      ``(surrogate, kl)``: the scalar surrogate, and float[B] the per-sequence Σ_t k_t (an unbiased
+      estimate of KL(π_θ‖p) each, without gradient).
+    """
+    seqs = jax.lax.stop_gradient(sequences)
+    reward = jax.lax.stop_gradient(rewards)
+    b = seqs.shape[0]
+    log_tok = policy.next_token_log_probs(seqs)  # (B, L, V)
+    log_ref = ref_policy.next_token_log_probs(seqs)
+    kl_tok = reverse_kl(log_tok, jax.lax.stop_gradient(log_ref))  # (B, L)
+    chosen = jnp.take_along_axis(log_tok, seqs[..., None].astype(jnp.int32), axis=-1)[..., 0]  # (B, L)
+    kl_sg = jax.lax.stop_gradient(kl_tok)
+    # Σ_{t>s} k_t = total − cumulative up to and including s.
+    kl_to_go = jnp.sum(kl_sg, axis=-1, keepdims=True) - jnp.cumsum(kl_sg, axis=-1)
+    ret = reward[:, None] - kl_coef * kl_to_go  # (B, L)
+    baseline = (jnp.sum(ret, axis=0, keepdims=True) - ret) / (b - 1)
+    adv = ret - baseline
+    surrogate = -jnp.mean(jnp.sum(adv * chosen, axis=-1)) + kl_coef * jnp.mean(jnp.sum(kl_tok, axis=-1))
+    return surrogate, jnp.sum(kl_sg, axis=-1)

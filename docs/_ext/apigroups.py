@@ -46,6 +46,7 @@ RULES: dict[str, str] = {
     "bontheory.exact.soft_bon": "alternatives",
     "bontheory.exact.truncation": "alternatives",
     "bontheory.exact.pessimism": "alternatives",
+    "bontheory.exact.pessimism_sampler": "alternatives",
     "bontheory.exact.regularized": "alternatives",
     "bontheory.lifted": "lifted",
     "bontheory.policies": "policies",
