@@ -117,13 +117,6 @@ def test_sequence_kl_ignores_contexts_the_first_policy_never_reaches():
     np.testing.assert_allclose(float(bt.sequence_kl(a, b)), expected, rtol=1e-12)
 
 
-def test_random_tabular_policy_is_the_same_for_a_key_in_either_precision():
-    key = jax.random.key(3)
-    p64 = bt.random_tabular_policy(key, 3, 2, dtype=jnp.float64)
-    p32 = bt.random_tabular_policy(key, 3, 2, dtype=jnp.float32)
-    np.testing.assert_allclose(np.asarray(p64.params["logits"]), np.asarray(p32.params["logits"]), atol=1e-6)
-
-
 def test_a_tied_level_of_a_million_outcomes_keeps_its_mass_in_float32():
     k = 10**6
     p = np.full(k, 1.0 / k, np.float32)

@@ -218,14 +218,12 @@ _KINDS = ("gaussian", "dirichlet", "zipf")
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exponent):
-    # drawn in float32 whatever the precision, then cast: a key names the same policy with and without x64
-    draw = jnp.float32
     if kind == "gaussian":
-        logits = jax.random.normal(key, shape, draw).astype(dtype)
+        logits = jax.random.normal(key, shape, dtype)
     elif kind == "dirichlet":
-        logits = jax.random.loggamma(key, jnp.asarray(concentration, draw), shape, draw).astype(dtype)
+        logits = jax.random.loggamma(key, jnp.asarray(concentration, dtype), shape, dtype)
     else:
-        ranks = jnp.argsort(jax.random.uniform(key, shape, draw), axis=-1).astype(dtype) + 1.0
+        ranks = jnp.argsort(jax.random.uniform(key, shape), axis=-1).astype(dtype) + 1.0
         logits = -jnp.asarray(zipf_exponent, dtype) * jnp.log(ranks)
     return jax.nn.log_softmax(logits / jnp.asarray(temperature, dtype), axis=-1)
 
