@@ -71,6 +71,7 @@ from bontheory.lifted.distribution import MAX_LIFTED_STATES, RewardDistribution,
 from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
 from bontheory.lifted.sampling import bon_sample_sequences_exact, sample_sequences_given_level_law
 from bontheory.lifted.tilted import AutomatonPolicy, lifted_reward_kl_frontier, tilted_sequence_policy
+from bontheory.lifted.vbon import LiftedVBoNLoss, lifted_vbon_data, lifted_vbon_loss, vbon_log_ratio
 from bontheory.mc.distributed import (
     TRIAL_AXIS,
     initialize_distributed,

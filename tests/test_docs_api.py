@@ -121,3 +121,11 @@ def test_plain_text_docstrings_become_valid_rst():
     third = border.rindex(" =") + 1  # where the third column starts
     assert header.index("c") == third and row.index("y") == third, fixed
     assert border.split() == ["=", "=" * len("a much longer cell"), "="], fixed
+
+
+def test_attribute_types_from_jaxtyping_annotations_are_valid_rst():
+    text = ":ivar kl: KL(q‖p).\n:vartype kl: jaxtyping.Float[jaxlib._jax.Array, '*batch']\n:ivar n: count *here*."
+    out = textfilters.readable_vartypes(text)
+    assert ":vartype kl: Float[Array, '\\*batch']" in out, out
+    assert ":ivar n: count *here*." in out  # descriptions keep their markup
+    assert textfilters.readable_vartypes(out) == out  # an escaped star is not escaped twice

@@ -17,7 +17,8 @@ Each module ``experiments/<name>.py`` defines
 
 The experiments compute; the verdicts they draw (a curve that falls, a gap to a frontier, a regret ratio, a
 claim) are library functions in :mod:`bontheory.studies`, tested on hand-made inputs. Each ``Config`` checks
-its values in ``__post_init__`` with :mod:`bontheory.experiments.checks` (a ``ValueError`` naming the field).
+its values in ``__post_init__`` with the helpers of ``bontheory.experiments.checks`` (a ``ValueError`` naming
+the field).
 Each cell draws its random numbers from :func:`bontheory.cell_key` of its labels (family, n, seed, ...), never
 from its position in a grid, so adding a cell does not change the numbers of the others.
 

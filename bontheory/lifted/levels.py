@@ -43,4 +43,11 @@ def bon_level_log_probs(log_probs: jax.Array, n: jax.Array) -> jax.Array:
     log_cdf, log_ratio = level_log_cdfs(log_probs)
     n = jnp.asarray(n, log_probs.dtype)
     x = n * log_ratio
-    return n * log_cdf + safe_log(-jnp.expm1(jnp.where(x > -jnp.inf, x, -jnp.inf)))
+    body = safe_log(-jnp.expm1(jnp.where(x > -jnp.inf, x, -jnp.inf)))
+    # A level far lighter than F (m/F < e^-30, e.g. mass 1e-320 next to the top): log1p(-m/F) rounds to 0 and
+    # the body to log 0; there 1 − (1 − m/F)^n = −expm1(−e^s) with s = log n + log(m/F) (+ O(m/F)).
+    log_x = log_probs - jax.lax.stop_gradient(jax.nn.logsumexp(log_probs)) - log_cdf
+    s = jnp.log(n) + log_x
+    tiny = (log_x < -30) & (log_probs > -jnp.inf)
+    tiny_body = jnp.where(s < -30, s, safe_log(-jnp.expm1(-jnp.exp(jnp.where(tiny, s, 0.0)))))
+    return n * log_cdf + jnp.where(tiny, tiny_body, body)

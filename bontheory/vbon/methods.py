@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import optax
 
 from bontheory import validation as _V
+from bontheory.lifted.distribution import tabular_table
+from bontheory.lifted.vbon import lifted_vbon_data
 from bontheory.rewards.reward import as_reward
 from bontheory.vbon.baselines import bon_sft_data, bonbon_data, iterated_bond
 from bontheory.vbon.objectives import (
@@ -32,6 +34,7 @@ from bontheory.vbon.train import init_train_state, train_steps
 #: Method names understood by :func:`train_toward_bon`.
 VBON_METHODS = (
     "vbon_exact",  # exact gradient of KL(π_θ‖π_n), exact BoN target
+    "vbon_lifted",  # the same loss without enumeration: tabular π_θ and p, liftable reward (bontheory.lifted)
     "vbon_continuous",  # exact gradient of KL(π_θ‖p F^{n−1}/Z), the paper's continuous form
     "vbon_sampled",  # REINFORCE, reward (n−1) log F̂ from M reference samples, exact per-token KL
     "vbon_sampled_exact",  # REINFORCE, reward log π̂_n/p (exact-target form with estimated CDFs)
@@ -78,7 +81,8 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 @_V.validate(
     key=_V.prng_key, method=_V.kind(_V.one_of, choices=VBON_METHODS), init_policy=_V.policy, ref_policy=_V.optional(_V.policy),
-    reward=_V.optional(_V.reward), sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
+    reward=_V.optional(_V.reward), sequences=_V.optional(_V.sequences),
+    ref_log_probs=_V.optional(_V.kind(_V.log_probs, ndim=1)), rewards=_V.optional(_V.rewards),
     n=_V.kind(_V.static_int, minimum=2), beta=_V.positive,
 )
 def train_toward_bon(
@@ -88,9 +92,9 @@ def train_toward_bon(
     *,
     ref_policy,
     reward,
-    sequences: jax.Array,
-    ref_log_probs: jax.Array,
-    rewards: jax.Array,
+    sequences: jax.Array | None = None,
+    ref_log_probs: jax.Array | None = None,
+    rewards: jax.Array | None = None,
     n: int,
     beta: float | None = None,
     settings: MethodSettings = MethodSettings(),
@@ -103,10 +107,11 @@ def train_toward_bon(
       init_policy: the starting Policy (normally the reference, possibly re-parametrised).
       ref_policy: the reference Policy p.
       reward: the reward ``reward(int[B, L]) -> [B]`` (a reward pytree or a plain function), for the sampled
-        methods.
-      sequences: int[K, L], all sequences.
-      ref_log_probs: float[K], log p over them.
-      rewards: float[K], r over them.
+        methods and ``vbon_lifted`` (there a liftable reward, see :func:`bontheory.reward_distribution`).
+      sequences: int[K, L], all sequences (every method but ``vbon_lifted``, which enumerates nothing: it
+        trains a tabular ``init_policy`` toward BoN of a tabular ``ref_policy`` on spaces of any size).
+      ref_log_probs: float[K], log p over them (not for ``vbon_lifted``).
+      rewards: float[K], r over them (not for ``vbon_lifted``).
       n: the BoN size (≥ 2; a power of 2 for ``bond_iterated``).
       beta: KL coefficient of ``kl_rl`` (required there).
       settings: hyperparameters.
@@ -116,9 +121,17 @@ def train_toward_bon(
     """
     s = settings
     kd, kt = jax.random.split(key)
-    dtype = ref_log_probs.dtype
     opt = _adam(float(s.learning_rate))
     state = init_train_state(kt, init_policy, opt)
+    if method == "vbon_lifted":
+        if ref_policy is None or reward is None:
+            raise ValueError("method 'vbon_lifted' needs ref_policy and reward (tabular p, liftable reward)")
+        objective, data = lifted_vbon_data(ref_policy, reward, n, tabular_table(init_policy, "init_policy")[1])
+        state, hist = train_steps(state, data, objective=objective, optimizer=opt, num_steps=s.num_steps)
+        return state.policy, {"loss": hist["loss"]}
+    if sequences is None or ref_log_probs is None or rewards is None:
+        raise ValueError(f"method {method!r} needs sequences, ref_log_probs and rewards (an enumerated space)")
+    dtype = ref_log_probs.dtype
 
     if method in ("vbon_exact", "vbon_continuous", "bond"):
         target = vbon_target_log_probs(ref_log_probs, rewards, n, "continuous" if method == "vbon_continuous" else "exact")

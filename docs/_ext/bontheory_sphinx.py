@@ -43,6 +43,7 @@ from textfilters import (
     cite_links,
     colon_blocks_literal,
     public_set,
+    readable_vartypes,
     relayout_simple_tables,
     theory_label,
     theory_mentions,
@@ -219,7 +220,7 @@ def _on_process_docstring(app, what, name, obj, options, lines) -> None:
             logger.warning(
                 f"{name} has no docstring (every public name is documented)", type="bontheory", subtype="api"
             )
-    text = cite_links(text)
+    text = readable_vartypes(cite_links(text))
     short = name.removeprefix("bontheory.")
     mentions = getattr(app.env, "bontheory_mentions", {}).get(short, []) if what in ("function", "class") else []
     cited = set(re.findall(r"<theory-s([\d.]+)>", text))

@@ -37,6 +37,24 @@ def cite_links(text: str) -> str:
     return _CITE.sub(repl, text)
 
 
+_VARTYPE = re.compile(r"^(:vartype \w+: )(.+)$", flags=re.M)
+
+
+def readable_vartypes(text: str) -> str:
+    """Attribute types that napoleon takes from annotations, as short valid reStructuredText.
+
+    ``jaxtyping.Float[jaxlib._jax.Array, '*batch']`` becomes ``Float[Array, '\\*batch']``: the module paths go and
+    the star of a jaxtyping shape is escaped (unescaped it opens an emphasis that never closes).
+    """
+
+    def repl(match: re.Match) -> str:
+        kind = re.sub(r"\bjaxlib\._jax\.Array\b|\bjax\.Array\b", "Array", match.group(2))
+        kind = re.sub(r"\bjaxtyping\.", "", kind)
+        return match.group(1) + re.sub(r"(?<!\\)\*", r"\\*", kind)
+
+    return _VARTYPE.sub(repl, text)
+
+
 def public_set() -> set[str]:
     return set(apigroups.public_names())
 
