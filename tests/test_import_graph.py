@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "bontheory"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
@@ -128,21 +126,11 @@ def test_relative_imports_resolve():
     assert _absolute("bontheory.mc.kernels", 2, "exact.bon", False) == "bontheory.exact.bon"
 
 
-# Private names still imported across modules by code another branch is rewriting. A new violation fails the
-# strict test below at once; the complete test is expected to fail (non-strictly) until this set is empty.
-# When it is, delete the set and the xfail mark.
-PENDING_PRIVATE = {
-    ("bontheory.exact.bon", "bontheory.exact.levels", "_bcast"),
-    ("bontheory.exact.bon", "bontheory.exact.levels", "_broadcast_levels_n"),
-}
-
-
-def _private_imports(modules: dict[str, Path], skip=frozenset()) -> list[str]:
+def _private_imports(modules: dict[str, Path]) -> list[str]:
     return sorted(
         f"{importer}:{line} imports {name} from {imported}"
         for importer, imported, name, line in _imports(modules)
         if name is not None and name.startswith("_") and not name.startswith("__") and imported != importer
-        and (importer, imported, name) not in skip
     )
 
 
@@ -150,17 +138,11 @@ def _cycle_message(cycles) -> str:
     return "modules that import each other (directly or through others): " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
-def test_no_new_private_names_across_modules():
-    offenders = _private_imports(_modules(), skip=PENDING_PRIVATE)
-    assert not offenders, "private names imported across modules (name them as interface):\n" + "\n".join(offenders)
-
-
 def test_no_import_cycles():
     cycles = _cycles(_graph(_modules()))
     assert not cycles, _cycle_message(cycles)
 
 
-@pytest.mark.xfail(bool(PENDING_PRIVATE), reason="private imports being renamed on other branches", strict=False)
 def test_no_private_names_across_modules():
     offenders = _private_imports(_modules())
     assert not offenders, "private names imported across modules (name them as interface):\n" + "\n".join(offenders)

@@ -30,8 +30,8 @@ from jaxtyping import Array, Float, Int, Real
 from bontheory import validation
 from bontheory.exact.levels import (
     RewardLevels,
-    _bcast,
-    _broadcast_levels_n,
+    broadcast_level_array,
+    broadcast_levels_n,
     level_log_mass_of_max,
     reward_levels,
 )
@@ -50,10 +50,10 @@ def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     log_q = level_log_mass_of_max(levels, n)
     shape = log_q.shape[:-1]
     # π_n/p is constant on a level: gather one per-level log-ratio per outcome (a single gather)
-    log_m = _bcast(levels.log_mass, shape)
+    log_m = broadcast_level_array(levels.log_mass, shape)
     log_ratio = jnp.where(log_q > -jnp.inf, log_q - jnp.where(log_m > -jnp.inf, log_m, 0), -jnp.inf)
-    log_ratio_y = jnp.take_along_axis(log_ratio, _bcast(levels.level_of, shape), axis=-1)
-    log_p = _bcast(levels.log_probs, shape)
+    log_ratio_y = jnp.take_along_axis(log_ratio, broadcast_level_array(levels.level_of, shape), axis=-1)
+    log_p = broadcast_level_array(levels.log_probs, shape)
     return jnp.where(log_p > -jnp.inf, log_p + log_ratio_y, -jnp.inf)
 
 
@@ -72,7 +72,7 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
       ``broadcast(B, n.shape)``.
     """
     log_q = level_log_mass_of_max(levels, n)
-    log_m = _bcast(levels.log_mass, log_q.shape[:-1])
+    log_m = broadcast_level_array(levels.log_mass, log_q.shape[:-1])
     pos = log_q > -jnp.inf
     q = jnp.exp(log_q)
     terms = jnp.where(pos, q * (log_q - jnp.where(pos, log_m, 0)), 0)
@@ -83,7 +83,7 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
     q = jnp.exp(level_log_mass_of_max(levels, n))
-    return jnp.sum(q * _bcast(levels.reward, q.shape[:-1]), axis=-1)
+    return jnp.sum(q * broadcast_level_array(levels.reward, q.shape[:-1]), axis=-1)
 
 
 @jax.jit
@@ -94,7 +94,7 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     """
     q = jnp.exp(level_log_mass_of_max(levels, n))
     shape = q.shape[:-1]
-    loss = _bcast(levels.tail, shape) + 0.5 * _bcast(levels.mass, shape)
+    loss = broadcast_level_array(levels.tail, shape) + 0.5 * broadcast_level_array(levels.mass, shape)
     return 1 - jnp.sum(q * loss, axis=-1)
 
 
@@ -126,6 +126,8 @@ def bon_log_pmf(
     Returns:
       ``broadcast(batch, n.shape) + (K,)``; ``-inf`` where p(y) = 0. Accurate for n up to 1e6 and
       probabilities down to 1e-30 in float32 and float64.
+
+    Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return bon_log_pmf_from_levels(levels, n)
@@ -139,6 +141,8 @@ def bon_pmf(
 
     Ties are broken uniformly among tied *draws*, which splits a level's mass ∝ p (docs/theory.md §1.2). Shapes as
     :func:`bon_log_pmf`.
+
+    Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return _bon_pmf_from_levels(levels, n)
@@ -153,6 +157,8 @@ def bon_kl(
     (Within a level :math:`\pi_n/p` is constant, so the KL is a sum over levels.) Always
     ≤ :func:`~bontheory.exact.bounds.bon_kl_bound` ``(n)``.
 
+    Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
+
     Returns:
       ``broadcast(batch, n.shape)``.
     """
@@ -164,7 +170,11 @@ def bon_kl(
 def bon_expected_reward(
     ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
 ) -> Float[Array, "*batch"]:
-    r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(batch, n.shape)``."""
+    r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(batch, n.shape)``.
+
+    Differentiable in ``ref_probs`` and in ``rewards`` (:math:`\partial E/\partial r(y) = \pi_n(y)`; with ties, along
+    moves that keep them) (docs/theory.md §1.8).
+    """
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return bon_expected_reward_from_levels(levels, n)
 
@@ -176,6 +186,7 @@ def bon_win_rate(
     r"""Win rate of BoN against a fresh reference draw, ties ½: :math:`\tfrac12\sum_\ell q_\ell (F_\ell + F^-_\ell)`.
 
     Equals ``win_rate(bon_pmf(p, r, n), p, r)``; ≤ n/(n+1). Returns ``broadcast(batch, n.shape)``.
+    Differentiable in ``ref_probs``; rewards enter only through their order (docs/theory.md §1.8).
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
     return bon_win_rate_from_levels(levels, n)
@@ -274,7 +285,7 @@ def _sample_batched(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: t
     batch = levels.batch_shape
     if not batch:
         return _sample_1d(key, levels, jnp.asarray(n), shape)
-    nb, _ = _broadcast_levels_n(levels, n)
+    nb, _ = broadcast_levels_n(levels, n)
     nb = jnp.broadcast_to(nb[..., 0], batch)
     size = math.prod(batch)
     flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[len(batch):]), levels)

@@ -91,19 +91,42 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     count = jax.ops.segment_sum(jnp.ones((k,), jnp.int32), lid, num_segments=k, indices_are_sorted=True)
     real = jnp.arange(k, dtype=jnp.int32) < num_levels
     top = rs[-1].astype(dtype)
-    reward = jnp.full((k,), top, dtype).at[lid].set(rs.astype(dtype))
+    reward = jnp.full((k,), top, dtype).at[lid].set(jax.lax.stop_gradient(rs.astype(dtype)))
     reward = jnp.where(real, reward, top)
+    if jnp.issubdtype(r.dtype, jnp.floating):
+        # value: the level's reward exactly; derivative: that of the p-weighted mean of its tied rewards (the
+        # count-weighted mean on a level of zero mass), so d/dr(y) splits a level's derivative ∝ p, as π_n does
+        rf = rs.astype(dtype)
+        mean_p = jax.ops.segment_sum(ps * rf, lid, num_segments=k, indices_are_sorted=True)
+        mean_c = jax.ops.segment_sum(rf, lid, num_segments=k, indices_are_sorted=True)
+        pos = mass > 0
+        mean = jnp.where(pos, mean_p / jnp.where(pos, mass, 1), mean_c / jnp.maximum(count, 1).astype(dtype))
+        mean = jnp.where(jnp.isfinite(mean), mean, 0)
+        reward = reward + (mean - jax.lax.stop_gradient(mean))
 
     head = jnp.cumsum(mass)  # F_ℓ from below
     head_lower = jnp.concatenate([jnp.zeros((1,), dtype), head[:-1]])  # F⁻_ℓ from below
     tail_incl = jnp.flip(jnp.cumsum(jnp.flip(mass)))  # 1 − F⁻_ℓ from above
     tail = jnp.concatenate([tail_incl[1:], jnp.zeros((1,), dtype)])  # 1 − F_ℓ from above
+    # Every log below gets an input that is finite in *both* branches of its where (the double-where trick),
+    # so reverse-mode derivatives never meet 0·inf: jax.grad w.r.t. p is finite everywhere.
     use_head = head < 0.5
     cdf = jnp.where(use_head, head, 1 - tail)
-    log_cdf = jnp.where(use_head, safe_log(head), jnp.log1p(-tail))
-    log_cdf_lower = jnp.where(head_lower < 0.5, safe_log(head_lower), jnp.log1p(-tail_incl))
-    ratio = jnp.where(cdf > 0, jnp.minimum(mass / jnp.where(cdf > 0, cdf, 1), 1), 0)
-    log_ratio = jnp.where((head_lower <= 0) & (mass > 0), -jnp.inf, jnp.log1p(-ratio))
+    log_cdf = jnp.where(use_head, safe_log(head), jnp.log1p(-jnp.where(use_head, 0, tail)))
+    use_head_lower = head_lower < 0.5
+    log_cdf_lower = jnp.where(use_head_lower, safe_log(head_lower), jnp.log1p(-jnp.where(use_head_lower, 0, tail_incl)))
+    lowest = (head_lower <= 0) & (mass > 0)  # the lowest level of positive mass: F⁻ = 0, log(F⁻/F) = -inf
+    ok = (cdf > 0) & ~lowest
+    ratio = jnp.where(ok, jnp.minimum(mass / jnp.where(ok, cdf, 1), 1), 0)  # m/F
+    # log(F⁻/F): log1p(−m/F) while m/F ≤ ½ (no cancellation), else log F⁻ − log F (both logs accurate, and
+    # |result| ≥ log 2); never log1p(−1) = −inf outside the lowest level.
+    big = ratio > 0.5
+    log_ratio = jnp.where(
+        big,
+        jnp.where(big, log_cdf_lower, 0) - jnp.where(big, log_cdf, 0),
+        jnp.log1p(-jnp.where(big, 0, ratio)),
+    )
+    log_ratio = jnp.where(lowest, -jnp.inf, log_ratio)
     level_of = jnp.zeros((k,), jnp.int32).at[order].set(lid)
     return RewardLevels(
         order=order,
@@ -142,6 +165,10 @@ def reward_levels(
 
     Raises:
       ValueError / TypeError: on bad input (see :mod:`bontheory.validation`; value checks only when concrete).
+
+    Every floating field is differentiable in ``ref_probs`` (finite derivatives everywhere, docs/theory.md §1.8);
+    ``reward`` carries the derivative of the p-weighted mean of each level's rewards, so a sum
+    :math:`\sum_\ell v_\ell w_\ell` is differentiated in ``rewards`` as :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
     """
     p, r = ref_probs, rewards
     levels = _reward_levels(p, r, numerics.batch_shape(p, r))
@@ -182,7 +209,7 @@ def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> Reward
     return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype)
 
 
-def _broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
+def broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
     """``n`` as a float array of shape ``S + (1,)`` with ``S = broadcast(batch, n.shape)``."""
     dtype = levels.log_cdf.dtype
     shape = tuple(jnp.broadcast_shapes(levels.batch_shape, jnp.shape(n)))
@@ -190,7 +217,7 @@ def _broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, 
     return nf[..., None], shape
 
 
-def _bcast(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def broadcast_level_array(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(x, shape + x.shape[-1:])
 
 
@@ -208,8 +235,8 @@ def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     Returns:
       ``broadcast(B, n.shape) + (K,)``; ``-inf`` on zero-mass and padding levels.
     """
-    nn, shape = _broadcast_levels_n(levels, n)
-    log_cdf = _bcast(levels.log_cdf, shape)
-    log_ratio = _bcast(levels.log_ratio, shape)
+    nn, shape = broadcast_levels_n(levels, n)
+    log_cdf = broadcast_level_array(levels.log_cdf, shape)
+    log_ratio = broadcast_level_array(levels.log_ratio, shape)
     body = -jnp.expm1(nn * log_ratio)
     return nn * log_cdf + safe_log(body)

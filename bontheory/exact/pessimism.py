@@ -60,7 +60,8 @@ def chi2_pessimism_threshold(
       beta: ``β > 0`` (scalar or broadcastable with the batch shape; may be traced).
 
     Returns:
-      ``float[...]`` λ (≤ the top reward; equals ``E_p[r̂] − β`` once every outcome is active).
+      ``float[...]`` λ (≤ the top reward; equals ``E_p[r̂] − β`` once every outcome is active); differentiable
+      like :func:`chi2_pessimism_pmf`.
     """
     return threshold_from_levels(reward_levels(ref_probs, rewards), beta)
 
@@ -79,7 +80,8 @@ def chi2_pessimism_pmf(
       beta: regularisation ``β > 0`` (scalar or broadcastable with the batch shape; may be traced).
 
     Returns:
-      ``float[..., K]`` pmf (renormalised by its sum, which differs from 1 only by rounding).
+      ``float[..., K]`` pmf (renormalised by its sum, which differs from 1 only by rounding). Differentiable in
+      ``ref_probs``, ``rewards`` and ``beta`` while the active set of levels is unchanged (docs/theory.md §1.8).
 
     Raises:
       ValueError: bad pmf, non-finite rewards, or ``β ≤ 0`` (values checked only when concrete).

@@ -58,7 +58,8 @@ def regularized_bon_pmf(
       beta: ``β ≥ 0`` (scalar or batch-shaped; may be traced).
 
     Returns:
-      ``float[..., K]`` pmf.
+      ``float[..., K]`` pmf; differentiable in ``ref_probs`` and ``beta`` where the scores do not tie
+      (docs/theory.md §1.8).
 
     References:
       Jinnai, Morimura, Ariu, Abe, "Regularized Best-of-N Sampling with Minimum Bayes Risk Objective for

@@ -192,7 +192,8 @@ def soft_bon_pmf(
       block: nodes evaluated at once (static; bounds memory).
 
     Returns:
-      ``float[..., K]`` pmf (zero where ``p = 0``).
+      ``float[..., K]`` pmf (zero where ``p = 0``). Differentiable in ``ref_probs``, ``rewards`` and
+      ``temperature`` (docs/theory.md §1.8).
 
     Raises:
       ValueError: for an invalid pmf, non-finite rewards, ``n < 1`` or ``λ ≤ 0`` (concrete values only;

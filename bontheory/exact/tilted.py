@@ -86,7 +86,8 @@ def tilted_pmf(ref_probs: _P, rewards: _R, beta: ArrayLike) -> Float[Array, "*ba
       beta: temperature > 0 (``inf`` gives p), scalar or broadcasting with the batch shape.
 
     Returns:
-      ``broadcast(batch, beta.shape) + (K,)``.
+      ``broadcast(batch, beta.shape) + (K,)``. Differentiable in ``ref_probs``, ``rewards`` and ``beta``
+      (docs/theory.md §1.8).
     """
     batch = numerics.batch_shape(ref_probs, rewards)
     return _tilt_core(ref_probs, rewards, _beta_strength(beta), batch, "reward", False)
@@ -96,7 +97,8 @@ def tilted_pmf(ref_probs: _P, rewards: _R, beta: ArrayLike) -> Float[Array, "*ba
 def mid_cdf(ref_probs: _P, rewards: _R) -> Float[Array, "*batch K"]:
     r"""The mid-CDF :math:`\bar F(y) = P_p(r(Y) < r(y)) + \tfrac12 P_p(r(Y) = r(y))` of each outcome, ``(..., K)``.
 
-    :math:`W(\pi) = \sum_y \pi(y) \bar F(y)` is the win rate of π against p with ties counted ½.
+    :math:`W(\pi) = \sum_y \pi(y) \bar F(y)` is the win rate of π against p with ties counted ½. Differentiable in
+    ``ref_probs`` (docs/theory.md §1.8).
     """
     return _mid_cdf_jit(ref_probs, rewards, numerics.batch_shape(ref_probs, rewards))
 
@@ -112,7 +114,8 @@ def quantile_tilted_pmf(ref_probs: _P, rewards: _R, c: ArrayLike) -> Float[Array
       c: tilt strength ≥ 0, scalar or broadcasting with the batch shape.
 
     Returns:
-      ``broadcast(batch, c.shape) + (K,)``.
+      ``broadcast(batch, c.shape) + (K,)``. Differentiable in ``ref_probs`` and ``c``; rewards enter only
+      through their order (docs/theory.md §1.8).
     """
     batch = numerics.batch_shape(ref_probs, rewards)
     return _tilt_core(ref_probs, rewards, c, batch, "quantile", False)
@@ -126,7 +129,8 @@ def reward_kl_frontier(ref_probs: _P, rewards: _R, betas: ArrayLike) -> Frontier
       ref_probs: ``(..., K)``; rewards: ``(..., K)``; betas: temperatures > 0 broadcasting with the batch shape.
 
     Returns:
-      :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, betas.shape)``.
+      :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, betas.shape)``; differentiable in
+      ``ref_probs``, ``rewards`` and ``betas``.
     """
     batch = numerics.batch_shape(ref_probs, rewards)
     return _tilt_core(ref_probs, rewards, _beta_strength(betas), batch, "reward", True)
@@ -137,7 +141,8 @@ def win_rate_kl_frontier(ref_probs: _P, rewards: _R, cs: ArrayLike) -> Frontier:
     r"""The optimal win-rate–KL frontier :math:`c \mapsto (\mathrm{KL}(\pi_c\|p), W(\pi_c))` of the quantile tilt.
 
     Returns:
-      :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, cs.shape)``.
+      :class:`Frontier` ``(kl, value)``, each ``broadcast(batch, cs.shape)``; differentiable in ``ref_probs``
+      and ``cs``.
     """
     batch = numerics.batch_shape(ref_probs, rewards)
     return _tilt_core(ref_probs, rewards, cs, batch, "quantile", True)

@@ -48,7 +48,8 @@ def quantile_truncated_pmf(
       m: density-ratio cap ``M ≥ 1`` (scalar or broadcastable with the batch shape; may be traced).
 
     Returns:
-      ``float[..., K]`` pmf.
+      ``float[..., K]`` pmf; piecewise linear in ``m`` and in the masses, differentiable away from the kinks
+      (where ``M T`` crosses 1); rewards enter only through their order (docs/theory.md §1.8).
 
     Raises:
       ValueError: bad pmf, non-finite rewards or ``M < 1`` (values checked only when concrete).
@@ -80,13 +81,18 @@ def _expected_min_binomial(n: jax.Array, k: jax.Array, t: jax.Array) -> jax.Arra
     ``P(X ≥ j) = I_t(j, n − j + 1)``; ``k = 1`` uses ``1 − (1 − t)^n = −expm1(n log1p(−t))``.
     """
     t = jnp.clip(t, 0.0, 1.0)
-    kk = jnp.maximum(k, 2.0)
-    ge_k = jax.scipy.special.betainc(kk, n - kk + 1, t)
-    ge_km1 = jax.scipy.special.betainc(kk - 1, n - kk + 1, t)
-    general = kk * ge_k + n * t * (1 - ge_km1)
+    # the branch a where does not select gets safe arguments too (finite values and derivatives)
+    mid = (k > 1) & (k < n)
+    kk = jnp.where(mid, k, 2.0)
+    nn = jnp.where(mid, n, 3.0)
+    inner = (t > 0) & (t < 1)  # I_0 = 0 and I_1 = 1; betainc's derivatives are not finite at the ends
+    ts = jnp.where(inner, t, 0.5)
+    ge_k = jnp.where(inner, jax.scipy.special.betainc(kk, nn - kk + 1, ts), jnp.where(t > 0, 1.0, 0.0))
+    ge_km1 = jnp.where(inner, jax.scipy.special.betainc(kk - 1, nn - kk + 1, ts), jnp.where(t > 0, 1.0, 0.0))
+    general = kk * ge_k + nn * t * (1 - ge_km1)
     general = jnp.where(k >= n, n * t, general)  # min(X, n) = X
-    one = -jnp.expm1(n * jnp.log1p(-jnp.minimum(t, 1.0 - 1e-300)))
-    one = jnp.where(t >= 1, 1.0, one)
+    below = t < 1
+    one = jnp.where(below, -jnp.expm1(n * jnp.log1p(-jnp.where(below, t, 0.0))), 1.0)
     return jnp.where(k <= 1, one, general)
 
 
@@ -116,7 +122,8 @@ def quantile_truncation_sampler_pmf(
       m: ``M ≥ 1`` (scalar or broadcastable; may be traced).
 
     Returns:
-      ``float[..., K]`` pmf.
+      ``float[..., K]`` pmf; differentiable in ``ref_probs``; a step function of ``m`` (derivative 0 between
+      the steps of ``⌈N/M⌉``) (docs/theory.md §1.8).
     """
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype

@@ -71,7 +71,8 @@ def enumerate_sequences(
 ) -> tuple[jax.Array, jax.Array]:
     """All sequences of ``policy`` with their log-probabilities ``log π(y)``.
 
-    Usable as ``ref_probs = jnp.exp(log_probs)`` for every exact BoN function over sequences.
+    Usable as ``ref_probs = jnp.exp(log_probs)`` for every exact BoN function over sequences. Differentiable
+    in the policy's parameters (e.g. ``jax.grad`` of an exact BoN objective w.r.t. a tabular policy's logits).
 
     Args:
         policy: a ``Policy`` (any implementation of the interface; it is passed into ``jit``).
@@ -94,6 +95,9 @@ def enumerate_sequences(
     for start in range(0, total, batch_size):
         seqs, lps = _batch(policy, jnp.asarray(start, jnp.int32), batch_size)
         stop = min(batch_size, total - start)
-        seq_parts.append(np.asarray(seqs[:stop]))
-        lp_parts.append(np.asarray(lps[:stop]))
-    return jnp.asarray(np.concatenate(seq_parts)), jnp.asarray(np.concatenate(lp_parts))
+        seq_parts.append(seqs[:stop])
+        lp_parts.append(lps[:stop])
+    # kept as JAX arrays (not NumPy), so the log-probabilities stay differentiable in the policy's parameters
+    if len(seq_parts) == 1:
+        return seq_parts[0], lp_parts[0]
+    return jnp.concatenate(seq_parts), jnp.concatenate(lp_parts)
