@@ -75,6 +75,24 @@ def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scal
     return TokenScoreReward(scores=scale * jax.random.normal(key, (int(length), int(vocab_size))))
 
 
+def pattern_occurrences(sequences: jax.Array, pattern: tuple) -> jax.Array:
+    """``int[..., L] -> int32[...]``: the number of (overlapping) contiguous occurrences of ``pattern`` in each row.
+
+    0 when the pattern is longer than L. Shared by :class:`PatternReward` (present: count > 0) and
+    :class:`PatternCountReward` (the count).
+    """
+    seq = validation.sequences(sequences)
+    pat = tuple(int(v) for v in pattern)
+    if len(pat) < 1:
+        raise ValueError("pattern must hold at least one token")
+    length, m = seq.shape[-1], len(pat)
+    count = jnp.zeros(seq.shape[:-1], jnp.int32)
+    target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
+    for off in range(length - m + 1):
+        count = count + jnp.all(seq[..., off : off + m] == target, axis=-1).astype(jnp.int32)
+    return count
+
+
 @flax.struct.dataclass
 class PatternReward:
     """Sequence-level pattern reward: ``r(y) = value`` if ``pattern`` occurs contiguously in y, else 0.
@@ -94,15 +112,7 @@ class PatternReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = validation.sequences(sequences)
-        pat = tuple(int(v) for v in self.pattern)
-        if len(pat) < 1:
-            raise ValueError("pattern must hold at least one token")
-        length, m = seq.shape[-1], len(pat)
-        found = jnp.zeros(seq.shape[:-1], bool)
-        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
-        for off in range(length - m + 1):
-            found = found | jnp.all(seq[..., off : off + m] == target, axis=-1)
+        found = pattern_occurrences(sequences, self.pattern) > 0
         return self.value * found.astype(jnp.result_type(float))
 
 
@@ -264,16 +274,7 @@ class PatternCountReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = validation.sequences(sequences)
-        pat = tuple(int(v) for v in self.pattern)
-        if len(pat) < 1:
-            raise ValueError("pattern must hold at least one token")
-        length, m = seq.shape[-1], len(pat)
-        count = jnp.zeros(seq.shape[:-1], jnp.int32)
-        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
-        for off in range(length - m + 1):
-            count = count + jnp.all(seq[..., off : off + m] == target, axis=-1).astype(jnp.int32)
-        return self.weight * count.astype(jnp.result_type(float))
+        return self.weight * pattern_occurrences(sequences, self.pattern).astype(jnp.result_type(float))
 
 
 @flax.struct.dataclass
