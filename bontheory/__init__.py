@@ -25,7 +25,9 @@ from bontheory.exact.bon import (
     bon_log_pmf,
     bon_log_pmf_from_levels,
     bon_pmf,
+    bon_pmf_from_levels,
     bon_sample_exact,
+    bon_sample_exact_from_levels,
     bon_win_rate,
     bon_win_rate_from_levels,
 )
