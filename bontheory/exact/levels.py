@@ -156,6 +156,7 @@ def sort_levels(r: jax.Array) -> tuple[jax.Array, jax.Array]:
     is an order of magnitude slower); elsewhere (GPU/TPU) it is ``jnp.argsort``. Integers only: nothing is
     differentiated through it (the probabilities are gathered in JAX, so gradients w.r.t. them still flow).
     """
+    r = jax.lax.stop_gradient(r)  # integer outputs: no derivative, and callbacks have no JVP rule
     return jax.lax.platform_dependent(r, cpu=_sort_levels_host, default=_sort_levels_xla)
 
 
