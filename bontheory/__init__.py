@@ -214,6 +214,7 @@ from bontheory.studies.sequence_limit import (
 )
 from bontheory.studies.summary import MethodSummary, ProxyStudySummary, proxy_study_summary
 from bontheory.studies.vbon_claims import VBoNClaims, frontier_fractions, vbon_claims
+from bontheory.validation import checked
 from bontheory.vbon.baselines import (
     bon_sft_data,
     bonbon_beta,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import rel_entr
 from jax.typing import ArrayLike
@@ -102,3 +103,44 @@ def broadcast_parameter(x: ArrayLike, batch: tuple[int, ...], dtype: Any) -> tup
     shape = tuple(jnp.broadcast_shapes(tuple(batch), x.shape))
     return jnp.broadcast_to(x.astype(dtype), shape)[..., None], shape
 
+
+
+def _two_sum_combine(x: tuple[Array, Array], y: tuple[Array, Array]) -> tuple[Array, Array]:
+    """``(hi, lo)`` pairs added as double-word numbers (Knuth's TwoSum on the high parts)."""
+    (a, ca), (b, cb) = x, y
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    return s, err + ca + cb
+
+
+def compensated_cumsum(x: ArrayLike) -> tuple[Array, Array]:
+    """Inclusive prefix sums of a 1-D array as double-word ``(hi, lo)`` pairs (``hi + lo`` accurate to
+    ~eps² of the running total instead of ~n·eps): one associative scan of TwoSum."""
+    x = jnp.asarray(x)
+    return jax.lax.associative_scan(_two_sum_combine, (x, jnp.zeros_like(x)))
+
+
+def sorted_segment_sum(x: ArrayLike, segment_ids: ArrayLike, num_segments: int) -> Array:
+    """``jax.ops.segment_sum`` for sorted ``segment_ids`` (0, 1, … without gaps), accurate for long segments.
+
+    A segment of m terms summed one by one loses up to ~m·eps (a tied level of 10⁶ outcomes lost 0.9 % of its
+    mass in float32); here each sum is a difference of compensated prefix sums (:func:`compensated_cumsum`),
+    accurate to ~eps of the total. Short segments (≤ 64 terms), where the plain sum is already accurate also
+    relative to a tiny segment's own size, keep the plain sum.
+    """
+    x = jnp.asarray(x)
+    ids = jnp.asarray(segment_ids)
+    plain = jax.ops.segment_sum(x, ids, num_segments=num_segments, indices_are_sorted=True)
+    count = jax.ops.segment_sum(jnp.ones_like(ids), ids, num_segments=num_segments, indices_are_sorted=True)
+    hi, lo = compensated_cumsum(x)
+    # the last position of each segment, and the prefix just before its first position
+    last = jnp.cumsum(count) - 1
+    valid = count > 0
+    last_c = jnp.clip(last, 0, x.shape[0] - 1)
+    before = last_c - count
+    hi_end, lo_end = hi[last_c], lo[last_c]
+    hi_start = jnp.where(before >= 0, hi[jnp.clip(before, 0, x.shape[0] - 1)], 0)
+    lo_start = jnp.where(before >= 0, lo[jnp.clip(before, 0, x.shape[0] - 1)], 0)
+    long = (hi_end - hi_start) + (lo_end - lo_start)
+    return jnp.where(valid, jnp.where(count > 64, long, plain), 0)

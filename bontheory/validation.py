@@ -38,12 +38,13 @@ import contextvars
 import functools
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 Checker = Callable[[Any, str], Any]
 
@@ -79,6 +80,7 @@ def optional(check: Checker) -> Checker:
         return None if x is None else check(x, name)
 
     check_optional.__name__ = f"optional_{getattr(check, '__name__', 'kind')}"
+    check_optional.__wrapped_kind__ = check
     check_optional.outcome_axis = getattr(check, "outcome_axis", False)
     check_optional.batch_parameter = getattr(check, "batch_parameter", False)
     return check_optional
@@ -189,7 +191,89 @@ def rewards(x: Any, name: str = "rewards", *, ndim: int | None = None) -> jax.Ar
     if is_concrete(r) and jnp.issubdtype(r.dtype, jnp.floating):
         if not np.all(np.isfinite(np.asarray(r))):
             raise ValueError(f"{name} contains NaN or inf; rewards must be finite")
+        _warn_if_precision_merges_levels(x, r, name)
     return r
+
+
+def _warn_if_precision_merges_levels(x: Any, arr: jax.Array, name: str) -> None:
+    """Warns when converting ``x`` to ``arr``'s lower precision (float64 → float32, JAX's default) makes
+    distinct rewards equal: those outcomes then form one level and every exact answer changes."""
+    given = np.asarray(x) if isinstance(x, (np.ndarray, list, tuple, float)) else None
+    if given is None or given.dtype.itemsize <= np.dtype(arr.dtype).itemsize or given.size > 10**7:
+        return
+    low = np.asarray(arr)
+    hi_sorted, lo_sorted = np.sort(given.reshape(-1, given.shape[-1]), -1), np.sort(low.reshape(-1, low.shape[-1]), -1)
+    distinct_hi = np.sum(np.diff(hi_sorted, axis=-1) != 0)
+    distinct_lo = np.sum(np.diff(lo_sorted, axis=-1) != 0)
+    if distinct_lo < distinct_hi:
+        import warnings
+
+        warnings.warn(f"{name}: {distinct_hi - distinct_lo} distinct {given.dtype} reward value(s) become equal in "
+                      f"{arr.dtype} (JAX computes in float32 unless jax_enable_x64 is on), so their outcomes "
+                      "merge into one level; enable x64 (jax.config.update('jax_enable_x64', True)) or rescale",
+                      RuntimeWarning, stacklevel=4)
+
+
+@_outcome_kind
+def log_densities(x: Any, name: str = "log_probs") -> jax.Array:
+    """Log-probabilities of given items (candidates, samples), ``(..., N)``: not a pmf, so any sum.
+
+    Always: rank ≥ 1, N ≥ 1. If concrete: no NaN and no ``+inf`` (``-inf`` is a zero-probability item).
+    """
+    lp = to_array(x, name)
+    _check_outcome_axis(lp, name, None)
+    if is_concrete(lp):
+        v = _values(lp)
+        if np.any(np.isnan(v)) or np.any(np.isposinf(v)):
+            raise ValueError(f"{name} contains NaN or +inf; log-probabilities must be < inf (-inf for zero mass)")
+    return lp
+
+
+def array(x: Any, name: str, *, ndim: int | None = None, finite: bool = True, integer: bool = False,
+          min_value: float | None = None) -> Any:
+    """A non-empty real array of rank ``ndim`` (any rank if ``None``); if concrete, no NaN (and no inf with
+    ``finite``), integer-valued with ``integer``, every entry ``>= min_value`` if given.
+
+    Returned **unconverted** (a NumPy input stays NumPy, in its own precision): for the NumPy-side functions.
+    """
+    arr = to_array(x, name)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if is_concrete(arr):
+        v = np.asarray(x if isinstance(x, np.ndarray) else arr, dtype=np.float64)
+        if np.any(np.isnan(v)) or (finite and np.any(np.isinf(v))):
+            raise ValueError(f"{name} contains NaN{' or inf' if finite else ''}")
+        if integer and np.any(v != np.round(v)):
+            raise ValueError(f"{name} must hold integers, got {_show(x, v)}")
+        if min_value is not None and np.any(v < min_value):
+            raise ValueError(f"{name} must be >= {min_value:g}, got {_show(x, v)}")
+    return x
+
+
+def unconverted(check: Checker) -> Checker:
+    """The kind ``check``, returning the argument as given (NumPy stays NumPy, float64 stays float64)."""
+
+    def check_unconverted(x: Any, name: str, **options: Any) -> Any:
+        check(x, name, **options)
+        return x
+
+    check_unconverted.__name__ = getattr(check, "__name__", "kind")
+    check_unconverted.__wrapped_kind__ = _base_kind(check)
+    check_unconverted.outcome_axis = getattr(check, "outcome_axis", False)
+    check_unconverted.batch_parameter = getattr(check, "batch_parameter", False)
+    return check_unconverted
+
+
+def sample_sizes(x: Any, name: str = "ns") -> jax.Array:
+    """Several numbers of samples (a grid, not one per distribution): :func:`sample_size` on each entry."""
+    if isinstance(x, (list, tuple)) and any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in x):
+        x = [float(v) for v in x]
+    arr = sample_size(x, name)
+    if arr.size == 0:
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
+    return arr
 
 
 def values(x: Any, name: str, *, min_size: int = 2, allow_inf: bool = False) -> jax.Array:
@@ -375,6 +459,67 @@ def one_of(x: Any, name: str, *, choices: Sequence[Any]) -> Any:
     return x
 
 
+def static_number(x: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                  open_min: bool = False) -> float:
+    """A static Python float (a setting, not an array) within the bounds; refuses NaN, inf, str, None, bool."""
+    if isinstance(x, (bool, np.bool_)) or (not isinstance(x, (int, float, np.integer, np.floating)) and not (
+            isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0 and is_concrete(x))):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    v = float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if minimum is not None and (v <= minimum if open_min else v < minimum):
+        raise ValueError(f"{name} must be {'>' if open_min else '>='} {minimum:g}, got {v:g}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}, got {v:g}")
+    return v
+
+
+def path(x: Any, name: str = "path") -> Any:
+    """A file path: ``str`` or ``os.PathLike``."""
+    if not isinstance(x, (str, bytes)) and not hasattr(x, "__fspath__"):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(x).__name__}")
+    return x
+
+
+def has_attributes(*attrs: str, what: str) -> Checker:
+    """A kind for an object recognised by its attributes (e.g. an optax optimizer: ``init`` and ``update``)."""
+
+    def check(x: Any, name: str) -> Any:
+        for attr in attrs:
+            if not hasattr(x, attr):
+                raise TypeError(f"{name} must be {what} (with .{attr}), got {type(x).__name__}")
+        return x
+
+    check.__name__ = "has_attributes"
+    return check
+
+
+levels = has_attributes("log_cdf", "log_cdf_lower", "mass", "reward", what="RewardLevels (from reward_levels)")
+optimizer = has_attributes("init", "update", what="an optax GradientTransformation")
+module = has_attributes("init", "apply", what="a flax Module")
+objective = has_attributes("__call__", what="an objective, called as objective(policy, data, key)")
+train_state = has_attributes("policy", "opt_state", "step", "key", what="a TrainState (from init_train_state)")
+
+
+def mapping(x: Any, name: str) -> Any:
+    """A non-empty mapping (``dict``)."""
+    if not isinstance(x, Mapping):
+        raise TypeError(f"{name} must be a mapping (dict), got {type(x).__name__}")
+    if not x:
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
+    return x
+
+
+def sequence_of(x: Any, name: str) -> Any:
+    """A non-empty list or tuple (not a string)."""
+    if isinstance(x, (str, bytes)) or not isinstance(x, (Sequence, np.ndarray, jax.Array)):
+        raise TypeError(f"{name} must be a list or tuple, got {type(x).__name__}")
+    if len(x) == 0:
+        raise ValueError(f"{name} must have at least one entry, got an empty {type(x).__name__}")
+    return x
+
+
 def policy(x: Any, name: str = "policy") -> Any:
     """A policy pytree: has ``sample``, ``log_prob`` and ``length``, and its leaves are arrays."""
     for attr in ("sample", "log_prob", "length"):
@@ -504,7 +649,10 @@ def validate(**kinds: Checker) -> Callable[[Callable[..., Any]], Callable[..., A
                 batch = same_outcomes(outcome)
                 if outcome and params:
                     broadcasts_with_batch(params, batch, [n for n, _ in outcome])
-                return fn(*bound.args, **bound.kwargs)
+                flags = traced_flags([(name, kinds[name], arguments[name]) for name in ordered
+                                      if arguments[name] is not None])
+                out = fn(*bound.args, **bound.kwargs)
+                return poison(out, flags) if flags else out
             finally:
                 _VALIDATED.reset(token)
 
@@ -513,3 +661,122 @@ def validate(**kinds: Checker) -> Callable[[Callable[..., Any]], Callable[..., A
 
     return decorate
 
+
+
+# ----------------------------------------------------------------------------------------------------
+# Under jit / vmap: bad values poison the result (NaN), and raise inside bontheory.checked
+
+
+def _base_kind(check: Checker) -> Any:
+    while isinstance(check, functools.partial):
+        check = check.func
+    return getattr(check, "__wrapped_kind__", check)
+
+
+def _bad_mask(check: Checker, x: jax.Array) -> tuple[jax.Array, str] | None:
+    """``(bad, what)`` for a traced argument of a value-checked kind: ``bad`` is True where the value is
+    invalid (reduced over the outcome axis for outcome kinds); ``None`` for kinds without value checks."""
+    kind = _base_kind(check)
+    if not hasattr(x, "dtype") or not (jnp.issubdtype(x.dtype, jnp.floating) or kind is sample_size):
+        return None
+    v = x.astype(_floating(x.dtype))
+    if kind is probs:
+        tol = prob_tolerance(v.dtype)
+        s = jnp.sum(v, axis=-1)
+        bad = jnp.any(jnp.isnan(v) | (v < -tol), axis=-1) | ~(jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1])
+                                                                                * float(jnp.finfo(v.dtype).eps)))
+        return bad, "a pmf (entries >= 0 summing to 1, no NaN)"
+    if kind is log_probs:
+        tol = prob_tolerance(v.dtype)
+        s = jnp.sum(jnp.exp(v), axis=-1)
+        bad = jnp.any(jnp.isnan(v) | (v > tol), axis=-1) | ~(jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1])
+                                                                                * float(jnp.finfo(v.dtype).eps)))
+        return bad, "a normalised log-pmf"
+    if kind is rewards:
+        return jnp.any(~jnp.isfinite(v), axis=-1), "finite"
+    if kind is log_densities:
+        return jnp.any(jnp.isnan(v) | (v == jnp.inf), axis=-1), "log-probabilities (no NaN or +inf)"
+    if kind is sample_size:
+        return ~(jnp.isfinite(v) & (v >= 1) & (v == jnp.round(v))), "an integer >= 1"
+    tests = {positive: (lambda a: a > 0, "> 0"), nonnegative: (lambda a: a >= 0, ">= 0"),
+             at_least_one: (lambda a: a >= 1, ">= 1"), unit_interval: (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
+             finite: (jnp.isfinite, "finite"), real: (lambda a: ~jnp.isnan(a), "not NaN"),
+             values: (lambda a: ~jnp.isnan(a), "not NaN")}
+    if kind in tests:
+        ok, what = tests[kind]
+        return ~ok(v), what
+    return None
+
+
+def traced_flags(named: Sequence[tuple[str, Checker, Any]]) -> list[tuple[jax.Array, bool]]:
+    """For the traced arguments: ``(bad, per_row)`` masks (per distribution for outcome and batch-parameter
+    kinds, else one flag for the whole call). Each also becomes a :func:`jax.experimental.checkify.debug_check`,
+    a no-op unless the call runs inside :func:`checked`."""
+    flags = []
+    for name, check, value in named:
+        if not isinstance(value, jax.core.Tracer):
+            continue
+        found = _bad_mask(check, value)
+        if found is None:
+            continue
+        bad, what = found
+        checkify.debug_check(~jnp.any(bad), f"{name} must be {what}")
+        per_row = bool(getattr(check, "outcome_axis", False) or getattr(check, "batch_parameter", False))
+        flags.append((bad if per_row else jnp.any(bad), per_row))
+    return flags
+
+
+def poison(out: Any, flags: Sequence[tuple[jax.Array, bool]]) -> Any:
+    """NaN where an input was invalid: per batch element where the output's leading axes are the batch shape
+    (``S`` or ``S + (K,)``), else the whole floating output."""
+    rows = [b for b, per_row in flags if per_row]
+    whole = [b for b, per_row in flags if not per_row]
+    try:
+        row_bad = functools.reduce(jnp.logical_or, rows) if rows else None
+    except ValueError:  # masks that do not broadcast together: poison whole outputs
+        row_bad, whole = None, whole + [jnp.any(b) for b in rows]
+    any_bad = functools.reduce(jnp.logical_or, whole + ([jnp.any(row_bad)] if row_bad is not None else []))
+
+    def leaf(x: Any) -> Any:
+        if not hasattr(x, "dtype") or not jnp.issubdtype(x.dtype, jnp.floating):
+            return x
+        mask = functools.reduce(jnp.logical_or, whole) if whole else jnp.asarray(False)
+        if row_bad is not None:
+            if x.ndim >= 1 and _broadcasts(row_bad.shape, x.shape[:-1]):
+                mask = mask | row_bad[..., None]  # a (..., K) output: one row per distribution
+            elif _broadcasts(row_bad.shape, x.shape):
+                mask = mask | row_bad
+            else:
+                mask = any_bad
+        return jnp.where(mask, jnp.nan, x)
+
+    return jax.tree.map(leaf, out)
+
+
+def _broadcasts(small: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return tuple(np.broadcast_shapes(small, target)) == tuple(target)
+    except ValueError:
+        return False
+
+
+def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its boundary value checks raising also under ``jax.jit`` / ``jax.vmap`` (opt-in).
+
+    Without it, traced bad values poison the result (NaN). ``checked(fn)(*args)`` runs ``fn`` under
+    :func:`jax.experimental.checkify.checkify` and raises ``ValueError`` naming the argument if a check fails;
+    ``fn`` may be jitted (``checked(jax.jit(bon_kl))``) or a function of yours calling bontheory inside ``jit``.
+    """
+
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (a bontheory function, jitted or not), got {type(fn).__name__}")
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        err, out = checkify.checkify(fn)(*args, **kwargs)
+        message = err.get()
+        if message is not None:
+            raise ValueError(message.split(" (`check` failed)")[0].strip())
+        return out
+
+    return run

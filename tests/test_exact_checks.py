@@ -100,10 +100,11 @@ def test_other_parameters():
         bon_sample_exact(jax.random.key(0), P, R, 0, (3,))
 
 
-def test_under_jit_value_checks_are_skipped_but_shape_checks_run():
+def test_under_jit_bad_values_poison_but_shape_checks_run():
     f = jax.jit(bon_kl)
-    # values are traced: an unnormalised p is renormalised rather than rejected (documented)
-    np.testing.assert_allclose(f(2 * P, R, 3), bon_kl(P, R, 3), atol=1e-14)
+    # values are traced: an unnormalised p cannot raise, it poisons the result (documented)
+    assert np.isnan(f(2 * P, R, 3))
+    np.testing.assert_allclose(f(P, R, 3), bon_kl(P, R, 3), atol=1e-14)
     with pytest.raises(ValueError, match="same number of outcomes"):
         f(P, R[:3], 3)
     with pytest.raises(TypeError):

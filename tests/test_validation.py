@@ -110,9 +110,27 @@ def test_nested_calls_check_values_once(monkeypatch):
     assert len(calls) == 2
 
 
-def test_static_checks_still_run_under_jit_and_value_checks_are_skipped():
+def test_static_checks_still_run_under_jit_and_bad_values_poison():
     f = jax.jit(bt.reverse_kl)
-    # traced values are not checked: an unnormalised q gives sum q (log q - log p) = e^0.5 * 0.5
-    np.testing.assert_allclose(f(jnp.log(P) + 0.5, jnp.log(P)), np.exp(0.5) * 0.5, rtol=1e-12)
+    # traced values cannot raise: an unnormalised q poisons the result (NaN), a normalised one is computed
+    assert np.isnan(f(jnp.log(P) + 0.5, jnp.log(P)))
+    np.testing.assert_allclose(f(jnp.log(P), jnp.log(P)), 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="same number of outcomes"):
         f(jnp.log(P), jnp.log(P[:3] / P[:3].sum()))
+
+
+def test_under_jit_bad_values_poison_per_distribution_and_checked_raises():
+    p, r = jnp.asarray(P), jnp.asarray(R)
+    f = jax.jit(bt.bon_kl)
+    assert np.isnan(f(p.at[0].set(jnp.nan), r, 4))  # a NaN in p: not KL 0
+    assert np.isnan(f(p, r, 0)) and np.isnan(f(p, r, -2.0)) and np.isnan(f(p, r, 2.5))  # n <= 0, n not integer
+    assert np.all(np.isnan(jax.jit(bt.bon_pmf)(p.at[0].set(jnp.nan), r, 4)))  # not an all-zero pmf
+    rows = jax.vmap(bt.bon_kl, in_axes=(0, 0, None))(jnp.stack([p, p.at[1].set(jnp.nan)]), jnp.stack([r, r]), 4)
+    assert np.isfinite(rows[0]) and np.isnan(rows[1])  # only the bad row is poisoned
+    np.testing.assert_allclose(rows[0], bt.bon_kl(P, R, 4), rtol=1e-12)
+    assert np.isnan(jax.jit(bt.tilted_pmf)(p, r, -1.0)).all()
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        bt.checked(jax.jit(bt.bon_kl))(p, r, 0)
+    with pytest.raises(ValueError, match="ref_probs must be a pmf"):
+        bt.checked(jax.jit(bt.bon_kl))(p.at[0].set(jnp.nan), r, 3)
+    np.testing.assert_allclose(bt.checked(jax.jit(bt.bon_kl))(p, r, 3), bt.bon_kl(P, R, 3), rtol=1e-12)

@@ -73,6 +73,7 @@ def _per_outcome(levels: RewardLevels, level_values: jax.Array) -> jax.Array:
     return jnp.take_along_axis(level_values, broadcast_level_array(levels.level_of, shape), axis=-1)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\log \pi_n(y) = \log p(y) - \log m(y) + \log(F(y)^n - F^-(y)^n)` on precomputed levels.
@@ -87,6 +88,7 @@ def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.where(pos, log_p + jnp.where(pos, log_ratio_y, 0), -jnp.inf)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\pi_n(y) = p(y)\,q_{\ell(y)}(n)/m_{\ell(y)}` on precomputed levels (the ratio is computed per level and
@@ -100,6 +102,7 @@ def bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return broadcast_level_array(p, ratio_y.shape[:-1]) * ratio_y
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
@@ -113,12 +116,14 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     return jnp.maximum(sum_over_levels(levels, n, _kl_terms), 0)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
     return sum_over_levels(levels, n, _reward_terms)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Win rate of :math:`\pi_n` against p, ties counted ½:
@@ -310,6 +315,9 @@ def bon_sample_exact(
     return _sample_batched(key, levels, n, shape)  # for many n from one sort: bon_sample_exact_from_levels
 
 
+@validation.validate(
+    key=validation.prng_key, levels=validation.levels, n=validation.sample_size, shape=validation.static_shape
+)
 def bon_sample_exact_from_levels(
     key: jax.Array, levels: RewardLevels, n: ArrayLike, shape: Sequence[int] | int = ()
 ) -> Int[Array, ...]:

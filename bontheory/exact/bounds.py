@@ -84,6 +84,7 @@ def beirami_kl_expectation(
     return _estimate_core(reward_levels(ref_probs, rewards), n)
 
 
+@validation.validate(eps=validation.unit_interval, n=validation.sample_size)
 def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
     """Deprecated name of :func:`beirami_kl_estimator` (same arguments, same values)."""
     warnings.warn("bon_kl_estimator is deprecated: use beirami_kl_estimator (the same function)",
@@ -91,6 +92,7 @@ def bon_kl_estimator(eps: ArrayLike, n: ArrayLike) -> Float[Array, ...]:
     return beirami_kl_estimator(eps, n)
 
 
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
 def bon_kl_estimate(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike) -> Float[Array, "*batch"]:
     """Deprecated name of :func:`beirami_kl_expectation` (same arguments, same values)."""
     warnings.warn("bon_kl_estimate is deprecated: use beirami_kl_expectation (the same function)",

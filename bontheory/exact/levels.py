@@ -163,12 +163,13 @@ def sort_levels(r: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
-    p = p / jnp.sum(p)
     order, lid = sort_levels(r)
+    hi, lo = numerics.compensated_cumsum(p[order])
+    p = p / (hi[-1] + lo[-1])  # an accurate total, also for 10⁶ outcomes in float32
     rs = r[order]
     ps = p[order]
     num_levels = lid[-1] + 1
-    mass = jax.ops.segment_sum(ps, lid, num_segments=k, indices_are_sorted=True)
+    mass = numerics.sorted_segment_sum(ps, lid, k)  # a level of 10⁶ tied outcomes keeps its mass
     count = jax.ops.segment_sum(jnp.ones((k,), jnp.int32), lid, num_segments=k, indices_are_sorted=True)
     real = jnp.arange(k, dtype=jnp.int32) < num_levels
     top = rs[-1].astype(dtype)
@@ -261,6 +262,7 @@ def reward_levels(
 _LEVEL_FIELDS = ("reward", "mass", "log_mass", "log_cdf", "log_cdf_lower", "log_ratio", "tail", "count")
 
 
+@validation.validate(levels=validation.levels, min_outcomes=validation.static_int)
 def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLevels:
     """Drops padding levels: keeps the first ``L`` levels, ``L`` the number of distinct rewards (max over the
     batch) rounded up to a power of two (so few distinct shapes are compiled).
@@ -302,6 +304,7 @@ def broadcast_level_array(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(x, shape + x.shape[-1:])
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r"""Log-probability that the best of n draws lands on each level.

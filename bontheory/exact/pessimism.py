@@ -28,6 +28,13 @@ def threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
     No checks (``beta`` may be traced); used by :func:`chi2_pessimism_threshold` and by the finite-N
     pessimism sampler on the empirical levels of its first N candidates.
     """
+    top, gap = _top_and_gap(lv, beta)
+    return top - gap
+
+
+def _top_and_gap(lv: RewardLevels, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(top, top − λ)``: the top reward and the gap to λ, computed without forming λ, so that ``r − λ`` stays
+    accurate for β far below the top level's mass times the float spacing at the top reward (β → 0)."""
     dtype = lv.mass.dtype
     shape = tuple(jnp.broadcast_shapes(lv.batch_shape, jnp.shape(beta)))
     k = lv.mass.shape[-1]
@@ -42,7 +49,7 @@ def threshold_from_levels(lv: RewardLevels, beta: jax.Array) -> jax.Array:
     ell = jnp.sum(g > b, axis=-1, keepdims=True)  # lowest level with g ≤ β
     s1_l = jnp.take_along_axis(s1, ell, axis=-1)
     pm_l = jnp.take_along_axis(upper_mass, ell, axis=-1)
-    return ((s1_l - b) / pm_l + top)[..., 0]
+    return top[..., 0], ((b - s1_l) / pm_l)[..., 0]
 
 
 _pessimism_inputs = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.positive)
@@ -92,11 +99,12 @@ def chi2_pessimism_pmf(
     """
     lv = reward_levels(ref_probs, rewards)
     dtype = lv.mass.dtype
-    lam = threshold_from_levels(lv, beta)
-    shape = lam.shape
-    k = lv.mass.shape[-1]
-    b = jnp.broadcast_to(jnp.asarray(beta, dtype), shape)[..., None]
+    top, gap = _top_and_gap(lv, beta)
+    shape = top.shape
+    k = lv.log_probs.shape[-1]  # outcomes; the level arrays may be shorter (compacted levels)
     r = jnp.broadcast_to(jnp.asarray(rewards, dtype), shape + (k,))
     p = jnp.exp(jnp.broadcast_to(lv.log_probs, shape + (k,)))
-    pi = p * jnp.maximum(r - lam[..., None], 0.0) / b
+    # (r − λ)_+ as (r − top) + (top − λ): exact on the top level however small β is (β → 0: the top level);
+    # the 1/β factor cancels in the normalisation
+    pi = p * jnp.maximum((r - top[..., None]) + gap[..., None], 0.0)
     return pi / jnp.sum(pi, axis=-1, keepdims=True)

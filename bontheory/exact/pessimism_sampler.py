@@ -151,7 +151,8 @@ def _level_weights(v: np.ndarray, w: np.ndarray, lam: np.ndarray, logp: np.ndarr
 
 @validation.validate(
     ref_probs=validation.kind(validation.probs, ndim=1), rewards=validation.kind(validation.rewards, ndim=1),
-    beta=validation.positive,
+    beta=validation.positive, n=validation.sample_size, r_max=validation.optional(validation.finite),
+    max_states=validation.static_int,
 )
 def chi2_pessimism_sampler_pmf(
     ref_probs: Float[ArrayLike, " K"],
@@ -198,6 +199,11 @@ def chi2_pessimism_sampler_pmf(
     w = np.bincount(inverse, weights=p[support], minlength=v.size)
     w = w / w.sum()
     u, wd = v[::-1], w[::-1]
+    if v.size >= 2 and float(np.max(ns)) + 1 > max_states:  # the count on the top level alone takes N + 1 values
+        raise ExactLawTooLarge(
+            f"the exact law of InferenceTimePessimism at n = {float(np.max(ns)):.6g} needs more than max_states = "
+            f"{max_states} enumeration states (at least n + 1); raise max_states, or use the Monte Carlo sampler "
+            "pessimism_sample", int(min(float(np.max(ns)) + 1, 2**62)), max_states)
     pmfs = []
     for nn in np.atleast_1d(ns).tolist():
         lam, logp = _lambda_law(u, wd, int(nn), float(beta), max_states)

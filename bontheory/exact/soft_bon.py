@@ -29,6 +29,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import numerics, validation
+from bontheory.exact.bon import bon_log_pmf
 from bontheory.numerics import safe_log
 
 # Relative size of the neglected head (t < e^{s_min}) and tail (t > e^{s_max}) of the integral.
@@ -91,6 +92,24 @@ def _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, block):
     return jnp.where(support, log_pmf, -jnp.inf)
 
 
+# λ → 0: soft BoN is BoN once every gap between distinct rewards is ≥ G·λ with n·e^{-G} below the float
+# spacing (a candidate of a higher level then beats every lower one with probability ≥ 1 − n e^{-G}, and ties
+# split uniformly as in BoN). G = log n + _LIMIT_MARGIN[dtype].
+_LIMIT_MARGIN = {4: 17.0, 8: 37.0}  # by itemsize: e^{-17} ≈ 4e-8 (float32), e^{-37} ≈ 9e-17 (float64)
+_MAX_AUTO_NODES = 1 << 16
+
+
+def _min_gap(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
+    """The smallest gap between distinct rewards on the support, per distribution (``inf`` for one level)."""
+    rs = jnp.sort(jnp.where(ref_probs > 0, rewards, jnp.nan), axis=-1)  # NaN (off the support) sorts last
+    d = jnp.diff(rs, axis=-1)
+    return jnp.min(jnp.where(d > 0, d, jnp.inf), axis=-1, initial=jnp.inf)
+
+
+def _limit_margin(n: jax.Array, dtype) -> jax.Array:
+    return jnp.log(n) + _LIMIT_MARGIN.get(jnp.dtype(dtype).itemsize, 37.0)
+
+
 # Node spacing h of the automatic rule: the quadrature error is ≈ e^{-π²/h} ≈ 1e-14 at h = 0.3.
 _AUTO_SPACING = 0.3
 _TRACED_NODES = 1024
@@ -115,10 +134,26 @@ def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, tempe
     sup = p > 0
     hi = np.max(np.where(sup, r, -np.inf), axis=-1)
     lo = np.min(np.where(sup, r, np.inf), axis=-1)
-    span = np.max((hi - lo)[..., None] / np.asarray(temperature, np.float64).reshape(-1)[None, :])
-    span += np.log(max(float(np.max(np.asarray(n, np.float64))), 1.0)) + _TAIL_LOG - math.log(_HEAD_EPS)
+    rs = np.sort(np.where(sup, r, np.nan), axis=-1)
+    d = np.diff(rs, axis=-1)
+    gap = np.min(np.where(d > 0, d, np.inf), axis=-1, initial=np.inf)
+    n_max = max(float(np.max(np.asarray(n, np.float64))), 1.0)
+    margin = math.log(n_max) + _LIMIT_MARGIN.get(np.dtype(np.result_type(ref_probs.dtype, float)).itemsize, 37.0)
+    # below λ = gap/margin the BoN limit is used (soft_bon_log_pmf), so the quadrature never needs smaller λ
+    lam = np.maximum(np.asarray(temperature, np.float64), np.where(np.isfinite(gap), gap / margin, 0.0)[..., None]
+                     if np.ndim(gap) else (gap / margin if np.isfinite(gap) else 0.0))
+    span = np.max(np.broadcast_to((hi - lo)[..., None] if np.ndim(hi) else hi, np.shape(lam)) / lam)
+    span += np.log(n_max) + _TAIL_LOG - math.log(_HEAD_EPS)
     need = math.ceil(span / _AUTO_SPACING) + 1
-    return max(256, 1 << (need - 1).bit_length())
+    nodes = max(256, 1 << (need - 1).bit_length())
+    if nodes > _MAX_AUTO_NODES:
+        import warnings
+
+        warnings.warn(f"soft BoN needs {nodes} quadrature nodes here (reward span / temperature = {span:.3g}); "
+                      f"using {_MAX_AUTO_NODES}: the pmf may be inaccurate (its sum minus 1 measures the error)",
+                      RuntimeWarning, stacklevel=3)
+        nodes = _MAX_AUTO_NODES
+    return nodes
 
 
 _soft_bon_inputs = validation.validate(
@@ -152,7 +187,13 @@ def soft_bon_log_pmf(
     rewards = jnp.broadcast_to(rewards.astype(dtype), shape)
     n = jnp.broadcast_to(n.astype(dtype), batch)
     temperature = jnp.broadcast_to(temperature.astype(dtype), batch)
-    return _soft_bon_log_pmf(ref_probs, rewards, n, temperature, num_nodes, min(block, num_nodes))
+    # λ → 0: where every reward gap is ≥ G·λ the pmf is BoN's (to float precision, see _LIMIT_MARGIN), at the
+    # cost of one BoN pmf; the quadrature then runs at the clamped temperature gap/G and its result is not used
+    floor = _min_gap(ref_probs, rewards) / _limit_margin(n, dtype)
+    use_bon = temperature <= floor
+    lam = jnp.where(use_bon & jnp.isfinite(floor), floor, temperature)
+    quad = _soft_bon_log_pmf(ref_probs, rewards, n, lam, num_nodes, min(block, num_nodes))
+    return jnp.where(use_bon[..., None], bon_log_pmf(ref_probs, rewards, n), quad)
 
 
 @_soft_bon_inputs
@@ -182,6 +223,13 @@ def soft_bon_pmf(
     :func:`auto_num_nodes`); under the caller's ``jit`` (traced inputs) it is 1024, accurate while
     ``(r_max - r_min)/λ ≲ 250``. The result is *not* renormalised, so ``Σ P - 1`` measures the error.
     Cost ``O(num_nodes · K)`` time and ``O(block · K)`` memory.
+
+    ``λ → 0`` (the BoN limit, exactly): where every gap between distinct rewards on the support is at least
+    ``G λ`` with ``G = log n + 37`` (float64; ``+ 17`` in float32), soft BoN differs from BoN by at most
+    ``n e^{-G}`` (a higher level beats every lower candidate with probability ``≥ 1 − n e^{-G}``, and ties
+    split uniformly in both), below the float spacing: the BoN pmf is returned. The quadrature therefore
+    never needs ``λ`` below ``gap/G``, and the automatic node count no longer grows as ``1/λ``; it is
+    capped at 65536 nodes with a warning (rewards with a tiny gap next to a wide span).
 
     Args:
       ref_probs: ``float[..., K]`` reference pmf ``p``.

@@ -65,8 +65,10 @@ def quantile_truncated_pmf(
     mm = jnp.broadcast_to(m, shape)[..., None]
     mass = jnp.broadcast_to(lv.mass, shape + lv.mass.shape[-1:])
     tail = jnp.broadcast_to(lv.tail, shape + lv.tail.shape[-1:])
-    upper = mm * (tail + mass)
-    level_q = jnp.where(upper <= 1, mm * mass, jnp.where(mm * tail >= 1, 0.0, 1 - mm * tail))
+    # M·x with M·0 = 0, so M = ∞ (the top level, BoN's limit) is exact rather than ∞·0 = NaN
+    upper = jnp.where(tail + mass > 0, mm * (tail + mass), 0.0)
+    m_tail = jnp.where(tail > 0, mm * tail, 0.0)
+    level_q = jnp.where(upper <= 1, jnp.where(mass > 0, mm * mass, 0.0), jnp.where(m_tail >= 1, 0.0, 1 - m_tail))
     level_of = jnp.broadcast_to(lv.level_of, shape + lv.level_of.shape[-1:])
     log_probs = jnp.broadcast_to(lv.log_probs, shape + lv.log_probs.shape[-1:])
     q_y = _gather(level_q, level_of)
@@ -133,9 +135,9 @@ def quantile_truncation_sampler_pmf(
     nn = jnp.broadcast_to(nn, shape)[..., None]
     mm = jnp.broadcast_to(mm, shape)[..., None]
     k = jnp.clip(jnp.ceil(nn / mm - 1e-9), 1, nn)
-    kdim = lv.mass.shape[-1]
-    mass = jnp.broadcast_to(lv.mass, shape + (kdim,))
-    tail = jnp.broadcast_to(lv.tail, shape + (kdim,))
+    kdim = lv.log_probs.shape[-1]  # outcomes; the level arrays may be shorter (compacted levels)
+    mass = jnp.broadcast_to(lv.mass, shape + lv.mass.shape[-1:])
+    tail = jnp.broadcast_to(lv.tail, shape + lv.tail.shape[-1:])
     upper = jnp.minimum(tail + mass, 1.0)
     level_q = (_expected_min_binomial(nn, k, upper) - _expected_min_binomial(nn, k, tail)) / k
     level_q = jnp.where(mass > 0, jnp.maximum(level_q, 0.0), 0.0)

@@ -17,9 +17,9 @@ behaves on long sequences, beyond enumeration: for a random memoryless reference
 .. math:: \mathrm{KL}(\pi_\theta\|\pi_n) = \mathrm{KL}(\pi_\theta\|p) - \sum_\rho m_\theta(\rho)\,\lambda_n(\rho),
           \qquad \lambda_n = \log(q_n/m)
 
-(docs/theory.md §8.6: the chain-rule KL of tabular policies, and the law :math:`m_\theta` of R under
-:math:`\pi_\theta` from :func:`bontheory.reward_distribution`, differentiable; :math:`\lambda_n` from the law of
-R under p in log space, :func:`bontheory.bon_level_log_probs_at_log_n`) is minimised by L-BFGS
+(docs/theory.md §8.6; :func:`bontheory.lifted_vbon_data`: the chain-rule KL of tabular policies, the law
+:math:`m_\theta` of R under :math:`\pi_\theta` by the lifted dynamic program, differentiable, and :math:`\lambda_n`
+from the law of R under p in log space) is minimised by L-BFGS
 (``optax.lbfgs``) until the gradient norm is below ``scale_grad_tol``, so the error measures the family, not the
 optimiser. Yang et al. (arXiv 2404.01730) show BoN with log n ∝ L is asymptotically equivalent to the tilted
 optimum, a memoryless policy here; the summary states whether the memoryless error at fixed n vanishes with L,
@@ -58,7 +58,7 @@ from bontheory.runner import progress
 from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
-SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier"
+SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier; memoryless/Markov error vs L to 512 (lifted, L-BFGS)"
 
 LABELS = {
     "bon": "BoN (exact)",
@@ -197,6 +197,7 @@ QUICK = Config(
     sampled_batch=16,
     scale_lengths=(8, 64, 512),
     scale_ns=(4, 64),
+    scale_families=("memoryless",),  # Markov-1 (one more compilation per L) in the full config
     scale_max_iters=500,
 )
 
@@ -304,66 +305,57 @@ def _scale_problem(config: Config, length: int):
     return ref, TokenScoreReward(scores=scores)
 
 
-@functools.lru_cache(maxsize=16)
-def _scale_trainer(family: str, vocab: int, length: int, max_iters: int):
-    """A jitted ``(x0, ref_logits, lam, tol) -> (logits, loss, grad_norm, iterations)``: L-BFGS on the exact
-    lifted vBoN loss of a tabular family (one compilation per family and shape, reused across n)."""
+@functools.partial(jax.jit, static_argnames=("objective", "order", "max_iters"))
+def _lbfgs_to_tolerance(x0, data, tol, *, objective, order: int, max_iters: int):
+    """L-BFGS (``optax.lbfgs``, backtracking line search) on the exact lifted vBoN loss of the logits ``x0``
+    until the gradient norm is below ``tol`` or ``max_iters`` iterations: ``(logits, loss, grad_norm, iters)``.
+    ``data`` (the reference and λ_n, :func:`bontheory.lifted_vbon_data`) is an argument, so one compilation
+    per family and shape serves every n."""
     import optax
 
-    from bontheory import TokenScoreReward, reward_distribution, sequence_kl, tabular_policy_from_logits
+    from bontheory import tabular_policy_from_logits
 
-    order = 0 if family == "memoryless" else 1
-    # the reward stays concrete (its automaton is built in NumPy); it is small, L × V
-    reward = TokenScoreReward(scores=jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.result_type(float)), (length, vocab)))
+    key = jax.random.key(0)  # the exact loss draws nothing
 
-    def train(x0, ref_logits, lam, tol):
-        ref = tabular_policy_from_logits(ref_logits, order=0)
+    def loss(x):
+        return objective(tabular_policy_from_logits(x, order=order), data, key)[0]
 
-        def loss(x):
-            pol = tabular_policy_from_logits(x, order=order)
-            law = reward_distribution(pol, reward)
-            return sequence_kl(pol, ref) - jnp.sum(jnp.exp(law.log_probs) * lam)
+    opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
+    value_and_grad = optax.value_and_grad_from_state(loss)
 
-        opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20, store_grad=True))
-        value_and_grad = optax.value_and_grad_from_state(loss)
+    def step(carry):
+        x, state = carry
+        value, grad = value_and_grad(x, state=state)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
+        return optax.apply_updates(x, updates), state
 
-        def step(carry):
-            x, state = carry
-            value, grad = value_and_grad(x, state=state)
-            updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
-            return optax.apply_updates(x, updates), state
+    def going(carry):
+        _, state = carry
+        count = optax.tree_utils.tree_get(state, "count")
+        grad = optax.tree_utils.tree_get(state, "grad")
+        return (count == 0) | ((count < max_iters) & (optax.tree_utils.tree_norm(grad) >= tol))
 
-        def going(carry):
-            _, state = carry
-            count = optax.tree_utils.tree_get(state, "count")
-            grad = optax.tree_utils.tree_get(state, "grad")
-            return (count == 0) | ((count < max_iters) & (optax.tree_utils.tree_norm(grad) >= tol))
-
-        x, state = jax.lax.while_loop(going, step, (x0, opt.init(x0)))
-        value, grad = jax.value_and_grad(loss)(x)
-        return x, value, optax.tree_utils.tree_norm(grad), optax.tree_utils.tree_get(state, "count")
-
-    return jax.jit(train)
+    x, state = jax.lax.while_loop(going, step, (x0, opt.init(x0)))
+    value, grad = jax.value_and_grad(loss)(x)
+    return x, value, optax.tree_utils.tree_norm(grad), optax.tree_utils.tree_get(state, "count")
 
 
 def _scale_cell(config: Config, family: str, length: int, n: int) -> dict:
-    from bontheory import bon_level_log_probs_at_log_n, reward_distribution
+    from bontheory import lifted_vbon_data, reward_distribution
 
     ref, reward = _scale_problem(config, length)
-    law = reward_distribution(ref, reward)
-    log_m = np.asarray(law.log_probs, np.float64)
-    log_m = log_m - np.logaddexp.reduce(log_m)
-    log_q = bon_level_log_probs_at_log_n(log_m, np.log(n))
-    lam = log_q - log_m  # log(π_n/p) on each reward level
+    order = 0 if family == "memoryless" else 1
+    objective, data = lifted_vbon_data(ref, reward, n, order)
     x0 = ref.params["logits"] if family == "memoryless" else expand_tabular_policy(ref, 1).params["logits"]
-    train = _scale_trainer(family, config.scale_vocab_size, length, config.scale_max_iters)
-    _, value, grad_norm, iters = train(x0, ref.params["logits"], jnp.asarray(lam), config.scale_grad_tol)
-    q = np.exp(log_q)
-    bon_kl = float(np.sum(np.where(q > 0, q * lam, 0.0)))
+    _, value, grad_norm, iters = _lbfgs_to_tolerance(
+        x0, data, config.scale_grad_tol, objective=objective, order=order, max_iters=config.scale_max_iters)
+    log_m = np.asarray(reward_distribution(ref, reward).log_probs, np.float64)
+    lam = np.asarray(data["log_ratio"], np.float64)  # log(π_n/p) on each reward level
+    q = np.exp(log_m + lam)
     return {
         "kl_to_bon": float(value),
         "kl_to_bon_per_token": float(value) / length,
-        "bon_kl_to_ref": bon_kl,  # KL(π_n‖p): the scale of the error
+        "bon_kl_to_ref": float(np.sum(np.where(q > 0, q * lam, 0.0))),  # KL(π_n‖p): the scale of the error
         "grad_norm": float(grad_norm),
         "iterations": int(iters),
         "converged": bool(float(grad_norm) < config.scale_grad_tol),

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from bontheory import validation
 from bontheory.rewards.toy import (
     PatternCountReward,
     PatternReward,
@@ -218,6 +219,7 @@ def product_automaton(automata: list[RewardAutomaton]) -> RewardAutomaton:
     return normalize_automaton(RewardAutomaton(tr.astype(np.int32), inc, fin, offset, g))
 
 
+@validation.validate(reward=validation.reward, vocab_size=validation.static_int, length=validation.static_int)
 def reward_automaton(reward: Any, vocab_size: int, length: int) -> RewardAutomaton:
     """The (normalised) automaton of a liftable reward over sequences of ``length`` tokens from ``vocab_size``.
 

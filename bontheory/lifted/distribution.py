@@ -37,8 +37,8 @@ from bontheory.numerics import safe_log
 from bontheory.policies.tabular import TabularPolicy
 
 #: Largest lifted state space S · A · V**k (automaton states × partial rewards × contexts) held in memory
-#: (per position; times L for the stored messages of the samplers): 2**25 float64 entries = 256 MiB.
-MAX_LIFTED_STATES = 2**25
+#: (per position; times L for the stored messages of the samplers): 2**26 float64 entries = 512 MiB.
+MAX_LIFTED_STATES = 2**26
 
 
 class RewardDistribution(NamedTuple):
@@ -185,8 +185,10 @@ def reachable_values(automaton: RewardAutomaton, num_values: int | None = None) 
     reach = np.zeros((states, a_), bool)
     reach[0, 0] = True
     src = np.repeat(np.arange(states), vocab)
+    triples = None
     for t in range(length):
-        triples = np.unique(np.stack([src, tr[t].ravel(), inc[t].ravel()]), axis=1)
+        if triples is None or not (np.array_equal(tr[t], tr[t - 1]) and np.array_equal(inc[t], inc[t - 1])):
+            triples = np.unique(np.stack([src, tr[t].ravel(), inc[t].ravel()]), axis=1)  # (s, s', d) moves
         new = np.zeros_like(reach)
         for s, s2, d in triples.T:
             new[s2, d:] |= reach[s, : a_ - d]

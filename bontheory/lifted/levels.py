@@ -18,9 +18,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation
 from bontheory.numerics import safe_log
 
 
+@validation.validate(log_probs=validation.log_densities)
 def level_log_cdfs(log_probs: jax.Array) -> tuple[jax.Array, jax.Array]:
     r"""``(log F, log(F⁻/F))`` of a level law given by ``log_probs`` ``float[K]`` (levels in increasing reward).
 
@@ -38,6 +40,7 @@ def level_log_cdfs(log_probs: jax.Array) -> tuple[jax.Array, jax.Array]:
     return log_cdf, log_ratio
 
 
+@validation.validate(log_probs=validation.log_densities, n=validation.sample_size)
 def bon_level_log_probs(log_probs: jax.Array, n: jax.Array) -> jax.Array:
     r"""``log q_ℓ(n) = log(F_ℓ^n − F_ℓ^{−n})``: the level law of best-of-n, ``float[K]`` (``n`` scalar)."""
     log_cdf, log_ratio = level_log_cdfs(log_probs)

@@ -116,7 +116,7 @@ def _lifted_sampler_setup(policy: Any, reward: Any):
 
 
 @validation.validate(key=validation.prng_key, policy=validation.policy, reward=validation.reward,
-                     num_samples=validation.kind(validation.static_int, minimum=0))
+                     level_log_probs=validation.log_densities, num_samples=validation.kind(validation.static_int, minimum=0))
 def sample_sequences_given_level_law(
     key: jax.Array, policy: Any, reward: Any, level_log_probs: jax.Array, num_samples: int
 ) -> jax.Array:

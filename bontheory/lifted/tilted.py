@@ -85,6 +85,11 @@ class AutomatonPolicy:
     length: int = flax.struct.field(pytree_node=False)
     order: int = flax.struct.field(pytree_node=False)
 
+    def __post_init__(self):  # static fields only (never tracers)
+        validation.static_int(self.vocab_size, "vocab_size")
+        validation.static_int(self.length, "length")
+        validation.static_int(self.order, "order", minimum=0)
+
     def states(self, tokens: jax.Array) -> jax.Array:
         """Automaton states ``s_t`` before each token, ``int[B, L] -> int32[B, L]``."""
         def step(s, xs):

@@ -36,6 +36,7 @@ from bontheory.lifted.levels import bon_level_log_probs, level_log_cdfs
 from bontheory.policies.kl import sequence_kl
 
 
+@validation.validate(log_probs=validation.log_densities, n=validation.sample_size)
 def vbon_log_ratio(log_probs: jax.Array, n: Any, target: str = "exact") -> jax.Array:
     r"""``λ(ρ) = log(π_n/p)`` on each level of the reference law ``log_probs`` ``float[K]``.
 
@@ -63,6 +64,10 @@ class LiftedVBoNLoss:
 
     num_values: int
     order: int
+
+    def __post_init__(self):
+        validation.static_int(self.num_values, "num_values")
+        validation.static_int(self.order, "order", minimum=0)
 
     def __call__(self, policy, data: dict[str, Any], key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         log_table, _ = tabular_table(policy)
@@ -108,6 +113,8 @@ def lifted_vbon_data(ref_policy: Any, reward: Any, n: Any, order: int, target: s
     return LiftedVBoNLoss(num_values=num_values, order=int(order)), data
 
 
+@validation.validate(policy=validation.policy, ref_policy=validation.policy, reward=validation.reward,
+                     n=validation.sample_size)
 def lifted_vbon_loss(policy: Any, ref_policy: Any, reward: Any, n: Any, target: str = "exact") -> jax.Array:
     r"""``KL(π_θ‖π_n)`` (or to the continuous target) for a tabular ``policy`` π_θ, exactly, without enumeration.
 

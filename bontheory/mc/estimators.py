@@ -168,6 +168,10 @@ def log_ratio_kl_estimates(log_ratios: _Values) -> tuple[Estimate, Estimate]:
     k1 = mean ℓ; k3 = mean[(ρ − 1) − log ρ] with ``ρ = p/π = e^{−ℓ}``, written ``expm1(−ℓ) + ℓ`` (both unbiased,
     k3 is non-negative per draw; Schulman's estimators, reused from :mod:`bontheory.policies`).
 
+    Variance: k1's is ``Var_π(ℓ)``; k3's involves ``E_π[ρ²] = Σ p²/π``, which is unbounded when π puts much less
+    mass than p somewhere (under BoN draws, n ≥ 2: infinite in the continuous limit). Its standard error then
+    means nothing; prefer k1 there (see :func:`bontheory.bon_cell`).
+
     Args:
         log_ratios: ``float[T]`` per-draw ``log π(Y_i) − log p(Y_i)``.
 

@@ -80,6 +80,7 @@ class BoNCandidates(NamedTuple):
     sequences: Int[Array, "T n L"] | None
 
 
+@validation.validate(key=validation.prng_key, rewards=validation.rewards, log_probs=validation.log_densities)
 def reward_scorer(key: jax.Array, rewards: jax.Array, log_probs: jax.Array) -> jax.Array:
     """Plain BoN score ``s(y) = r(y)`` (the default)."""
     del key, log_probs
@@ -230,6 +231,7 @@ def _map_in_batches(fn, trial_indices, trial_batch):
     return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:t], out)
 
 
+@validation.validate(key=validation.prng_key, trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0), policy=validation.policy, reward=validation.reward, n=validation.static_int, chunk_size=validation.static_int, trial_batch=validation.static_int)
 def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, scorer=None) -> BoNDraws:
     """BoN selection for the given global trial indices (the per-device body of the sharded kernel).
 
@@ -253,6 +255,7 @@ def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch
     return BoNDraws(sequences=seqs, rewards=r, log_probs=log_probs, scores=s, num_tied=tied, index=idx)
 
 
+@validation.validate(key=validation.prng_key, trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0), policy=validation.policy, reward=validation.reward, n=validation.static_int, chunk_size=validation.static_int, trial_batch=validation.static_int)
 def candidate_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, return_sequences=False):
     """All candidates for the given global trial indices (body of :func:`bon_candidates`); not jitted."""
 

@@ -51,7 +51,7 @@ def _argmax_uniform_ties(key: jax.Array, scores: jax.Array) -> jax.Array:
     return jnp.argmax(jnp.where(scores == top, u, -1.0)).astype(jnp.int32)
 
 
-@_V.validate(key=_V.prng_key, rewards=_V.rewards, temperature=_V.positive)
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, log_probs=_V.log_densities, temperature=_V.positive)
 def select_soft_bon(key: jax.Array, rewards: _Scores, log_probs: _Scores, temperature: ArrayLike) -> Int[Array, ""]:
     r"""Soft BoN: returns ``J`` with ``P(J = j) = softmax(r/λ)_j`` (Gumbel-max). ``rewards``: ``float[n]``."""
     del log_probs
@@ -65,7 +65,7 @@ def select_regularized_bon(key: jax.Array, rewards: _Scores, log_probs: _Scores,
     return _argmax_uniform_ties(key, rewards + beta * log_probs)
 
 
-@_V.validate(key=_V.prng_key, rewards=_V.rewards, m=_V.at_least_one)
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, log_probs=_V.log_densities, m=_V.at_least_one)
 def select_quantile_truncation(key: jax.Array, rewards: _Scores, log_probs: _Scores, m: ArrayLike) -> Int[Array, ""]:
     r"""Quantile truncation: ``J`` uniform among the top ``k = ⌈n/M⌉`` of the ``n`` candidates.
 
@@ -88,7 +88,7 @@ def pessimism_num_candidates(n: int) -> int:
     return 2 * n + 1
 
 
-@_V.validate(key=_V.prng_key, rewards=_V.rewards, beta=_V.positive, r_max=_V.finite)
+@_V.validate(key=_V.prng_key, rewards=_V.rewards, log_probs=_V.log_densities, beta=_V.positive, r_max=_V.finite)
 def select_pessimism(
     key: jax.Array, rewards: Real[ArrayLike, " 2N+1"], log_probs: _Scores, beta: ArrayLike, r_max: ArrayLike
 ) -> Int[Array, ""]:

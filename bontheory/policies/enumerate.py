@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 from bontheory.policies.policy import Policy
 
 #: Default cap on V**L for enumeration (2**25 ≈ 3.4e7 sequences).
@@ -40,6 +41,7 @@ def index_to_tokens(index: jax.Array, vocab_size: int, length: int) -> jax.Array
     return ((index[:, None] // powers[None, :]) % vocab_size).astype(jnp.int32)
 
 
+@validation.validate(vocab_size=validation.static_int, length=validation.static_int, max_sequences=validation.static_int)
 def all_sequences(vocab_size: int, length: int, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
     """All ``V**L`` sequences in lexicographic order.
 
@@ -64,6 +66,7 @@ def _batch(policy: Policy, start: jax.Array, batch_size: int):
     return seqs, policy.log_prob(seqs)
 
 
+@validation.validate(policy=validation.policy, batch_size=validation.static_int, max_sequences=validation.static_int)
 def enumerate_sequences(
     policy: Policy,
     batch_size: int = 2**16,

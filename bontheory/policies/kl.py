@@ -19,6 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation
 from bontheory.numerics import entropy_from_log_probs, kl_from_log_probs
 from bontheory.policies.enumerate import MAX_ENUMERATED_SEQUENCES, index_to_tokens
 from bontheory.policies.policy import Policy
@@ -26,6 +27,7 @@ from bontheory.policies.tabular import TabularPolicy
 from bontheory.results import Estimate
 
 
+@validation.validate(logp_policy=validation.log_densities, logp_ref=validation.log_densities)
 def kl_k1(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:
     """k1 estimator of KL(π‖p) for samples y ~ π: ``log π(y) − log p(y)`` (unbiased, can be negative).
 
@@ -41,11 +43,13 @@ def kl_k1(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:
     return logp_policy - logp_ref
 
 
+@validation.validate(logp_policy=validation.log_densities, logp_ref=validation.log_densities)
 def kl_k2(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:
     """k2 estimator ``½ (log π(y) − log p(y))²`` (biased, low variance), ``float[...]``."""
     return 0.5 * jnp.square(kl_k1(logp_policy, logp_ref))
 
 
+@validation.validate(logp_policy=validation.log_densities, logp_ref=validation.log_densities)
 def kl_k3(logp_policy: jax.Array, logp_ref: jax.Array) -> jax.Array:
     """k3 estimator of KL(π‖p) for y ~ π: ``(ρ − 1) − log ρ`` with ``ρ = p(y)/π(y)``.
 
@@ -78,6 +82,7 @@ def _check_pair(policy_a: Policy, policy_b: Policy) -> None:
         )
 
 
+@validation.validate(policy_a=validation.policy, policy_b=validation.policy, tokens=validation.sequences)
 def token_kl(policy_a: Policy, policy_b: Policy, tokens: jax.Array) -> jax.Array:
     """Per-position full-vocabulary KL ``KL(a(·|y_{<t}) ‖ b(·|y_{<t}))`` along given sequences.
 
@@ -112,7 +117,7 @@ def _tabular_expectation(rows: jax.Array, logp_a: jax.Array, k: int, vocab: int)
 
     def step(mu, xs):
         kl_t, la_t = xs
-        contrib = jnp.sum(mu * kl_t)
+        contrib = jnp.sum(jnp.where(mu > 0, mu * kl_t, 0.0))  # unreachable contexts contribute 0 (0·∞ = 0)
         joint = mu[:, None] * jnp.exp(la_t)  # (C, V): P(c_t = c, y_t = v)
         # c = c_low + V^{k-1} c_high; the next context is y + V c_low (drop the oldest digit).
         mu_next = jnp.sum(joint.reshape(vocab, low, vocab), axis=0).reshape(vocab**k)
@@ -135,9 +140,10 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     tok_lp = jnp.take_along_axis(la, tokens[..., None], axis=-1)[..., 0]  # (B, L)
     log_w = jnp.sum(tok_lp[:, : length - 1], axis=-1)  # log a(y_{<L-1})
     w = jnp.where(valid, jnp.exp(log_w), 0.0)
-    return jnp.sum(w * jnp.sum(per_pos, axis=-1))
+    return jnp.sum(jnp.where(w > 0, w * jnp.sum(per_pos, axis=-1), 0.0))  # prefixes a never reaches: 0·∞ = 0
 
 
+@validation.validate(policy_a=validation.policy, policy_b=validation.policy, batch_size=validation.static_int, max_prefixes=validation.static_int)
 def sequence_kl(
     policy_a: Policy,
     policy_b: Policy,
@@ -185,6 +191,7 @@ def sequence_kl(
     return jnp.asarray(acc)
 
 
+@validation.validate(key=validation.prng_key, policy_a=validation.policy, policy_b=validation.policy, num=validation.kind(validation.static_int, minimum=2))
 def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> Estimate:
     """Monte Carlo chain-rule KL: average over y ~ a of ``Σ_t KL(a(·|y_{<t}) ‖ b(·|y_{<t}))``.
 
@@ -218,6 +225,7 @@ def _tabular_entropy(logp: jax.Array, k: int, vocab: int) -> jax.Array:
     return _tabular_expectation(entropy_from_log_probs(logp), logp, k, vocab)
 
 
+@validation.validate(policy=validation.policy, batch_size=validation.static_int, max_sequences=validation.static_int)
 def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
     """Exact entropy of the sequence distribution, ``H(π) = Σ_t E_{y_{<t}~π} H(π(·|y_{<t}))`` (chain rule).
 

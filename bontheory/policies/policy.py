@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
+
 
 @runtime_checkable
 class Policy(Protocol):
@@ -248,6 +250,7 @@ def generic_sample(policy: ModulePolicy, key: jax.Array, num: int) -> jax.Array:
     return tokens
 
 
+@validation.validate(key=validation.prng_key, module=validation.module)
 def policy_from_module(key: jax.Array, module: nn.Module) -> ModulePolicy:
     """Initialise ``module`` (with ``vocab_size`` and ``length`` attributes) and wrap it as a policy.
 

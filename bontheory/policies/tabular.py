@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
 from bontheory.policies.policy import ModulePolicy
 
 #: Largest number of logits entries L * V**k * V a tabular policy may hold (64 Mi floats).
@@ -90,6 +91,11 @@ class TabularPolicy(nn.Module):
     order: int | None = 0
     init_scale: float = 1.0
 
+    def __post_init__(self):
+        validation.static_int(self.vocab_size, "vocab_size")  # static attributes: checked when the module is built
+        validation.static_int(self.length, "length")
+        super().__post_init__()
+
     @property
     def context_order(self) -> int:
         return effective_order(self.order, self.length)
@@ -118,6 +124,7 @@ class TabularPolicy(nn.Module):
         return sample_tabular(self, params, key, num)
 
 
+@validation.validate(policy=validation.policy)
 def tabular_log_probs_table(policy: ModulePolicy) -> jax.Array:
     """Normalised log-probability table ``float[L, V**k, V]`` of a tabular policy."""
     module = getattr(policy, "module", None)
@@ -174,6 +181,7 @@ def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int)
     return toks.T
 
 
+@validation.validate(logits=validation.kind(validation.array, finite=False), order=validation.optional(validation.kind(validation.static_int, minimum=0)))
 def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> ModulePolicy:
     """Build a tabular ``Policy`` from an explicit logits table.
 
@@ -220,6 +228,7 @@ def _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exp
     return jax.nn.log_softmax(logits / jnp.asarray(temperature, dtype), axis=-1)
 
 
+@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, order=validation.optional(validation.kind(validation.static_int, minimum=0)))
 def random_tabular_policy(
     key: jax.Array,
     vocab_size: int,

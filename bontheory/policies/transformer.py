@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation
 from bontheory.policies.policy import ModulePolicy, policy_from_module
 
 
@@ -61,6 +62,11 @@ class TransformerPolicy(nn.Module):
     mlp_ratio: int = 4
     logit_scale: float = 1.0
     decode: bool = False
+
+    def __post_init__(self):
+        validation.static_int(self.vocab_size, "vocab_size")  # static attributes: checked when the module is built
+        validation.static_int(self.length, "length")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -147,6 +153,7 @@ def _decode_sample(module: TransformerPolicy, params: Any, key: jax.Array, num: 
     return toks.T
 
 
+@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, d_model=validation.static_int, num_heads=validation.static_int, num_layers=validation.static_int, mlp_ratio=validation.static_int)
 def init_transformer_policy(
     key: jax.Array,
     vocab_size: int,

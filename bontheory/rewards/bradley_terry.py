@@ -42,6 +42,11 @@ class BradleyTerryNet(nn.Module):
     embed_dim: int = 16
     hidden: int = 64
 
+    def __post_init__(self):
+        validation.static_int(self.vocab_size, "vocab_size")  # static attributes: checked when the module is built
+        validation.static_int(self.length, "length")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = nn.Embed(self.vocab_size, self.embed_dim)(tokens)
@@ -86,6 +91,7 @@ class BradleyTerryFit(NamedTuple):
     train_accuracy: jax.Array
 
 
+@validation.validate(key=validation.prng_key, gold_a=validation.rewards, gold_b=validation.rewards, temperature=validation.kind(validation.static_number, minimum=0), label_noise=validation.kind(validation.static_number, minimum=0, maximum=0.5))
 def bradley_terry_labels(
     key: jax.Array,
     gold_a: jax.Array,
@@ -125,6 +131,7 @@ def bradley_terry_labels(
     return jnp.logical_xor(z, flip).astype(jnp.result_type(float))
 
 
+@validation.validate(reward=validation.reward, gold=validation.reward, seqs_a=validation.sequences, seqs_b=validation.sequences)
 def pairwise_accuracy(reward: Any, gold: Any, seqs_a: jax.Array, seqs_b: jax.Array) -> jax.Array:
     """Fraction of pairs with ``g(a) ≠ g(b)`` on which ``sign(r(a) − r(b)) = sign(g(a) − g(b))``.
 
@@ -166,6 +173,7 @@ def _fit(key, params, seqs_a, seqs_b, labels, learning_rate, weight_decay, modul
     return params, losses
 
 
+@validation.validate(key=validation.prng_key, policy=validation.policy, gold=validation.reward, num_pairs=validation.static_int, num_steps=validation.static_int, batch_size=validation.static_int)
 def train_bradley_terry(
     key: jax.Array,
     policy: Policy,

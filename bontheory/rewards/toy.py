@@ -33,6 +33,10 @@ class TokenCountReward:
     target: int = flax.struct.field(pytree_node=False, default=0)
     weight: float = flax.struct.field(pytree_node=False, default=1.0)
 
+    def __post_init__(self):  # static fields only (never tracers)
+        validation.static_int(self.target, "target", minimum=0)
+        validation.static_number(self.weight, "weight")
+
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]``."""
         seq = validation.sequences(sequences)
@@ -63,11 +67,30 @@ class TokenScoreReward:
         return jnp.sum(gathered, axis=-1)
 
 
+@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, scale=validation.kind(validation.static_number, minimum=0))
 def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scale: float = 1.0) -> TokenScoreReward:
     """``TokenScoreReward`` with i.i.d. ``N(0, scale²)`` scores ``float[L, V]`` (nearly tie-free)."""
     if vocab_size < 1 or length < 1:
         raise ValueError(f"vocab_size and length must be >= 1, got V={vocab_size}, L={length}")
     return TokenScoreReward(scores=scale * jax.random.normal(key, (int(length), int(vocab_size))))
+
+
+def pattern_occurrences(sequences: jax.Array, pattern: tuple) -> jax.Array:
+    """``int[..., L] -> int32[...]``: the number of (overlapping) contiguous occurrences of ``pattern`` in each row.
+
+    0 when the pattern is longer than L. Shared by :class:`PatternReward` (present: count > 0) and
+    :class:`PatternCountReward` (the count).
+    """
+    seq = validation.sequences(sequences)
+    pat = tuple(int(v) for v in pattern)
+    if len(pat) < 1:
+        raise ValueError("pattern must hold at least one token")
+    length, m = seq.shape[-1], len(pat)
+    count = jnp.zeros(seq.shape[:-1], jnp.int32)
+    target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
+    for off in range(length - m + 1):
+        count = count + jnp.all(seq[..., off : off + m] == target, axis=-1).astype(jnp.int32)
+    return count
 
 
 @flax.struct.dataclass
@@ -84,17 +107,12 @@ class PatternReward:
     pattern: tuple = flax.struct.field(pytree_node=False, default=(0,))
     value: float = flax.struct.field(pytree_node=False, default=1.0)
 
+    def __post_init__(self):  # static fields only (never tracers)
+        validation.static_number(self.value, "value")
+
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = validation.sequences(sequences)
-        pat = tuple(int(v) for v in self.pattern)
-        if len(pat) < 1:
-            raise ValueError("pattern must hold at least one token")
-        length, m = seq.shape[-1], len(pat)
-        found = jnp.zeros(seq.shape[:-1], bool)
-        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
-        for off in range(length - m + 1):
-            found = found | jnp.all(seq[..., off : off + m] == target, axis=-1)
+        found = pattern_occurrences(sequences, self.pattern) > 0
         return self.value * found.astype(jnp.result_type(float))
 
 
@@ -129,6 +147,7 @@ class QuantizedReward:
     step: float = flax.struct.field(pytree_node=False, default=1.0)
 
     def __post_init__(self):
+        validation.static_number(self.step, "step", minimum=0, open_min=True)  # static: never a tracer
         if callable(self.base):  # a plain function becomes a FunctionReward (see as_reward)
             object.__setattr__(self, "base", as_reward(self.base, "base"))
 
@@ -139,6 +158,7 @@ class QuantizedReward:
         return self.step * jnp.floor(self.base(sequences) / self.step)
 
 
+@validation.validate(key=validation.prng_key, sequences=validation.sequences)
 def sequence_keys(key: jax.Array, sequences: jax.Array) -> jax.Array:
     """One PRNG key per sequence, a fixed injective function of its tokens.
 
@@ -175,6 +195,7 @@ def _sequence_keys_flat(key: jax.Array, flat: jax.Array) -> jax.Array:
     return keys
 
 
+@validation.validate(key=validation.prng_key, sequences=validation.sequences, distribution=validation.kind(validation.one_of, choices=('normal', 'uniform', 'cauchy', 'student_t')))
 @functools.partial(jax.jit, static_argnames=("distribution", "df", "dtype"))
 def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: float = 1.0, dtype=None) -> jax.Array:
     """One draw per sequence from ``distribution`` under ``sequence_keys(key, sequences)``.
@@ -253,16 +274,7 @@ class PatternCountReward:
 
     def __call__(self, sequences: jax.Array) -> jax.Array:
         """``int[..., L] -> float[...]`` (0 when the pattern is longer than L)."""
-        seq = validation.sequences(sequences)
-        pat = tuple(int(v) for v in self.pattern)
-        if len(pat) < 1:
-            raise ValueError("pattern must hold at least one token")
-        length, m = seq.shape[-1], len(pat)
-        count = jnp.zeros(seq.shape[:-1], jnp.int32)
-        target = jnp.asarray(pat, seq.dtype).reshape((1,) * (seq.ndim - 1) + (m,))
-        for off in range(length - m + 1):
-            count = count + jnp.all(seq[..., off : off + m] == target, axis=-1).astype(jnp.int32)
-        return self.weight * count.astype(jnp.result_type(float))
+        return self.weight * pattern_occurrences(sequences, self.pattern).astype(jnp.result_type(float))
 
 
 @flax.struct.dataclass

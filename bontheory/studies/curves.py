@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bontheory import validation
+
 _TINY = 1e-12
 _KL_TOL = 1e-9  # KLs computed in floating point may round to tiny negatives
 
@@ -88,6 +90,7 @@ class PeakAndFall(NamedTuple):
     falls: bool
 
 
+@validation.validate(values=validation.kind(validation.array, ndim=1))
 def peak_and_fall(values: Any, *, rel_drop: float = 0.05) -> PeakAndFall:
     r"""The peak of a curve over increasing budgets and whether it falls after it.
 
@@ -118,6 +121,7 @@ def peak_and_fall(values: Any, *, rel_drop: float = 0.05) -> PeakAndFall:
     )
 
 
+@validation.validate(values=validation.kind(validation.array, ndim=1))
 def max_drawdown(values: Any) -> float:
     r"""``max_t (max_{s ≤ t} v[s] − v[t])``: the largest drop of a curve below its running maximum.
 
@@ -138,6 +142,7 @@ def _kl(x: Any, name: str) -> np.ndarray:
     return k
 
 
+@validation.validate(kl=validation.kind(validation.array, ndim=1), values=validation.kind(validation.array, ndim=1), frontier_kl=validation.kind(validation.array, ndim=1), frontier_values=validation.kind(validation.array, ndim=1), value_at_zero=validation.static_number)
 def gap_to_frontier(
     kl: Any, values: Any, frontier_kl: Any, frontier_values: Any, value_at_zero: float
 ) -> np.ndarray:

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
+from bontheory import validation
+
 
 class GaoFit(NamedTuple):
     """A least-squares fit ``R(d) = d(α − β g(d))``: coefficients, R² and the fitted values."""
@@ -45,12 +47,14 @@ def _fit(d: np.ndarray, y: np.ndarray, g: np.ndarray) -> GaoFit:
     return GaoFit(float(coef[0]), float(coef[1]), r2, fitted)
 
 
+@validation.validate(d=validation.kind(validation.array, ndim=1), y=validation.kind(validation.array, ndim=1))
 def fit_gao_bon(d: Any, y: Any) -> GaoFit:
     r"""Least-squares fit of ``y ≈ d(α − β d)`` (Gao et al.'s BoN form). ``d = √KL``, ``y`` = gold gain."""
     d = np.asarray(d, np.float64)
     return _fit(d, y, d)
 
 
+@validation.validate(d=validation.kind(validation.array, ndim=1), y=validation.kind(validation.array, ndim=1))
 def fit_gao_rl(d: Any, y: Any) -> GaoFit:
     r"""Least-squares fit of ``y ≈ d(α − β log d)`` (Gao et al.'s RL form); points with ``d = 0`` contribute 0."""
     d = np.asarray(d, np.float64)
@@ -58,6 +62,7 @@ def fit_gao_rl(d: Any, y: Any) -> GaoFit:
     return _fit(d, y, g)
 
 
+@validation.validate(key=validation.prng_key, proxy=validation.rewards, values=validation.rewards, ns=validation.unconverted(validation.sample_sizes))
 def bon_unbiased_estimate(key: jax.Array, proxy: Any, values: Any, ns: Any) -> jax.Array:
     r"""Unbiased estimate of ``E_{π_n}[v]`` for each n from K i.i.d. reference samples.
 
@@ -84,7 +89,7 @@ def bon_unbiased_estimate(key: jax.Array, proxy: Any, values: Any, ns: Any) -> j
     if proxy.shape != values.shape or proxy.ndim != 1:
         raise ValueError(f"proxy and values must be 1-D of equal shape, got {proxy.shape}, {values.shape}")
     if not isinstance(ns, jax.core.Tracer) and (np.any(np.asarray(ns) < 1) or np.any(np.asarray(ns) > k)):
-        raise ValueError(f"every n must be in [1, K={k}], got {np.asarray(ns)}")
+        raise ValueError(f"ns: every n must be in [1, K={k}], got {np.asarray(ns)}")
     u = jax.random.uniform(key, (k,))
     order = jnp.lexsort((u, proxy))
     v = values[order].astype(jnp.result_type(float))

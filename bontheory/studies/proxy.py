@@ -113,6 +113,7 @@ def proxy_problem_from_rewards(policy: Any, proxy: Any, gold: Any) -> ProxyProbl
     return ProxyProblem(EnumeratedSpace(seqs, logp, proxy_r), gold_r)
 
 
+@validation.validate(key=validation.prng_key)
 def proxy_problem(
     key: jax.Array,
     family: str,
@@ -169,6 +170,7 @@ def proxy_problem(
     raise ValueError(f"unknown proxy family {family!r}")
 
 
+@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, ns=validation.unconverted(validation.sample_sizes))
 def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any = None, **kwargs: Any) -> jax.Array:
     """The pmf of ``method`` (see the module table) at each sample size in ``ns``: ``float[len(ns), K]``.
 
@@ -200,6 +202,7 @@ def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any =
     return jnp.broadcast_to(pmf, ns.shape + pmf.shape[-1:])
 
 
+@validation.validate(n=validation.unconverted(validation.sample_sizes))
 def method_reward_calls(method: str, n: Any) -> np.ndarray:
     """Reward-model calls one output of ``method`` costs at sample size ``n`` (see the module table).
 
@@ -222,6 +225,7 @@ def method_reward_calls(method: str, n: Any) -> np.ndarray:
     return n
 
 
+@validation.validate(budget=validation.kind(validation.array, min_value=1, finite=False))
 def method_n_for_budget(method: str, budget: Any) -> np.ndarray:
     """The largest sample size n whose cost (:func:`method_reward_calls`) is at most ``budget`` calls.
 
@@ -249,6 +253,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'))
 def proxy_spread(problem: ProxyProblem) -> float:
     """The proxy's standard deviation under p: the unit of the :data:`SCALED_METHODS` parameters."""
     p = np.asarray(problem.ref_probs, np.float64)
@@ -274,6 +279,8 @@ class GoldCurves(NamedTuple):
     reward_calls: np.ndarray | None = None
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
+                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
 def method_gold_curves(
     problem: ProxyProblem,
     method: str,
@@ -372,6 +379,8 @@ def _curve_dict(c: GoldCurves) -> dict[str, np.ndarray]:
     return out
 
 
+@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
+                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
 def method_grid_curves(
     problem: ProxyProblem,
     budgets: Any,
@@ -411,6 +420,7 @@ def method_grid_curves(
     return out
 
 
+@validation.validate(results=validation.sequence_of)
 def mean_over_seeds(results: Sequence[Any]) -> Any:
     """The mean over seeds of equally shaped results (e.g. :func:`method_grid_curves` outputs, or the same
     read back from JSON).
@@ -455,6 +465,7 @@ class GridBest(NamedTuple):
     param: list[float]
 
 
+@validation.validate(values=validation.kind(validation.array, ndim=2), grid=validation.sequence_of)
 def best_on_grid(values: Any, grid: Sequence[float]) -> GridBest:
     """The best parameter of a grid at each budget, by maximum of ``values``.
 

@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from bontheory import validation
+
 #: Below this ``log n`` (``n < 2^52``) n is rounded to an integer; above, rounding changes nothing in float64.
 _ROUND_BELOW = 52 * math.log(2)
 
@@ -36,6 +38,8 @@ def _log_neg_log1m(log_x: np.ndarray) -> np.ndarray:
         return np.where(small, log_x + x / 2, np.log(-np.log1p(-np.where(small, 0.5, x))))
 
 
+@validation.validate(log_probs=validation.unconverted(validation.log_densities),
+                     log_n=validation.kind(validation.array, min_value=0))
 def bon_level_log_probs_at_log_n(log_probs: Any, log_n: Any) -> np.ndarray:
     r"""The level law of best-of-n in log space, at ``log n`` (n may overflow float64), from a level law in log
     space (e.g. :func:`bontheory.reward_distribution`):
@@ -84,6 +88,7 @@ def _bon_at_log_n(values: np.ndarray, log_m: np.ndarray, log_n: np.ndarray) -> t
     return np.maximum(kl, 0.0), np.sum(q * values, axis=-1)
 
 
+@validation.validate(token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)), token_scores=validation.kind(validation.array, ndim=1), beta=validation.unconverted(validation.positive))
 def token_tilt_kl_reward(token_probs: Any, token_scores: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-token KL and expected score of the tilt ``q_β ∝ q e^{s/β}``: ``(KL(q_β‖q), E_{q_β}[s])``."""
     q = np.asarray(token_probs, np.float64)
@@ -118,6 +123,7 @@ class BoNTiltGap(NamedTuple):
     log_n: np.ndarray  # the log n used: log round(e^{log n}) below 2^52, else log n itself (0 when n = 1)
 
 
+@validation.validate(token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)), token_scores=validation.kind(validation.array, ndim=1, integer=True), length=validation.static_int, log_n=validation.kind(validation.array, min_value=0))
 def bon_tilted_gap_per_token(token_probs: Any, token_scores: Any, length: int, log_n: Any) -> BoNTiltGap:
     r"""Exact per-token reward gap between the tilted optimum and BoN at BoN's own KL.
 
@@ -184,6 +190,7 @@ class PowerLawRate(NamedTuple):
     num_points: int
 
 
+@validation.validate(x=validation.kind(validation.array, ndim=1), y=validation.kind(validation.array, ndim=1))
 def power_law_rate(x: Any, y: Any) -> PowerLawRate:
     r"""The rate at which ``y`` vanishes (or grows) in ``x``: the least-squares slope of ``log y`` on ``log x``.
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bontheory import validation
 from bontheory.studies.curves import max_drawdown, peak_and_fall
 
 
@@ -115,6 +116,7 @@ def _drop(curve: np.ndarray) -> float:
     return float(peak_and_fall(finite).drop_after_peak) if finite.size else float("nan")
 
 
+@validation.validate(ns=validation.kind(validation.array, ndim=1, min_value=1), curves=validation.mapping)
 def proxy_study_summary(
     ns: Any,
     curves: Mapping[str, Any],

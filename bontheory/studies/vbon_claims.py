@@ -24,11 +24,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bontheory import validation
 from bontheory.vbon.metrics import pareto_frontier
 
 _VBON_PREFIX = "vbon"
 
 
+@validation.validate(methods=validation.sequence_of, kl=validation.kind(validation.array, ndim=1), reward=validation.kind(validation.array, ndim=1))
 def frontier_fractions(methods: Sequence[str], kl: Any, reward: Any, *, tol: float = 1e-9) -> dict[str, float]:
     r"""Per method, the fraction of its points on the reward–KL Pareto frontier of all the points.
 
@@ -82,6 +84,7 @@ def _fractions(x: Any, name: str) -> dict[str, float]:
     return out
 
 
+@validation.validate(frontier_fraction=validation.mapping, mean_kl_to_bon=validation.mapping)
 def vbon_claims(frontier_fraction: Mapping[str, float], mean_kl_to_bon: Mapping[str, float]) -> VBoNClaims:
     r"""Checks the three claims from per-method frontier fractions and closeness to BoN.
 

@@ -97,6 +97,7 @@ def bonbon_data(
 
 
 @_V.validate(
+    state=_V.train_state, optimizer=_V.optimizer,
     sequences=_V.sequences, rewards=_V.rewards, n=_V.static_int, num_iterations=_V.kind(_V.static_int, minimum=0),
     steps_per_iteration=_V.static_int, backward_weight=_V.unit_interval,
 )
@@ -148,7 +149,7 @@ def iterated_bond(
     return state, history
 
 
-@_V.validate(policy=_V.policy)
+@_V.validate(policy=_V.policy, order=_V.optional(_V.kind(_V.static_int, minimum=0)))
 def expand_tabular_policy(policy, order: int | None):
     """The same distribution as a tabular policy of a higher order (e.g. memoryless → full history).
 

@@ -35,7 +35,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Real
 
 from bontheory import validation as _V
-from bontheory.exact.bon import bon_log_pmf
+from bontheory.exact.bon import bon_expected_reward, bon_log_pmf
 from bontheory.lifted.automaton import reward_automaton
 from bontheory.lifted.distribution import check_state_size, level_log_masses, reachable_values, tabular_table
 from bontheory.mc.estimators import sequence_index
@@ -49,58 +49,6 @@ from bontheory.vbon.train import init_train_state, train_steps
 BON_AWARE_KLS = ("policy", "bon")
 
 Data = dict[str, Any]
-
-
-# ----------------------------------------------------------------------------------------------------
-# The BoN law of π_θ from its level CDF, differentiable in π_θ (docs/theory.md §1.2 with π_θ in place of p).
-# The exact layer's bon_expected_reward / bon_log_pmf are not yet differentiable in ref_probs on this branch;
-# these two helpers compute the same formulas with gradient-safe logs and are to be replaced by them.
-
-
-def _served_levels(log_q: jax.Array, rewards: jax.Array, n: Any) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """``(log_q_level, log_mu_level, level_reward, level_of)`` over outcomes sorted into reward levels.
-
-    ``log_q_level[ℓ] = log(G_ℓ^n − G_{ℓ−1}^n)``, ``log_mu_level[ℓ] = log π_θ(level ℓ)`` (``-inf`` on padding),
-    ``level_of[k]`` the level of outcome k (original order). Shapes ``(K,)``; rewards only set the order.
-    """
-    k = log_q.shape[-1]
-    order = jnp.argsort(rewards, stable=True)
-    r_s = rewards[order]
-    new = jnp.concatenate([jnp.ones((1,), bool), r_s[1:] != r_s[:-1]])
-    level_sorted = jnp.cumsum(new) - 1
-    level_of = jnp.zeros((k,), level_sorted.dtype).at[order].set(level_sorted)
-    mu = jax.ops.segment_sum(jnp.exp(log_q[order]), level_sorted, num_segments=k)
-    reward_level = jax.ops.segment_max(r_s, level_sorted, num_segments=k)
-    g = jnp.cumsum(mu)
-    pos = mu > 0
-    g_safe = jnp.where(pos, g, 1.0)
-    mu_safe = jnp.where(pos, mu, 1.0)
-    n = jnp.asarray(n, log_q.dtype)
-    # log(G^n − G⁻^n) = n log G + log(−expm1(n log1p(−μ/G)))
-    ratio = jnp.minimum(mu_safe / g_safe, 1.0)
-    log1m = jnp.where(ratio < 1.0, jnp.log1p(-jnp.where(ratio < 1.0, ratio, 0.5)), -jnp.inf)
-    tail = jnp.where(ratio < 1.0, jnp.log(-jnp.expm1(n * jnp.where(ratio < 1.0, log1m, -1.0))), 0.0)
-    log_q_level = jnp.where(pos, n * jnp.log(g_safe) + tail, -jnp.inf)
-    log_mu_level = jnp.where(pos, jnp.log(mu_safe), -jnp.inf)
-    reward_level = jnp.where(pos, reward_level, 0.0)
-    return log_q_level, log_mu_level, reward_level, level_of
-
-
-def _served_reward(log_q: jax.Array, rewards: jax.Array, n: Any) -> jax.Array:
-    """E_{BoN_n(π)}[r] = Σ_ℓ r_ℓ (G_ℓ^n − G_{ℓ−1}^n), batch over leading axes by vmap."""
-    if log_q.ndim > 1:
-        return jax.vmap(_served_reward, in_axes=(0, 0 if rewards.ndim > 1 else None, None))(log_q, rewards, n)
-    lql, _, rl, _ = _served_levels(log_q, rewards, n)
-    return jnp.sum(jnp.exp(lql) * rl)
-
-
-def _served_log_pmf(log_q: jax.Array, rewards: jax.Array, n: Any) -> jax.Array:
-    """log BoN_n(π)(y) = log π(y) − log μ_ℓ(y) + log(G_ℓ^n − G_{ℓ−1}^n)."""
-    if log_q.ndim > 1:
-        return jax.vmap(_served_log_pmf, in_axes=(0, 0 if rewards.ndim > 1 else None, None))(log_q, rewards, n)
-    lql, lml, _, level_of = _served_levels(log_q, rewards, n)
-    ratio = jnp.where(jnp.isfinite(lml), lql - jnp.where(jnp.isfinite(lml), lml, 0.0), -jnp.inf)
-    return jnp.where(jnp.isfinite(log_q), log_q + ratio[level_of], -jnp.inf)
 
 
 class BoNAwareValue(NamedTuple):
@@ -151,12 +99,12 @@ def bon_aware_objective(
       :class:`BoNAwareValue` of the batch shape.
     """
     log_q = jnp.asarray(policy_log_probs)
-    rewards = jnp.asarray(rewards)
-    served = _served_reward(log_q, rewards, n)
+    q = jnp.exp(log_q)
+    served = bon_expected_reward(q, rewards, n)
     if kl == "policy":
         d = reverse_kl(log_q, ref_log_probs)
     else:
-        d = reverse_kl(_served_log_pmf(log_q, rewards, n), ref_log_probs)
+        d = reverse_kl(bon_log_pmf(q, rewards, n), ref_log_probs)
     return BoNAwareValue(served - beta * d, served, d)
 
 
@@ -345,9 +293,10 @@ def train_bon_aware(
 def _lifted_served_reward(log_table: jax.Array, data: Data, n: Any, *, num_values: int, order: int) -> jax.Array:
     log_mass = level_log_masses(log_table, data["transition"], data["increment"], data["final"],
                                 num_values=num_values, order=order)[data["keep"]]
-    return _served_reward(log_mass, data["values"], n)
+    return bon_expected_reward(jnp.exp(log_mass), data["values"], n)
 
 
+@_V.validate(reward=_V.reward, vocab_size=_V.static_int, length=_V.static_int)
 def lifted_bon_aware_data(reward: Any, vocab_size: int, length: int) -> tuple[int, Data]:
     """``(num_values, data)``: the reward's automaton as the arrays :class:`LiftedBoNAwareLoss` reads.
 
@@ -382,6 +331,9 @@ class LiftedBoNAwareLoss:
     """
 
     num_values: int
+
+    def __post_init__(self):
+        _V.static_int(self.num_values, "num_values")
 
     def __call__(self, policy, data: Data, key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         del key

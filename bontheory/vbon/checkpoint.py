@@ -17,6 +17,7 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 
+from bontheory import validation
 from bontheory.storage import atomic_write_bytes
 from bontheory.vbon.train import TrainState, train_steps
 
@@ -25,6 +26,7 @@ def _to_raw(state: TrainState) -> TrainState:
     return state.replace(key=jax.random.key_data(state.key))
 
 
+@validation.validate(path=validation.path, state=validation.train_state)
 def save_checkpoint(path: str | os.PathLike, state: TrainState) -> Path:
     """Writes ``state`` (parameters, optimiser state, step, key) to ``path`` atomically.
 
@@ -35,6 +37,7 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState) -> Path:
     return atomic_write_bytes(path, data)
 
 
+@validation.validate(path=validation.path, template=validation.train_state)
 def load_checkpoint(path: str | os.PathLike, template: TrainState) -> TrainState:
     """Reads a checkpoint written by :func:`save_checkpoint` into the structure of ``template``.
 
@@ -54,6 +57,7 @@ def load_checkpoint(path: str | os.PathLike, template: TrainState) -> TrainState
     return raw.replace(key=jax.random.wrap_key_data(raw.key, impl=impl))
 
 
+@validation.validate(state=validation.train_state, data=validation.mapping, objective=validation.objective, optimizer=validation.optimizer, num_steps=validation.kind(validation.static_int, minimum=0), chunk_steps=validation.static_int, path=validation.optional(validation.path))
 def train_with_checkpoints(
     state: TrainState,
     data: dict[str, Any],

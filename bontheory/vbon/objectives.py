@@ -219,6 +219,7 @@ class PolicyGradientLoss:
     def __post_init__(self):
         if self.reward_kind not in ("log_cdf", "bon_log_ratio", "raw"):
             raise ValueError(f"reward_kind must be 'log_cdf', 'bon_log_ratio' or 'raw', got {self.reward_kind!r}")
+        _V.static_int(self.num_samples, "num_samples", minimum=2)
         if self.num_samples < 2:
             raise ValueError(f"num_samples must be >= 2 for a leave-one-out baseline, got {self.num_samples}")
 

@@ -46,7 +46,7 @@ def sentiment_reward(vocab_size: int, negation_token: int = 0) -> SentimentRewar
     integer scores +1, −1, +2, −2, 0, … in turn (alternating positive and negative words, then neutral).
     """
     if vocab_size < 3:
-        raise ValueError(f"a sentiment vocabulary needs >= 3 tokens (not, good, bad), got {vocab_size}")
+        raise ValueError(f"vocab_size must be >= 3 for a sentiment vocabulary (not, good, bad), got {vocab_size}")
     base = [1.0, -1.0, 2.0, -2.0]
     scores = [0.0] + [base[i] if i < len(base) else 0.0 for i in range(vocab_size - 1)]
     return SentimentReward(scores=jnp.asarray(scores), negation_token=int(negation_token))

@@ -40,7 +40,7 @@ class TrainState:
     key: jax.Array
 
 
-@_V.validate(key=_V.prng_key, policy=_V.policy)
+@_V.validate(key=_V.prng_key, policy=_V.policy, optimizer=_V.optimizer)
 def init_train_state(key: jax.Array, policy, optimizer: optax.GradientTransformation) -> TrainState:
     """A fresh training state: step 0, the optimiser initialised on ``policy``'s parameters.
 
@@ -54,6 +54,7 @@ def init_train_state(key: jax.Array, policy, optimizer: optax.GradientTransforma
     )
 
 
+@_V.validate(state=_V.train_state, data=_V.mapping, objective=_V.objective, optimizer=_V.optimizer, num_steps=_V.kind(_V.static_int, minimum=0))
 @functools.partial(jax.jit, static_argnames=("objective", "optimizer", "num_steps"))
 def train_steps(
     state: TrainState, data: dict[str, Any], *, objective, optimizer: optax.GradientTransformation, num_steps: int
