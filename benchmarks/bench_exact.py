@@ -234,8 +234,10 @@ def main() -> None:
     tn = _median_time(np_many, half)
     rows.append(("bon_sample_exact_from_levels, 64 n x 1e5 draws, one sort", tj, tn, nan, nan))
 
-    print(f"K = {k} outcomes, {args.dtype}, backend {jax.default_backend()}, median of {args.repeats}"
-          + (f", torch {torch.__version__} ({args.torch_threads} threads)" if th is not None else ", torch not installed"))
+    torch_note = ", torch not installed"
+    if th is not None:
+        torch_note = f", torch {torch.__version__} ({args.torch_threads} threads)"
+    print(f"K = {k} outcomes, {args.dtype}, backend {jax.default_backend()}, median of {args.repeats}" + torch_note)
     print(f"{'case':58s} {'JAX (ms)':>9s} {'NumPy (ms)':>10s} {'NumPy/JAX':>9s} {'torch (ms)':>10s} {'torch/JAX':>9s} "
           f"{'max |ΔKL|':>9s}")
     for name, tj, tn, tt, err in rows:

@@ -105,7 +105,8 @@ def bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 @validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
-    r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
+    r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, with
+    :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
 
     Rounding can make the sum a few ulps negative (at n = 1); it is clipped at 0. The sum runs over blocks of
     real levels only (:func:`~bontheory.exact.levels.sum_over_levels`), so padding costs nothing per n.
@@ -187,7 +188,9 @@ def bon_pmf(
 def bon_kl(
     ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
 ) -> Float[Array, "*batch"]:
-    r"""Exact :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
+    r"""Exact KL of BoN to the reference over reward levels.
+
+    :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
 
     (Within a level :math:`\pi_n/p` is constant, so the KL is a sum over levels.) Always
     ≤ :func:`~bontheory.exact.bounds.bon_kl_bound` ``(n)``.

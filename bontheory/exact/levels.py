@@ -38,7 +38,10 @@ from bontheory.numerics import safe_log
 
 
 class RewardLevels(NamedTuple):
-    """Reward levels of a reference pmf (a pytree; batch shape ``...``, K outcomes; level arrays of length K, padded, or shorter after :func:`compact_levels`).
+    """Reward levels of a reference pmf.
+
+    A pytree; batch shape ``...``, K outcomes; level arrays of length K, padded, or shorter after
+    :func:`compact_levels`.
 
     Attributes:
       order: int32 ``(..., K)``: the outcome at each sorted position (ascending reward, stable).
@@ -250,7 +253,8 @@ def reward_levels(
 
     Every floating field is differentiable in ``ref_probs`` (finite derivatives everywhere, docs/theory.md §1.8);
     ``reward`` carries the derivative of the p-weighted mean of each level's rewards, so a sum
-    :math:`\sum_\ell v_\ell w_\ell` is differentiated in ``rewards`` as :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
+    :math:`\sum_\ell v_\ell w_\ell` is differentiated in ``rewards`` as
+    :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
     """
     p, r = ref_probs, rewards
     levels = _reward_levels(p, r, numerics.batch_shape(p, r))
