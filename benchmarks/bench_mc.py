@@ -107,7 +107,10 @@ def throughput(args):
     chunk = min(n, 1024)
 
     rows = []
-    t_jax = _best(lambda: jax.block_until_ready(bt.bon_monte_carlo(key, policy, reward, n, trials, chunk_size=chunk)), args.repeats)
+    t_jax = _best(
+        lambda: jax.block_until_ready(bt.bon_monte_carlo(key, policy, reward, n, trials, chunk_size=chunk)),
+        args.repeats,
+    )
     rng = np.random.default_rng(0)
     t_np = _best(lambda: numpy_bon(rng, probs, scores, n, trials), args.repeats)
 
@@ -130,7 +133,9 @@ def throughput(args):
         return jax.lax.scan(body, 0.0, jnp.arange(total // chunk))[0]
 
     icdf = _inverse_cdf_policy(np.log(probs).astype(np.float32))
-    t_icdf = _best(lambda: jax.block_until_ready(bt.bon_monte_carlo(key, icdf, reward, n, trials, chunk_size=chunk)), args.repeats)
+    t_icdf = _best(
+        lambda: jax.block_until_ready(bt.bon_monte_carlo(key, icdf, reward, n, trials, chunk_size=chunk)), args.repeats
+    )
     t_sample = _best(lambda: jax.block_until_ready(sample_only(key, policy)), args.repeats)
     t_np_part = _run_script(
         THREEFRY_SCRIPT, [vocab, length, n, trials, chunk, args.repeats], {"JAX_THREEFRY_PARTITIONABLE": "false"}
@@ -182,7 +187,8 @@ THREEFRY_SCRIPT = textwrap.dedent(
     vocab, length, n, trials, chunk, repeats = map(int, sys.argv[1:7])
     policy = bt.random_tabular_policy(jax.random.key(0), vocab, length, order=0)
     reward = bt.random_token_score_reward(jax.random.key(1), vocab, length)
-    f = lambda: jax.block_until_ready(bt.bon_monte_carlo(jax.random.key(2), policy, reward, n, trials, chunk_size=chunk))
+    key2 = jax.random.key(2)
+    f = lambda: jax.block_until_ready(bt.bon_monte_carlo(key2, policy, reward, n, trials, chunk_size=chunk))
     f()
     ts = []
     for _ in range(repeats):
@@ -252,16 +258,20 @@ def main(argv=None):
 
 def _print_throughput(args):
     tp = throughput(args)
-    print(f"## Throughput: V={tp['vocab']}, L={tp['length']}, n={tp['n']}, trials={tp['trials']} "
-          f"(n × trials = {tp['n'] * tp['trials']:.3g})")
+    print(
+        f"## Throughput: V={tp['vocab']}, L={tp['length']}, n={tp['n']}, trials={tp['trials']} "
+        f"(n × trials = {tp['n'] * tp['trials']:.3g})"
+    )
     _table(tp["rows"], ["impl", "seconds", "selected/s", "candidate tokens/s", "speed-up vs NumPy"])
 
 
 def _print_memory(args):
     n_mem, t_mem = (8192, 1024) if args.quick else (65536, 4096)
     mem = _run_script(MEMORY_SCRIPT, [n_mem, t_mem, 1024])
-    print("\n## Peak memory (max RSS, fresh process; V=8, L=2 tabular policy, chunk 1024, "
-          "default trial batch 32; max RSS before the kernel call vs after it)")
+    print(
+        "\n## Peak memory (max RSS, fresh process; V=8, L=2 tabular policy, chunk 1024, "
+        "default trial batch 32; max RSS before the kernel call vs after it)"
+    )
     _table(
         [mem],
         ["n", "trials", "chunk", "seconds_incl_compile", "rss_before_kernel_mb", "max_rss_mb"],
@@ -277,8 +287,10 @@ def _print_sweep(args):
     for r in sweep_rows:
         r["speed-up"] = sweep_rows[0]["seconds"] / r["seconds"]
         r["same numbers"] = r["mean_reward"] == sweep_rows[0]["mean_reward"]
-    print(f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16 Markov-1 tabular policy; "
-          f"forced CPU devices; excludes compilation)")
+    print(
+        f"\n## Sharded sweep (2 cells, n={n_sw}, {t_sw} trials each, V=16, L=16 Markov-1 tabular policy; "
+        f"forced CPU devices; excludes compilation)"
+    )
     _table(sweep_rows, ["devices", "seconds", "speed-up", "same numbers"])
 
 

@@ -25,7 +25,9 @@ from bontheory.exact.bon import (
     bon_log_pmf,
     bon_log_pmf_from_levels,
     bon_pmf,
+    bon_pmf_from_levels,
     bon_sample_exact,
+    bon_sample_exact_from_levels,
     bon_win_rate,
     bon_win_rate_from_levels,
 )
@@ -256,4 +258,6 @@ from bontheory.vbon.targets import TieEffect, tie_effect, vbon_target_log_probs
 from bontheory.vbon.tasks import SentimentReward, sentiment_reward
 from bontheory.vbon.train import TrainState, init_train_state, train_steps
 
-__all__ = sorted(name for name, value in dict(globals()).items() if not name.startswith("_") and not isinstance(value, _ModuleType))
+__all__ = sorted(
+    name for name, value in dict(globals()).items() if not name.startswith("_") and not isinstance(value, _ModuleType)
+)

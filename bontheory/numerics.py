@@ -39,7 +39,9 @@ def kl_from_probs(p: Float[ArrayLike, "*batch K"], q: Float[ArrayLike, "*batch K
     return jnp.sum(rel_entr(p, q), axis=-1)
 
 
-def log_prob_kl_terms(log_p: Float[ArrayLike, "*batch K"], log_q: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch K"]:
+def log_prob_kl_terms(
+    log_p: Float[ArrayLike, "*batch K"], log_q: Float[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch K"]:
     r"""The terms :math:`p(y)\,(\log p(y) - \log q(y))` with :math:`p = e^{\log p}`: 0 where :math:`p(y) = 0`
     (whatever :math:`\log q(y)`), :math:`+\infty` where :math:`p(y) > 0` and :math:`\log q(y) = -\infty`."""
     log_p = jnp.asarray(log_p)
@@ -50,7 +52,9 @@ def log_prob_kl_terms(log_p: Float[ArrayLike, "*batch K"], log_q: Float[ArrayLik
     return jnp.where(pos, p * diff, 0.0)
 
 
-def kl_from_log_probs(log_p: Float[ArrayLike, "*batch K"], log_q: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
+def kl_from_log_probs(
+    log_p: Float[ArrayLike, "*batch K"], log_q: Float[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r""":math:`\mathrm{KL}(p\|q) = \sum_y p(y)(\log p(y) - \log q(y))` from log-probabilities, over the last axis."""
     return jnp.sum(log_prob_kl_terms(log_p, log_q), axis=-1)
 
@@ -102,7 +106,6 @@ def broadcast_parameter(x: ArrayLike, batch: tuple[int, ...], dtype: Any) -> tup
     x = jnp.asarray(x)
     shape = tuple(jnp.broadcast_shapes(tuple(batch), x.shape))
     return jnp.broadcast_to(x.astype(dtype), shape)[..., None], shape
-
 
 
 def _two_sum_combine(x: tuple[Array, Array], y: tuple[Array, Array]) -> tuple[Array, Array]:

@@ -571,7 +571,9 @@ def same_outcomes(named: Sequence[tuple[str, jax.Array]]) -> tuple[int, ...]:
         raise ValueError(f"{names} have incompatible batch shapes {shapes}") from None
 
 
-def broadcasts_with_batch(named: Sequence[tuple[str, jax.Array]], batch: tuple[int, ...], outcome_names: Sequence[str]) -> None:
+def broadcasts_with_batch(
+    named: Sequence[tuple[str, jax.Array]], batch: tuple[int, ...], outcome_names: Sequence[str]
+) -> None:
     """Checks each per-distribution parameter's shape broadcasts with the batch shape ``batch``."""
     for name, arr in named:
         shape = tuple(np.shape(arr))
@@ -649,8 +651,9 @@ def validate(**kinds: Checker) -> Callable[[Callable[..., Any]], Callable[..., A
                 batch = same_outcomes(outcome)
                 if outcome and params:
                     broadcasts_with_batch(params, batch, [n for n, _ in outcome])
-                flags = traced_flags([(name, kinds[name], arguments[name]) for name in ordered
-                                      if arguments[name] is not None])
+                flags = traced_flags(
+                    [(name, kinds[name], arguments[name]) for name in ordered if arguments[name] is not None]
+                )
                 out = fn(*bound.args, **bound.kwargs)
                 return poison(out, flags) if flags else out
             finally:
@@ -660,7 +663,6 @@ def validate(**kinds: Checker) -> Callable[[Callable[..., Any]], Callable[..., A
         return wrapper
 
     return decorate
-
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -683,14 +685,16 @@ def _bad_mask(check: Checker, x: jax.Array) -> tuple[jax.Array, str] | None:
     if kind is probs:
         tol = prob_tolerance(v.dtype)
         s = jnp.sum(v, axis=-1)
-        bad = jnp.any(jnp.isnan(v) | (v < -tol), axis=-1) | ~(jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1])
-                                                                                * float(jnp.finfo(v.dtype).eps)))
+        bad = jnp.any(jnp.isnan(v) | (v < -tol), axis=-1) | ~(
+            jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1]) * float(jnp.finfo(v.dtype).eps))
+        )
         return bad, "a pmf (entries >= 0 summing to 1, no NaN)"
     if kind is log_probs:
         tol = prob_tolerance(v.dtype)
         s = jnp.sum(jnp.exp(v), axis=-1)
-        bad = jnp.any(jnp.isnan(v) | (v > tol), axis=-1) | ~(jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1])
-                                                                                * float(jnp.finfo(v.dtype).eps)))
+        bad = jnp.any(jnp.isnan(v) | (v > tol), axis=-1) | ~(
+            jnp.abs(s - 1) <= max(tol, 4 * np.sqrt(v.shape[-1]) * float(jnp.finfo(v.dtype).eps))
+        )
         return bad, "a normalised log-pmf"
     if kind is rewards:
         return jnp.any(~jnp.isfinite(v), axis=-1), "finite"
@@ -698,10 +702,15 @@ def _bad_mask(check: Checker, x: jax.Array) -> tuple[jax.Array, str] | None:
         return jnp.any(jnp.isnan(v) | (v == jnp.inf), axis=-1), "log-probabilities (no NaN or +inf)"
     if kind is sample_size:
         return ~(jnp.isfinite(v) & (v >= 1) & (v == jnp.round(v))), "an integer >= 1"
-    tests = {positive: (lambda a: a > 0, "> 0"), nonnegative: (lambda a: a >= 0, ">= 0"),
-             at_least_one: (lambda a: a >= 1, ">= 1"), unit_interval: (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
-             finite: (jnp.isfinite, "finite"), real: (lambda a: ~jnp.isnan(a), "not NaN"),
-             values: (lambda a: ~jnp.isnan(a), "not NaN")}
+    tests = {
+        positive: (lambda a: a > 0, "> 0"),
+        nonnegative: (lambda a: a >= 0, ">= 0"),
+        at_least_one: (lambda a: a >= 1, ">= 1"),
+        unit_interval: (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
+        finite: (jnp.isfinite, "finite"),
+        real: (lambda a: ~jnp.isnan(a), "not NaN"),
+        values: (lambda a: ~jnp.isnan(a), "not NaN"),
+    }
     if kind in tests:
         ok, what = tests[kind]
         return ~ok(v), what

@@ -97,7 +97,9 @@ def collect_figures(runs: dict[str, Path]) -> dict[str, list[str]]:
 
 def referenced_figures(tex: str) -> list[str]:
     """The ``figures/<name>`` targets of ``\\includegraphics`` in ``tex`` (comments ignored)."""
-    body = "\n".join(line.split("%", 1)[0] if not line.lstrip().startswith("\\%") else line for line in tex.splitlines())
+    body = "\n".join(
+        line.split("%", 1)[0] if not line.lstrip().startswith("\\%") else line for line in tex.splitlines()
+    )
     names = re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{figures/([^}]+)\}", body)
     return [n[:-4] if n.endswith(".pdf") else n for n in names]
 
@@ -113,8 +115,8 @@ def check_figures(tex: str, runs: dict[str, Path], collected: dict[str, list[str
             problems.append(f"figures/{name}.pdf: no finished run of its experiment")
         else:
             problems.append(
-                f"figures/{name}.pdf: {runs[exp]} has no {name[len(exp) + 1:]}.pdf "
-                f"(it has: {', '.join(n[len(exp) + 1:] for n in collected[exp]) or 'no figures'})"
+                f"figures/{name}.pdf: {runs[exp]} has no {name[len(exp) + 1 :]}.pdf "
+                f"(it has: {', '.join(n[len(exp) + 1 :] for n in collected[exp]) or 'no figures'})"
             )
     return problems
 
@@ -235,12 +237,46 @@ def write_numbers(runs: dict[str, Path], modules: dict[str, Any]) -> list[str]:
 
 
 _UNICODE = {
-    "χ": r"$\chi$", "π": r"$\pi$", "β": r"$\beta$", "λ": r"$\lambda$", "ε": r"$\varepsilon$", "σ": r"$\sigma$",
-    "α": r"$\alpha$", "θ": r"$\theta$", "μ": r"$\mu$", "Δ": r"$\Delta$", "²": r"$^2$", "³": r"$^3$",
-    "¹": r"$^1$", "ⁿ": r"$^n$", "⁻": r"$^-$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "→": r"$\to$",
-    "←": r"$\leftarrow$", "≈": r"$\approx$", "∞": r"$\infty$", "∝": r"$\propto$", "‖": r"$\|$", "√": r"$\surd$",
-    "±": r"$\pm$", "·": r"$\cdot$", "½": r"$\frac12$", "≪": r"$\ll$", "≫": r"$\gg$", "∈": r"$\in$",
-    "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}", "é": r"\'e", "â": r"\^a",
+    "χ": r"$\chi$",
+    "π": r"$\pi$",
+    "β": r"$\beta$",
+    "λ": r"$\lambda$",
+    "ε": r"$\varepsilon$",
+    "σ": r"$\sigma$",
+    "α": r"$\alpha$",
+    "θ": r"$\theta$",
+    "μ": r"$\mu$",
+    "Δ": r"$\Delta$",
+    "²": r"$^2$",
+    "³": r"$^3$",
+    "¹": r"$^1$",
+    "ⁿ": r"$^n$",
+    "⁻": r"$^-$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "×": r"$\times$",
+    "→": r"$\to$",
+    "←": r"$\leftarrow$",
+    "≈": r"$\approx$",
+    "∞": r"$\infty$",
+    "∝": r"$\propto$",
+    "‖": r"$\|$",
+    "√": r"$\surd$",
+    "±": r"$\pm$",
+    "·": r"$\cdot$",
+    "½": r"$\frac12$",
+    "≪": r"$\ll$",
+    "≫": r"$\gg$",
+    "∈": r"$\in$",
+    "–": "--",
+    "—": "---",
+    "’": "'",
+    "‘": "`",
+    "“": "``",
+    "”": "''",
+    "…": r"\dots{}",
+    "é": r"\'e",
+    "â": r"\^a",
 }
 
 
@@ -248,9 +284,21 @@ def _tex_escape(s: str) -> str:
     """Text as LaTeX for pdflatex: special characters escaped, common Greek and math symbols mapped."""
     import unicodedata
 
-    rep = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-           "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+    rep = {
+        "\\": r"\textbackslash{}",
+        "_": r"\_",
+        "%": r"\%",
+        "&": r"\&",
+        "#": r"\#",
+        "$": r"\$",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "<": r"\textless{}",
+        ">": r"\textgreater{}",
+        "|": r"\textbar{}",
+    }
     out = []
     for c in str(s):
         if c in rep:
@@ -278,8 +326,10 @@ def shown_experiments(tex: str) -> list[str]:
 
 
 def _figure_block(mod: Any, name: str, exp: str) -> list[str]:
-    stem = name[len(exp) + 1:]
-    caption = f"\\texttt{{{_tex_escape(exp)}}}: {_tex_escape(getattr(mod, 'SUMMARY', ''))} (\\texttt{{{_tex_escape(stem)}}})"
+    stem = name[len(exp) + 1 :]
+    caption = (
+        f"\\texttt{{{_tex_escape(exp)}}}: {_tex_escape(getattr(mod, 'SUMMARY', ''))} (\\texttt{{{_tex_escape(stem)}}})"
+    )
     return [
         "\\begin{center}\\begin{minipage}{\\linewidth}\\centering",
         f"\\includegraphics[width=0.72\\linewidth]{{figures/{name}}}",
@@ -288,8 +338,9 @@ def _figure_block(mod: Any, name: str, exp: str) -> list[str]:
     ]
 
 
-def write_figure_inputs(tex: str, runs: dict[str, Path], modules: dict[str, Any],
-                        collected: dict[str, list[str]]) -> list[str]:
+def write_figure_inputs(
+    tex: str, runs: dict[str, Path], modules: dict[str, Any], collected: dict[str, list[str]]
+) -> list[str]:
     """Writes ``generated/figures-<experiment>.tex`` for every experiment; returns the problems found."""
     from bontheory import experiments
 
@@ -357,8 +408,10 @@ def missing_tex() -> str | None:
         missing.append("latexmk (or bibtex)")
     if not missing:
         return None
-    return (f"{' and '.join(missing)} not found: install TeX Live with `make paper-deps` "
-            "(Debian/Ubuntu, uses apt-get) or your system's TeX Live packages")
+    return (
+        f"{' and '.join(missing)} not found: install TeX Live with `make paper-deps` "
+        "(Debian/Ubuntu, uses apt-get) or your system's TeX Live packages"
+    )
 
 
 def compile_pdf() -> Path:

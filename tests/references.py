@@ -143,3 +143,58 @@ def chi2_pvalue(outcomes, probs) -> float:
     if counts.size < 2:
         return 1.0
     return float(stats.chisquare(counts, expected).pvalue)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The exact layer as it was before the fast paths (JAX; kept verbatim in substance as the reference the
+# fast paths must match to 1e-12 in float64): one XLA argsort, level arrays padded to K, every n evaluated
+# on all K levels, the pmf as exp(log p + log q − log m) per outcome.
+
+
+def reference_levels(p, r):
+    """``(level_of, reward, mass, log_mass, log_cdf, log_ratio, tail, log_probs)`` of one (p, r) pair, float64."""
+    import jax.numpy as jnp
+
+    def safe_log(x):
+        return jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1)), -jnp.inf)
+
+    p = jnp.asarray(p, jnp.float64)
+    r = jnp.asarray(r)
+    k = p.shape[-1]
+    p = jnp.maximum(p, 0)
+    p = p / jnp.sum(p)
+    order = jnp.argsort(r, stable=True)
+    rs, ps = r[order], p[order]
+    new = jnp.concatenate([jnp.ones((1,), bool), rs[1:] != rs[:-1]])
+    lid = jnp.cumsum(new.astype(jnp.int32)) - 1
+    mass = jnp.zeros(k).at[lid].add(ps)
+    reward = jnp.full((k,), rs[-1], jnp.float64).at[lid].set(rs.astype(jnp.float64))
+    head = jnp.cumsum(mass)
+    head_lower = jnp.concatenate([jnp.zeros(1), head[:-1]])
+    tail_incl = jnp.flip(jnp.cumsum(jnp.flip(mass)))
+    tail = jnp.concatenate([tail_incl[1:], jnp.zeros(1)])
+    use_head = head < 0.5
+    cdf = jnp.where(use_head, head, 1 - tail)
+    log_cdf = jnp.where(use_head, safe_log(head), jnp.log1p(-tail))
+    ratio = jnp.where(cdf > 0, jnp.minimum(mass / jnp.where(cdf > 0, cdf, 1), 1), 0)
+    log_ratio = jnp.where((head_lower <= 0) & (mass > 0), -jnp.inf, jnp.log1p(-ratio))
+    level_of = jnp.zeros((k,), jnp.int32).at[order].set(lid)
+    return level_of, reward, mass, safe_log(mass), log_cdf, log_ratio, tail, safe_log(p)
+
+
+def reference_bon(p, r, n):
+    """``(log_pmf[N, K], kl[N], expected_reward[N], win_rate[N])`` for an array of n, the pre-fast-path way."""
+    import jax.numpy as jnp
+
+    level_of, reward, mass, log_mass, log_cdf, log_ratio, tail, log_p = (
+        x[None, :] for x in reference_levels(p, r))
+    level_of = level_of[0]
+    nn = jnp.asarray(n, jnp.float64).reshape(-1, 1)
+    body = -jnp.expm1(nn * log_ratio)
+    log_q = nn * log_cdf + jnp.where(body > 0, jnp.log(jnp.where(body > 0, body, 1)), -jnp.inf)
+    pos = log_q > -jnp.inf
+    q = jnp.exp(log_q)
+    log_ratio_l = jnp.where(pos, log_q - jnp.where(log_mass > -jnp.inf, log_mass, 0), -jnp.inf)
+    log_pmf = jnp.where(log_p > -jnp.inf, log_p + log_ratio_l[:, level_of], -jnp.inf)
+    kl = jnp.maximum(jnp.sum(jnp.where(pos, q * (log_q - jnp.where(pos, log_mass, 0)), 0), axis=-1), 0)
+    return log_pmf, kl, jnp.sum(q * reward, axis=-1), 1 - jnp.sum(q * (tail + 0.5 * mass), axis=-1)

@@ -111,7 +111,10 @@ def test_brute_force_win_rate_definition():
 
 
 def test_continuous_approximation_does_not_normalise():
-    """docs/theory.md §1.3: n p F^{n-1} sums to 1.567 (F) and 0.607 (F⁻) at p=(.4,.3,.2,.1), n=5; the exact pmf sums to 1."""
+    """docs/theory.md §1.3: n p F^{n-1} sums to 1.567 (F) and 0.607 (F⁻) at p=(.4,.3,.2,.1), n=5.
+
+    The exact pmf sums to 1.
+    """
     p = np.array([0.4, 0.3, 0.2, 0.1])
     r = np.arange(4.0)
     f = np.cumsum(p)

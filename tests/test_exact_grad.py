@@ -69,7 +69,11 @@ SECOND_ORDER = {"bon_kl", "bon_pmf", "bon_log_pmf", "bon_expected_reward", "bon_
 
 def _scalar(out):
     out = jnp.asarray(out)
-    return jnp.sum(out * WEIGHTS) if out.shape[-1:] == (4,) else jnp.sum(out * jnp.arange(1.0, out.size + 1).reshape(out.shape))
+    return (
+        jnp.sum(out * WEIGHTS)
+        if out.shape[-1:] == (4,)
+        else jnp.sum(out * jnp.arange(1.0, out.size + 1).reshape(out.shape))
+    )
 
 
 def _of_logits(fn, r):
@@ -77,8 +81,14 @@ def _of_logits(fn, r):
     return lambda z: _scalar(fn(jax.nn.softmax(z), r))
 
 
-DEFAULT_OTHERS = {"bon_kl_array_n", "tilted_pmf", "quantile_tilted_pmf", "quantile_truncation_sampler_pmf",
-                  "chi2_pessimism_pmf", "soft_bon_pmf"}
+DEFAULT_OTHERS = {
+    "bon_kl_array_n",
+    "tilted_pmf",
+    "quantile_tilted_pmf",
+    "quantile_truncation_sampler_pmf",
+    "chi2_pessimism_pmf",
+    "soft_bon_pmf",
+}
 CORE = {"bon_kl", "bon_pmf", "bon_log_pmf", "bon_expected_reward", "bon_win_rate"}
 KINKS = {  # (functional, point) pairs where the point sits on a kink of the functional
     ("regularized_bon_pmf", "tied_top"): "the score r + β log p ties there: a kink",
@@ -94,7 +104,8 @@ def _cases():
             # default run: the BoN functionals at the points that bite, the others at one point with ties
             # (compilation, not the points, is what costs: a second point of the same shape is nearly free)
             default = (name in CORE and point in ("interior", "tiny_top", "masses_1e-30")) or (
-                name in DEFAULT_OTHERS and point == "ties")
+                name in DEFAULT_OTHERS and point == "ties"
+            )
             yield pytest.param(name, point, marks=() if default else pytest.mark.slow)
 
 
@@ -146,14 +157,20 @@ PARAMS = {  # functional of a scalar parameter at a fixed (p, r), and points awa
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=() if n in ("tilted_pmf/beta", "chi2_pessimism_pmf/beta") else pytest.mark.slow)
-             for n in sorted(PARAMS)])
+    "name",
+    [
+        pytest.param(n, marks=() if n in ("tilted_pmf/beta", "chi2_pessimism_pmf/beta") else pytest.mark.slow)
+        for n in sorted(PARAMS)
+    ],
+)
 def test_grad_wrt_parameter_matches_finite_differences(name):
     fn, xs, order = PARAMS[name]
     for point in ("interior", "ties"):
         p, r = (jnp.asarray(a) for a in POINTS[point])
         for x in xs:
-            check_grads(jax.jit(lambda t: _scalar(fn(p, r, t))), (jnp.asarray(x),), order=order, modes=MODES, eps=1e-6, **TOL)
+            check_grads(
+                jax.jit(lambda t: _scalar(fn(p, r, t))), (jnp.asarray(x),), order=order, modes=MODES, eps=1e-6, **TOL
+            )
 
 
 def test_truncation_sampler_is_piecewise_constant_in_m():
@@ -172,17 +189,30 @@ def test_expected_reward_grad_wrt_rewards_is_the_bon_level_mass():
     f = lambda rr: bt.bon_expected_reward(p, rr, 5)
     check_grads(jax.jit(f), (r,), order=2, modes=MODES, eps=1e-6, **TOL)
     np.testing.assert_allclose(np.asarray(jax.grad(f)(r)), np.asarray(bt.bon_pmf(p, r, 5)), rtol=1e-13)
-    for fn in (lambda rr: bt.bon_kl(p, rr, 5), lambda rr: _scalar(bt.bon_pmf(p, rr, 5)),
-               lambda rr: bt.bon_win_rate(p, rr, 5)):
+    for fn in (
+        lambda rr: bt.bon_kl(p, rr, 5),
+        lambda rr: _scalar(bt.bon_pmf(p, rr, 5)),
+        lambda rr: bt.bon_win_rate(p, rr, 5),
+    ):
         assert np.all(np.asarray(jax.grad(fn)(r)) == 0), "order-only dependence: zero gradient in r"
     # with ties: the derivative along moves that keep the tie, split ∝ p within the level, is π_n again
     p, r = (jnp.asarray(a) for a in POINTS["ties"])
-    np.testing.assert_allclose(np.asarray(jax.grad(lambda rr: bt.bon_expected_reward(p, rr, 5))(r)),
-                               np.asarray(bt.bon_pmf(p, r, 5)), rtol=1e-13)
+    np.testing.assert_allclose(
+        np.asarray(jax.grad(lambda rr: bt.bon_expected_reward(p, rr, 5))(r)),
+        np.asarray(bt.bon_pmf(p, r, 5)),
+        rtol=1e-13,
+    )
 
 
-@pytest.mark.parametrize("name", ["tilted_pmf", pytest.param("reward_kl_frontier", marks=pytest.mark.slow),
-                                  "chi2_pessimism_pmf", pytest.param("expected_reward", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tilted_pmf",
+        pytest.param("reward_kl_frontier", marks=pytest.mark.slow),
+        "chi2_pessimism_pmf",
+        pytest.param("expected_reward", marks=pytest.mark.slow),
+    ],
+)
 def test_grad_wrt_rewards_of_smooth_functionals(name):
     fn = {
         "tilted_pmf": lambda p, r: bt.tilted_pmf(p, r, 0.7),

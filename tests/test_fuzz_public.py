@@ -81,18 +81,31 @@ def _examples(checkpoint):
     cand = dict(key=key, rewards=jnp.asarray(R), log_probs=logp)
     return {
         # exact/: pmfs, divergences, metrics, bounds
-        **{f: dict(ref_probs=P, rewards=R, n=3) for f in (
-            "bon_expected_reward", "bon_kl", "bon_kl_estimate", "bon_log_pmf", "bon_pmf", "bon_win_rate")},
-        **{f: dict(levels=levels, n=3) for f in (
-            "bon_expected_reward_from_levels", "bon_kl_from_levels", "bon_log_pmf_from_levels",
-            "bon_win_rate_from_levels", "level_log_mass_of_max")},
+        **{
+            f: dict(ref_probs=P, rewards=R, n=3)
+            for f in ("bon_expected_reward", "bon_kl", "bon_kl_estimate", "bon_log_pmf", "bon_pmf", "bon_win_rate")
+        },
+        **{
+            f: dict(levels=levels, n=3)
+            for f in (
+                "bon_expected_reward_from_levels",
+                "bon_kl_from_levels",
+                "bon_log_pmf_from_levels",
+                "bon_win_rate_from_levels",
+                "level_log_mass_of_max",
+            )
+        },
         "bon_sample_exact": dict(pkr, n=3, shape=(2,)),
-        "bon_kl_bound": dict(n=3), "bon_win_rate_bound": dict(n=3), "bonbon_beta": dict(n=3),
+        "bon_kl_bound": dict(n=3),
+        "bon_win_rate_bound": dict(n=3),
+        "bonbon_beta": dict(n=3),
         "bon_kl_estimator": dict(eps=0.1, n=3),
-        "bon_kl_gap_bound": dict(ref_probs=P, n=3), "bon_win_rate_gap_bound": dict(ref_probs=P, n=3),
+        "bon_kl_gap_bound": dict(ref_probs=P, n=3),
+        "bon_win_rate_gap_bound": dict(ref_probs=P, n=3),
         **{f: dict(p=P, q=P[::-1].copy()) for f in ("chi2_divergence", "kl_divergence", "total_variation")},
         "win_rate": dict(policy_probs=P, ref_probs=P, rewards=R),
-        "reward_levels": dict(ref_probs=P, rewards=R), "compact_levels": dict(levels=levels),
+        "reward_levels": dict(ref_probs=P, rewards=R),
+        "compact_levels": dict(levels=levels),
         "mid_cdf": dict(ref_probs=P, rewards=R),
         "chi2_coverage": dict(comparator_probs=P, ref_probs=P),
         "max_density_ratio": dict(comparator_probs=P, ref_probs=P),
@@ -119,30 +132,45 @@ def _examples(checkpoint):
         # mc/: samplers, kernels, estimators, sweeps
         "draw_outcomes": dict(key=key, ref_probs=P, num=3),
         "pessimism_num_candidates": dict(n=3),
-        "pessimism_sample": dict(pkr, n=3, beta=0.5), "quantile_truncation_sample": dict(pkr, n=3, m=2.0),
-        "regularized_bon_sample": dict(pkr, n=3, beta=0.5), "soft_bon_sample": dict(pkr, n=3, temperature=0.5),
-        "select_pessimism": dict(key=key, rewards=jnp.array([0.0, 1.0, 1.0, 2.0, 0.5]),
-                                 log_probs=jnp.log(jnp.full(5, 0.2)), beta=0.5, r_max=2.0),
+        "pessimism_sample": dict(pkr, n=3, beta=0.5),
+        "quantile_truncation_sample": dict(pkr, n=3, m=2.0),
+        "regularized_bon_sample": dict(pkr, n=3, beta=0.5),
+        "soft_bon_sample": dict(pkr, n=3, temperature=0.5),
+        "select_pessimism": dict(
+            key=key,
+            rewards=jnp.array([0.0, 1.0, 1.0, 2.0, 0.5]),
+            log_probs=jnp.log(jnp.full(5, 0.2)),
+            beta=0.5,
+            r_max=2.0,
+        ),
         "select_quantile_truncation": dict(cand, m=2.0),
-        "select_regularized_bon": dict(cand, beta=0.5), "select_soft_bon": dict(cand, temperature=0.5),
-        "bon_candidates": dict(pol, n=3), "bon_monte_carlo": dict(pol, n=3),
-        "sharded_bon_monte_carlo": dict(pol, n=3), "bon_cell": dict(pol, n=3),
-        "bon_trials": dict(key=key, trial_indices=jnp.arange(4), policy=policy, reward=reward, n=3,
-                           chunk_size=3, trial_batch=4),
-        "candidate_trials": dict(key=key, trial_indices=jnp.arange(4), policy=policy, reward=reward, n=3,
-                                 chunk_size=3, trial_batch=4),
+        "select_regularized_bon": dict(cand, beta=0.5),
+        "select_soft_bon": dict(cand, temperature=0.5),
+        "bon_candidates": dict(pol, n=3),
+        "bon_monte_carlo": dict(pol, n=3),
+        "sharded_bon_monte_carlo": dict(pol, n=3),
+        "bon_cell": dict(pol, n=3),
+        "bon_trials": dict(
+            key=key, trial_indices=jnp.arange(4), policy=policy, reward=reward, n=3, chunk_size=3, trial_batch=4
+        ),
+        "candidate_trials": dict(
+            key=key, trial_indices=jnp.arange(4), policy=policy, reward=reward, n=3, chunk_size=3, trial_batch=4
+        ),
         "pessimism_policy_sample": dict(pol, n=3, beta=0.5, r_max=2.0),
         "quantile_truncation_policy_sample": dict(pol, n=3, m=2.0),
         "regularized_bon_policy_sample": dict(pol, n=3, beta=0.5),
         "soft_bon_policy_sample": dict(pol, n=3, temperature=0.5),
-        "regularized_bon_scorer": dict(beta=0.5), "soft_bon_scorer": dict(temperature=0.5),
+        "regularized_bon_scorer": dict(beta=0.5),
+        "soft_bon_scorer": dict(temperature=0.5),
         "reward_scorer": dict(cand),
         "bon_sweep": dict(key=key, policies={"p": policy}, rewards={"r": reward}, ns=[2], seeds=[0], num_trials=4),
-        "cell_key": dict(key=key), "exact_space": dict(policy=policy, reward=reward),
+        "cell_key": dict(key=key),
+        "exact_space": dict(policy=policy, reward=reward),
         "trial_mesh": dict(),
         "beirami_kl_estimate": dict(log_probs=logp, n=3),
-        "bon_log_ratio_from_reference": dict(selected_rewards=jnp.array([1.0, 2.0]),
-                                             reference_rewards=jnp.array([0.0, 1.0, 2.0]), n=3),
+        "bon_log_ratio_from_reference": dict(
+            selected_rewards=jnp.array([1.0, 2.0]), reference_rewards=jnp.array([0.0, 1.0, 2.0]), n=3
+        ),
         "log_ratio_kl_estimates": dict(log_ratios=jnp.array([0.1, 0.2, -0.1])),
         "mean_estimate": dict(values=jnp.array([0.1, 0.2, 0.3])),
         "plugin_kl_estimate": dict(indices=jnp.array([0, 1, 3]), log_ref_probs=logp),
@@ -150,8 +178,10 @@ def _examples(checkpoint):
         "win_rate_estimate": dict(selected_rewards=jnp.array([1.0, 2.0]), reference_rewards=jnp.array([0.0, 1.0, 2.0])),
         # policies/
         "all_sequences": dict(vocab_size=2, length=2),
-        "enumerate_sequences": dict(policy=policy), "sequence_entropy": dict(policy=policy),
-        "kl_k1": dict(logp_policy=logp, logp_ref=logp[::-1]), "kl_k2": dict(logp_policy=logp, logp_ref=logp[::-1]),
+        "enumerate_sequences": dict(policy=policy),
+        "sequence_entropy": dict(policy=policy),
+        "kl_k1": dict(logp_policy=logp, logp_ref=logp[::-1]),
+        "kl_k2": dict(logp_policy=logp, logp_ref=logp[::-1]),
         "kl_k3": dict(logp_policy=logp, logp_ref=logp[::-1]),
         "sequence_kl": dict(policy_a=policy, policy_b=other),
         "sequence_kl_mc": dict(key=key, policy_a=policy, policy_b=other, num=4),
@@ -167,10 +197,13 @@ def _examples(checkpoint):
         # rewards/
         "as_reward": dict(reward=reward),
         "FunctionReward": dict(fn=lambda s: jnp.sum(s, axis=-1).astype(float)),
-        "TokenScoreReward": dict(scores=scores), "TokenCountReward": dict(target=0, weight=1.0),
-        "PatternReward": dict(pattern=(0,), value=1.0), "PalindromeReward": dict(),
+        "TokenScoreReward": dict(scores=scores),
+        "TokenCountReward": dict(target=0, weight=1.0),
+        "PatternReward": dict(pattern=(0,), value=1.0),
+        "PalindromeReward": dict(),
         "QuantizedReward": dict(base=reward, step=0.5),
-        "SequenceHashReward": dict(key=key), "NoisyProxyReward": dict(gold=reward, key=key),
+        "SequenceHashReward": dict(key=key),
+        "NoisyProxyReward": dict(gold=reward, key=key),
         "HackProxyReward": dict(base=reward, key=key, threshold=jnp.asarray(0.1)),
         "HackedGoldReward": dict(base=reward, key=key, threshold=jnp.asarray(0.1)),
         "hashed_draws": dict(key=key, sequences=seqs, distribution="normal"),
@@ -182,13 +215,16 @@ def _examples(checkpoint):
         "bradley_terry_labels": dict(key=key, gold_a=jnp.asarray(R), gold_b=jnp.asarray(R[::-1])),
         "pairwise_accuracy": dict(reward=reward, gold=reward, seqs_a=seqs, seqs_b=seqs[::-1]),
         "train_bradley_terry": dict(key=key, policy=policy, gold=reward, num_pairs=8, num_steps=2, batch_size=4),
-        "SentimentReward": dict(scores=jnp.array([0.0, 1.0, -1.0])), "sentiment_reward": dict(vocab_size=3),
+        "SentimentReward": dict(scores=jnp.array([0.0, 1.0, -1.0])),
+        "sentiment_reward": dict(vocab_size=3),
         # studies/
         "additive_reward_distribution": dict(token_probs=np.array([0.5, 0.5]), token_scores=np.array([0, 1]), length=2),
-        "bon_tilted_gap_per_token": dict(token_probs=np.array([0.5, 0.5]), token_scores=np.array([0, 1]), length=2,
-                                         log_n=np.array([0.5, 1.0])),
-        "token_tilt_kl_reward": dict(token_probs=np.array([0.5, 0.5]), token_scores=np.array([0, 1]),
-                                     beta=np.array([0.5, 1.0])),
+        "bon_tilted_gap_per_token": dict(
+            token_probs=np.array([0.5, 0.5]), token_scores=np.array([0, 1]), length=2, log_n=np.array([0.5, 1.0])
+        ),
+        "token_tilt_kl_reward": dict(
+            token_probs=np.array([0.5, 0.5]), token_scores=np.array([0, 1]), beta=np.array([0.5, 1.0])
+        ),
         "best_on_grid": dict(values=np.array([[0.1, 0.2], [0.3, 0.1]]), grid=[0.5, 1.0]),
         "bon_unbiased_estimate": dict(key=key, proxy=jnp.asarray(R), values=jnp.asarray(R[::-1]), ns=jnp.array([1, 2])),
         "compare_regrets": dict(bon_regret=np.array([0.2, 0.1]), alt_regret=np.array([0.1, 0.1])),
@@ -196,8 +232,13 @@ def _examples(checkpoint):
         "fit_gao_bon": dict(d=np.array([0.0, 0.5, 1.0, 1.5]), y=np.array([0.0, 0.4, 0.6, 0.7])),
         "fit_gao_rl": dict(d=np.array([0.0, 0.5, 1.0, 1.5]), y=np.array([0.0, 0.4, 0.6, 0.7])),
         "frontier_fractions": dict(methods=["a", "b"], kl=np.array([0.1, 0.2]), reward=np.array([0.3, 0.5])),
-        "gap_to_frontier": dict(kl=np.array([0.1, 0.2]), values=np.array([0.3, 0.4]), frontier_kl=np.array([0.1, 0.3]),
-                                frontier_values=np.array([0.4, 0.6]), value_at_zero=0.0),
+        "gap_to_frontier": dict(
+            kl=np.array([0.1, 0.2]),
+            values=np.array([0.3, 0.4]),
+            frontier_kl=np.array([0.1, 0.3]),
+            frontier_values=np.array([0.4, 0.6]),
+            value_at_zero=0.0,
+        ),
         "max_drawdown": dict(values=np.array([0.1, 0.3, 0.2])),
         "peak_and_fall": dict(values=np.array([0.1, 0.3, 0.2])),
         "mean_over_seeds": dict(results=[{"a": [1.0, 2.0]}, {"a": [3.0, 4.0]}]),
@@ -209,9 +250,11 @@ def _examples(checkpoint):
         "vbon_claims": dict(frontier_fraction={"bon": 1.0, "vbon": 0.5}, mean_kl_to_bon={"vbon": 0.1, "kl_rl": 0.2}),
         # vbon/
         "approximation_metrics": dict(log_probs=logp, ref_log_probs=logp, rewards=R, bon_log_probs=logp),
-        "forward_kl": dict(log_target=logp, log_q=logp[::-1]), "reverse_kl": dict(log_q=logp, log_target=logp[::-1]),
+        "forward_kl": dict(log_target=logp, log_q=logp[::-1]),
+        "reverse_kl": dict(log_q=logp, log_target=logp[::-1]),
         "jeffreys_divergence": dict(log_q=logp, log_target=logp[::-1], backward_weight=0.5),
-        "harmonic_number": dict(k=3), "log_bon_ratio": dict(log_cdf_strict=jnp.log(0.5), log_cdf=jnp.log(0.7), n=3),
+        "harmonic_number": dict(k=3),
+        "log_bon_ratio": dict(log_cdf_strict=jnp.log(0.5), log_cdf=jnp.log(0.7), n=3),
         "vbon_target_log_probs": dict(ref_log_probs=logp, rewards=R, n=3),
         "tie_effect": dict(ref_log_probs=logp, rewards=R, n=3),
         "empirical_log_cdfs": dict(sample_rewards=jnp.array([0.0, 1.0]), ref_reward_samples=jnp.array([0.0, 0.5, 1.0])),
@@ -220,30 +263,60 @@ def _examples(checkpoint):
         "bonbon_data": dict(key=key, sequences=seqs, ref_log_probs=logp, rewards=R, n=3, num_pairs=4),
         "expand_tabular_policy": dict(policy=policy, order=1),
         "init_train_state": dict(key=key, policy=policy, optimizer=optimizer),
-        "iterated_bond": dict(state=state, sequences=seqs, rewards=R, n=2, num_iterations=1, steps_per_iteration=1,
-                              optimizer=optimizer),
+        "iterated_bond": dict(
+            state=state, sequences=seqs, rewards=R, n=2, num_iterations=1, steps_per_iteration=1, optimizer=optimizer
+        ),
         "sequence_token_kl": dict(policy=policy, ref_policy=other, sequences=seqs),
-        "train_steps": dict(state=state, data=data, objective=bt.MaximumLikelihoodLoss(), optimizer=optimizer,
-                            num_steps=1),
-        "train_with_checkpoints": dict(state=state, data=data, objective=bt.MaximumLikelihoodLoss(),
-                                       optimizer=optimizer, num_steps=1, chunk_steps=1),
-        "train_toward_bon": dict(key=key, method="bon_sft", init_policy=policy, ref_policy=policy, reward=reward,
-                                 sequences=seqs, ref_log_probs=logp, rewards=R, n=2,
-                                 settings=bt.MethodSettings(num_steps=1, num_sft_samples=4)),
+        "train_steps": dict(
+            state=state, data=data, objective=bt.MaximumLikelihoodLoss(), optimizer=optimizer, num_steps=1
+        ),
+        "train_with_checkpoints": dict(
+            state=state,
+            data=data,
+            objective=bt.MaximumLikelihoodLoss(),
+            optimizer=optimizer,
+            num_steps=1,
+            chunk_steps=1,
+        ),
+        "train_toward_bon": dict(
+            key=key,
+            method="bon_sft",
+            init_policy=policy,
+            ref_policy=policy,
+            reward=reward,
+            sequences=seqs,
+            ref_log_probs=logp,
+            rewards=R,
+            n=2,
+            settings=bt.MethodSettings(num_steps=1, num_sft_samples=4),
+        ),
         "checked": dict(fn=bt.bon_kl_bound),
-        "beirami_kl_estimator": dict(eps=0.1, n=3), "beirami_kl_expectation": dict(ref_probs=P, rewards=R, n=3),
-        "bon_log_ratio_from_levels": dict(selected_rewards=jnp.array([1.0, 2.0]), level_rewards=jnp.array([0.0, 1.0, 2.0]),
-                                          level_masses=jnp.array([0.1, 0.5, 0.4]), n=3),
-        "level_kl_estimate": dict(selected_rewards=jnp.array([1.0, 2.0]), level_rewards=jnp.array([0.0, 1.0, 2.0]),
-                                  level_masses=jnp.array([0.1, 0.5, 0.4]), n=3),
-        "level_kl_estimate_from_reference": dict(selected_rewards=jnp.array([1.0, 2.0]),
-                                                 reference_rewards=jnp.array([0.0, 1.0, 2.0]), n=3),
+        "beirami_kl_estimator": dict(eps=0.1, n=3),
+        "beirami_kl_expectation": dict(ref_probs=P, rewards=R, n=3),
+        "bon_log_ratio_from_levels": dict(
+            selected_rewards=jnp.array([1.0, 2.0]),
+            level_rewards=jnp.array([0.0, 1.0, 2.0]),
+            level_masses=jnp.array([0.1, 0.5, 0.4]),
+            n=3,
+        ),
+        "level_kl_estimate": dict(
+            selected_rewards=jnp.array([1.0, 2.0]),
+            level_rewards=jnp.array([0.0, 1.0, 2.0]),
+            level_masses=jnp.array([0.1, 0.5, 0.4]),
+            n=3,
+        ),
+        "level_kl_estimate_from_reference": dict(
+            selected_rewards=jnp.array([1.0, 2.0]), reference_rewards=jnp.array([0.0, 1.0, 2.0]), n=3
+        ),
         "kl_regularised_surrogate": dict(policy=policy, ref_policy=other, sequences=seqs, rewards=R, kl_coef=0.1),
         "bon_aware_objective": dict(policy_log_probs=logp, ref_log_probs=logp[::-1], rewards=R, n=3, beta=0.5),
-        "train_bon_aware": dict(key=key, init_policy=policy, sequences=seqs, ref_log_probs=logp, rewards=R, n=2, beta=0.5,
-                                num_steps=1),
-        "ExactBoNAwareLoss": dict(), "SampledBoNAwareLoss": dict(n=2, num_trials=2),
-        "PatternCountReward": dict(pattern=(0,), weight=1.0), "SumReward": dict(terms=(reward, reward)),
+        "train_bon_aware": dict(
+            key=key, init_policy=policy, sequences=seqs, ref_log_probs=logp, rewards=R, n=2, beta=0.5, num_steps=1
+        ),
+        "ExactBoNAwareLoss": dict(),
+        "SampledBoNAwareLoss": dict(n=2, num_trials=2),
+        "PatternCountReward": dict(pattern=(0,), weight=1.0),
+        "SumReward": dict(terms=(reward, reward)),
         "reward_automaton": dict(reward=bt.TokenCountReward(), vocab_size=2, length=2),
         "reward_distribution": dict(policy=policy, reward=bt.TokenCountReward()),
         "proxy_problem_from_rewards": dict(policy=policy, proxy=reward, gold=bt.TokenCountReward()),
@@ -251,29 +324,48 @@ def _examples(checkpoint):
         "bon_level_log_probs": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), n=3),
         "level_log_cdfs": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25]))),
         "bon_sample_sequences_exact": dict(key=key, policy=policy, reward=bt.TokenCountReward(), n=3, num_samples=2),
-        "sample_sequences_given_level_law": dict(key=key, policy=policy, reward=bt.TokenCountReward(),
-                                                 level_log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), num_samples=2),
+        "sample_sequences_given_level_law": dict(
+            key=key,
+            policy=policy,
+            reward=bt.TokenCountReward(),
+            level_log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])),
+            num_samples=2,
+        ),
         "chi2_pessimism_sampler_pmf": dict(ref_probs=P, rewards=R, n=3, beta=0.5),
         "method_n_for_budget": dict(method="bon", budget=np.array([4, 8])),
         "method_reward_calls": dict(method="bon", n=np.array([1, 2])),
         "proxy_spread": dict(problem=problem),
         "tilted_sequence_policy": dict(policy=policy, reward=bt.TokenCountReward(), beta=1.0),
         "lifted_reward_kl_frontier": dict(policy=policy, reward=bt.TokenCountReward(), betas=np.array([0.5, 1.0])),
-        "AutomatonPolicy": dict(logits=tilted.logits, transition=tilted.transition, vocab_size=tilted.vocab_size,
-                                length=tilted.length, order=tilted.order),
+        "AutomatonPolicy": dict(
+            logits=tilted.logits,
+            transition=tilted.transition,
+            vocab_size=tilted.vocab_size,
+            length=tilted.length,
+            order=tilted.order,
+        ),
         "bon_level_log_probs_at_log_n": dict(log_probs=np.log(np.array([0.25, 0.5, 0.25])), log_n=np.array([0.5, 2.0])),
-        "proxy_study_summary": dict(ns=np.array([1, 2]), curves={
-            "bon": {"gold": np.array([0.1, 0.2])}, "tilted": [{"param": 1.0, "gold": np.array([0.1, 0.3])}]}),
+        "proxy_study_summary": dict(
+            ns=np.array([1, 2]),
+            curves={"bon": {"gold": np.array([0.1, 0.2])}, "tilted": [{"param": 1.0, "gold": np.array([0.1, 0.3])}]},
+        ),
         "vbon_log_ratio": dict(log_probs=jnp.log(jnp.array([0.25, 0.5, 0.25])), n=3),
         "lifted_vbon_loss": dict(policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=3),
         "lifted_vbon_data": dict(ref_policy=policy, reward=bt.TokenCountReward(), n=3, order=0),
         "lifted_bon_aware_data": dict(reward=bt.TokenCountReward(), vocab_size=2, length=2),
-        "lifted_bon_aware_objective": dict(policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=3, beta=0.5),
-        "train_bon_aware_lifted": dict(key=key, init_policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=2,
-                                       beta=0.5, num_steps=1),
-        "LiftedVBoNLoss": dict(num_values=3, order=0), "LiftedBoNAwareLoss": dict(num_values=3),
-        "MethodSettings": dict(), "BoNBoNLoss": dict(), "ExactKLRegularisedLoss": dict(),
-        "MaximumLikelihoodLoss": dict(), "ExactDivergenceLoss": dict(kind="reverse"),
+        "lifted_bon_aware_objective": dict(
+            policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=3, beta=0.5
+        ),
+        "train_bon_aware_lifted": dict(
+            key=key, init_policy=policy, ref_policy=other, reward=bt.TokenCountReward(), n=2, beta=0.5, num_steps=1
+        ),
+        "LiftedVBoNLoss": dict(num_values=3, order=0),
+        "LiftedBoNAwareLoss": dict(num_values=3),
+        "MethodSettings": dict(),
+        "BoNBoNLoss": dict(),
+        "ExactKLRegularisedLoss": dict(),
+        "MaximumLikelihoodLoss": dict(),
+        "ExactDivergenceLoss": dict(kind="reverse"),
         "PolicyGradientLoss": dict(num_samples=4, reward_kind="log_cdf"),
         "load_checkpoint": dict(path=checkpoint, template=state),
         "save_checkpoint": dict(path=checkpoint, state=state),
@@ -284,21 +376,75 @@ def _examples(checkpoint):
 # Kinds of argument (by declared checker, else by name) and their bad inputs
 
 NAME_KINDS = {
-    "level_masses": "probs", "level_rewards": "rewards", "policy_log_probs": "log_probs", "kl_coef": "nonnegative",
-    "x": "values", "fn": "other", "terms": "other", "budget": "values", "budgets": "values",
+    "level_masses": "probs",
+    "level_rewards": "rewards",
+    "policy_log_probs": "log_probs",
+    "kl_coef": "nonnegative",
+    "x": "values",
+    "fn": "other",
+    "terms": "other",
+    "budget": "values",
+    "budgets": "values",
     **dict.fromkeys(("ref_probs", "policy_probs", "comparator_probs", "p", "q", "token_probs"), "probs"),
-    **dict.fromkeys(("log_probs", "ref_log_probs", "bon_log_probs", "log_q", "log_target", "log_ref_probs",
-                     "logp_policy", "logp_ref"), "log_probs"),
+    **dict.fromkeys(
+        (
+            "log_probs",
+            "ref_log_probs",
+            "bon_log_probs",
+            "log_q",
+            "log_target",
+            "log_ref_probs",
+            "logp_policy",
+            "logp_ref",
+        ),
+        "log_probs",
+    ),
     **dict.fromkeys(("rewards", "proxy_rewards", "gold_rewards", "gold_a", "gold_b", "proxy"), "rewards"),
-    **dict.fromkeys(("values", "selected_rewards", "reference_rewards", "log_ratios", "sample_rewards",
-                     "ref_reward_samples", "kl", "reward_values", "y", "d", "frontier_kl", "frontier_values",
-                     "ratios", "bon_regret", "alt_regret", "log_n", "token_scores"), "values"),
+    **dict.fromkeys(
+        (
+            "values",
+            "selected_rewards",
+            "reference_rewards",
+            "log_ratios",
+            "sample_rewards",
+            "ref_reward_samples",
+            "kl",
+            "reward_values",
+            "y",
+            "d",
+            "frontier_kl",
+            "frontier_values",
+            "ratios",
+            "bon_regret",
+            "alt_regret",
+            "log_n",
+            "token_scores",
+        ),
+        "values",
+    ),
     "n": "sample_size",
-    **dict.fromkeys(("vocab_size", "length", "num_trials", "num", "num_samples", "num_pairs", "num_steps",
-                     "chunk_steps", "num_iterations", "steps_per_iteration", "chunk_size", "trial_batch",
-                     "batch_size", "d_model", "num_heads", "num_layers"), "static_int"),
-    **dict.fromkeys(("beta", "temperature", "hack_mass", "eps", "m", "c", "betas", "cs", "step", "scale"),
-                    "positive"),
+    **dict.fromkeys(
+        (
+            "vocab_size",
+            "length",
+            "num_trials",
+            "num",
+            "num_samples",
+            "num_pairs",
+            "num_steps",
+            "chunk_steps",
+            "num_iterations",
+            "steps_per_iteration",
+            "chunk_size",
+            "trial_batch",
+            "batch_size",
+            "d_model",
+            "num_heads",
+            "num_layers",
+        ),
+        "static_int",
+    ),
+    **dict.fromkeys(("beta", "temperature", "hack_mass", "eps", "m", "c", "betas", "cs", "step", "scale"), "positive"),
     **dict.fromkeys(("key",), "key"),
     **dict.fromkeys(("policy", "policy_a", "policy_b", "ref_policy", "init_policy", "reference"), "policy"),
     **dict.fromkeys(("reward", "gold", "base"), "reward"),
@@ -308,13 +454,34 @@ NAME_KINDS = {
 }
 
 CHECKER_KINDS = {
-    "probs": "probs", "log_probs": "log_probs", "rewards": "rewards", "values": "values", "real": "real",
-    "sample_size": "sample_size", "static_sample_size": "static_sample_size", "static_int": "static_int",
-    "positive": "positive", "nonnegative": "nonnegative", "at_least_one": "at_least_one",
-    "unit_interval": "unit_interval", "finite": "finite", "prng_key": "key", "policy": "policy",
-    "optional_policy": "policy", "reward": "reward", "optional_reward": "reward", "sequences": "sequences",
-    "static_shape": "shape", "one_of": "choice", "log_densities": "log_densities", "array": "values",
-    "static_number": "number", "path": "path", "has_attributes": "other", "mapping": "other", "sequence_of": "other",
+    "probs": "probs",
+    "log_probs": "log_probs",
+    "rewards": "rewards",
+    "values": "values",
+    "real": "real",
+    "sample_size": "sample_size",
+    "static_sample_size": "static_sample_size",
+    "static_int": "static_int",
+    "positive": "positive",
+    "nonnegative": "nonnegative",
+    "at_least_one": "at_least_one",
+    "unit_interval": "unit_interval",
+    "finite": "finite",
+    "prng_key": "key",
+    "policy": "policy",
+    "optional_policy": "policy",
+    "reward": "reward",
+    "optional_reward": "reward",
+    "sequences": "sequences",
+    "static_shape": "shape",
+    "one_of": "choice",
+    "log_densities": "log_densities",
+    "array": "values",
+    "static_number": "number",
+    "path": "path",
+    "has_attributes": "other",
+    "mapping": "other",
+    "sequence_of": "other",
     "sample_sizes": "sample_sizes",
 }
 
@@ -339,14 +506,23 @@ def _bad_probs(v, log=False):
 
 def _common_array_bad(v):
     v = np.asarray(v)
-    return [("K=0", v[..., :0]), ("0-d array", np.asarray(0.5)), ("string", "0.5"), ("None", None),
-            ("bool dtype", np.ones(v.shape, dtype=bool)), ("complex dtype", v.astype(complex))]
+    return [
+        ("K=0", v[..., :0]),
+        ("0-d array", np.asarray(0.5)),
+        ("string", "0.5"),
+        ("None", None),
+        ("bool dtype", np.ones(v.shape, dtype=bool)),
+        ("complex dtype", v.astype(complex)),
+    ]
 
 
 def _mismatched(v, dtype=float):
     v = np.asarray(v, dtype=dtype)
     extra = np.concatenate([v, v[..., :1]], axis=-1)
-    return ("mismatched K", extra / extra.sum(-1, keepdims=True) if np.all(v >= 0) and np.isclose(v.sum(), 1) else extra)
+    return (
+        "mismatched K",
+        extra / extra.sum(-1, keepdims=True) if np.all(v >= 0) and np.isclose(v.sum(), 1) else extra,
+    )
 
 
 def bad_inputs(kind, valid, many_outcomes):
@@ -364,11 +540,22 @@ def bad_inputs(kind, valid, many_outcomes):
         v = np.asarray(valid, dtype=float)
         nan = v.copy()
         nan.flat[0] = np.nan
-        return [("NaN", nan, False), ("string", "0.5", False), ("None", None, False),
-                ("complex dtype", v.astype(complex), False)]
+        return [
+            ("NaN", nan, False),
+            ("string", "0.5", False),
+            ("None", None, False),
+            ("complex dtype", v.astype(complex), False),
+        ]
     if kind == "sample_size":
-        return [("n=0", 0, False), ("n=-1", -1, False), ("n=2.5", 2.5, False), ("n=NaN", float("nan"), False),
-                ("string", "3", False), ("None", None, False), ("n=10**12", 10**12, True)]
+        return [
+            ("n=0", 0, False),
+            ("n=-1", -1, False),
+            ("n=2.5", 2.5, False),
+            ("n=NaN", float("nan"), False),
+            ("string", "3", False),
+            ("None", None, False),
+            ("n=10**12", 10**12, True),
+        ]
     if kind == "log_densities":
         v = np.asarray(valid, dtype=float)
         nan, inf = v.copy(), v.copy()
@@ -376,28 +563,50 @@ def bad_inputs(kind, valid, many_outcomes):
         out = [("NaN", nan), ("+inf", inf)] + _common_array_bad(v) + ([_mismatched(v)] if many_outcomes else [])
         return [(lb, x, False) for lb, x in out]
     if kind == "sample_sizes":
-        return [("n=0", np.array([0, 2]), False), ("n=2.5", np.array([1, 2.5]), False), ("string", "3", False),
-                ("None", None, False), ("empty", np.array([], dtype=int), False),
-                ("n=10**12", [1, 10**12], True)]
+        return [
+            ("n=0", np.array([0, 2]), False),
+            ("n=2.5", np.array([1, 2.5]), False),
+            ("string", "3", False),
+            ("None", None, False),
+            ("empty", np.array([], dtype=int), False),
+            ("n=10**12", [1, 10**12], True),
+        ]
     if kind == "number":
-        return [("NaN", float("nan"), False), ("inf", float("inf"), False), ("string", "1", False),
-                ("None", None, False)]
+        return [
+            ("NaN", float("nan"), False),
+            ("inf", float("inf"), False),
+            ("string", "1", False),
+            ("None", None, False),
+        ]
     if kind == "path":
         return [("None", None, False), ("int", 3, False)]
     if kind == "static_sample_size":
-        return [("n=0", 0, False), ("n=-1", -1, False), ("n=2.5", 2.5, False), ("string", "3", False),
-                ("None", None, False)]
+        return [
+            ("n=0", 0, False),
+            ("n=-1", -1, False),
+            ("n=2.5", 2.5, False),
+            ("string", "3", False),
+            ("None", None, False),
+        ]
     if kind == "static_int":
         return [("-1", -1, False), ("2.5", 2.5, False), ("string", "3", False), ("None", None, False)]
     if kind in ("positive", "nonnegative", "at_least_one", "unit_interval", "finite"):
         shape = np.shape(valid)
-        out = [("-1", np.full(shape, -1.0), False), ("NaN", np.full(shape, np.nan), False),
-               ("string", "1", False), ("None", None, False)]
+        out = [
+            ("-1", np.full(shape, -1.0), False),
+            ("NaN", np.full(shape, np.nan), False),
+            ("string", "1", False),
+            ("None", None, False),
+        ]
         if kind == "unit_interval":
             out.append(("2", np.full(shape, 2.0), False))
         if kind == "finite":
-            out = [("inf", np.full(shape, np.inf), False), ("NaN", np.full(shape, np.nan), False),
-                   ("string", "1", False), ("None", None, False)]
+            out = [
+                ("inf", np.full(shape, np.inf), False),
+                ("NaN", np.full(shape, np.nan), False),
+                ("string", "1", False),
+                ("None", None, False),
+            ]
         return out
     if kind == "key":
         return [("string", "key", False), ("None", None, False), ("int", 0, False)]
@@ -405,13 +614,17 @@ def bad_inputs(kind, valid, many_outcomes):
         return [("string", kind, False), ("None", None, False), ("array", np.zeros(3), False)]
     if kind == "sequences":
         v = np.asarray(valid)
-        return [("float dtype", v.astype(float), False), ("negative ids", -np.ones_like(v), False),
-                ("string", "01", False), ("None", None, False), ("0-d array", np.asarray(1), False)]
+        return [
+            ("float dtype", v.astype(float), False),
+            ("negative ids", -np.ones_like(v), False),
+            ("string", "01", False),
+            ("None", None, False),
+            ("0-d array", np.asarray(1), False),
+        ]
     if kind == "choice":
         return [("unknown", "no-such-choice", False), ("None", None, False)]
     if kind == "shape":
-        return [("negative", (-1,), False), ("string", "2", False), ("float", (2.5,), False),
-                ("plain int", 2, True)]
+        return [("negative", (-1,), False), ("string", "2", False), ("float", (2.5,), False), ("plain int", 2, True)]
     # any other required argument: None and a string are never valid where a value is required
     return [("string", "x", False), ("None", None, False)]
 
@@ -422,21 +635,31 @@ KIND_OVERRIDES = {
     ("TokenCountReward", "target"): "static_int",  # a token id
     ("PatternReward", "value"): "finite",
     ("select_regularized_bon", "log_probs"): "real",
-    **{(f, "log_probs"): "log_densities" for f in ("select_soft_bon", "select_quantile_truncation", "select_pessimism",
-                                                   "reward_scorer")},
+    **{
+        (f, "log_probs"): "log_densities"
+        for f in ("select_soft_bon", "select_quantile_truncation", "select_pessimism", "reward_scorer")
+    },
     **{(f, a): "log_densities" for f in ("kl_k1", "kl_k2", "kl_k3") for a in ("logp_policy", "logp_ref")},
     ("beirami_kl_estimate", "log_probs"): "values",
-    ("bon_level_log_probs", "log_probs"): "log_densities", ("bon_level_log_probs_at_log_n", "log_probs"): "log_densities",
-    ("proxy_study_summary", "ns"): "values", ("vbon_log_ratio", "log_probs"): "log_densities",
-    ("LiftedVBoNLoss", "order"): "static_int", ("LiftedVBoNLoss", "num_values"): "static_int",
-    ("LiftedBoNAwareLoss", "num_values"): "static_int", ("AutomatonPolicy", "order"): "static_int", ("level_log_cdfs", "log_probs"): "log_densities",
+    ("bon_level_log_probs", "log_probs"): "log_densities",
+    ("bon_level_log_probs_at_log_n", "log_probs"): "log_densities",
+    ("proxy_study_summary", "ns"): "values",
+    ("vbon_log_ratio", "log_probs"): "log_densities",
+    ("LiftedVBoNLoss", "order"): "static_int",
+    ("LiftedVBoNLoss", "num_values"): "static_int",
+    ("LiftedBoNAwareLoss", "num_values"): "static_int",
+    ("AutomatonPolicy", "order"): "static_int",
+    ("level_log_cdfs", "log_probs"): "log_densities",
 }
 
 
 def argument_kinds(name, fn, example):
     """``{argument: kind}`` for the arguments to fuzz: declared kinds, else by name for required ones."""
-    declared = {a: CHECKER_KINDS.get(getattr(c, "__name__", ""), "other")
-                for a, c in getattr(fn, "argument_kinds", {}).items() if a in example}
+    declared = {
+        a: CHECKER_KINDS.get(getattr(c, "__name__", ""), "other")
+        for a, c in getattr(fn, "argument_kinds", {}).items()
+        if a in example
+    }
     sig = inspect.signature(fn)
     out = {}
     for a, p in sig.parameters.items():
@@ -461,7 +684,8 @@ CLASSES = ("valid", "clear", "silent", "silent_nan", "obscure")
 def _has_nan(out) -> bool:
     for leaf in jax.tree.leaves(out):
         if isinstance(leaf, (jax.Array, np.ndarray, float, np.floating)) and not (
-                hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)):
+            hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+        ):
             a = np.asarray(leaf)
             if a.dtype.kind in "fc" and np.any(np.isnan(a)):
                 return True
@@ -544,8 +768,7 @@ def run_fuzz(checkpoint, verbose=False):
 
 def counts(outcomes):
     c = collections.Counter(o[3] for o in outcomes)
-    return {k: c.get(k, 0) for k in CLASSES} | {"inputs": len(outcomes),
-                                                "callables": len({o[0] for o in outcomes})}
+    return {k: c.get(k, 0) for k in CLASSES} | {"inputs": len(outcomes), "callables": len({o[0] for o in outcomes})}
 
 
 # Outcomes that are not a failure although not `clear`, each with its reason: (callable, argument, label).
@@ -557,7 +780,8 @@ ALLOWED = {
     # order=None is a valid value: the full-history (non-Markov) table
     ("expand_tabular_policy", "order", "None"),
     # ref_policy and reward are needed only by the sampled methods; the example method (bon_sft) is exact
-    ("train_toward_bon", "ref_policy", "None"), ("train_toward_bon", "reward", "None"),
+    ("train_toward_bon", "ref_policy", "None"),
+    ("train_toward_bon", "reward", "None"),
 }
 
 # Array fields of pytree records (flax.struct dataclasses): JAX rebuilds a record from its leaves with tracers,
@@ -565,11 +789,18 @@ ALLOWED = {
 # check them; they are checked where the record is used (the policy / reward kinds, and the call on sequences).
 # Static fields (sizes, settings) are checked by the constructor and are fuzzed.
 PYTREE_LEAF_FIELDS = {
-    "FunctionReward": {"fn"}, "HackProxyReward": {"base", "key", "threshold"},
-    "HackedGoldReward": {"base", "key", "threshold"}, "LearnedReward": {"module", "params"},
-    "ModulePolicy": {"module", "params"}, "NoisyProxyReward": {"gold", "key"}, "QuantizedReward": {"base"},
-    "SentimentReward": {"scores"}, "SequenceHashReward": {"key"}, "TokenScoreReward": {"scores"},
-    "SumReward": {"terms"}, "AutomatonPolicy": {"logits", "transition"},
+    "FunctionReward": {"fn"},
+    "HackProxyReward": {"base", "key", "threshold"},
+    "HackedGoldReward": {"base", "key", "threshold"},
+    "LearnedReward": {"module", "params"},
+    "ModulePolicy": {"module", "params"},
+    "NoisyProxyReward": {"gold", "key"},
+    "QuantizedReward": {"base"},
+    "SentimentReward": {"scores"},
+    "SequenceHashReward": {"key"},
+    "TokenScoreReward": {"scores"},
+    "SumReward": {"terms"},
+    "AutomatonPolicy": {"logits", "transition"},
 }
 
 

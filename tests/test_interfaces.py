@@ -105,7 +105,9 @@ def test_plain_function_through_the_exact_path():
     fn_rewards, builtin_rewards = bt.as_reward(count_zeros)(seqs), BUILTIN(seqs)
     np.testing.assert_array_equal(np.asarray(fn_rewards), np.asarray(builtin_rewards))
     p = jnp.exp(logp)
-    np.testing.assert_array_equal(np.asarray(bt.bon_pmf(p, fn_rewards, N)), np.asarray(bt.bon_pmf(p, builtin_rewards, N)))
+    np.testing.assert_array_equal(
+        np.asarray(bt.bon_pmf(p, fn_rewards, N)), np.asarray(bt.bon_pmf(p, builtin_rewards, N))
+    )
     _assert_same(bt.exact_space(policy, count_zeros)._asdict(), bt.exact_space(policy, BUILTIN)._asdict())
 
 
@@ -117,9 +119,12 @@ def test_plain_function_in_rewards_built_on_a_reward():
     assert isinstance(noisy_fn.gold, bt.FunctionReward)
     np.testing.assert_array_equal(np.asarray(noisy_fn(seqs)), np.asarray(noisy(seqs)))
     # the composite is a pytree of arrays again: a valid jit argument (XLA may fuse the multiply-add)
-    np.testing.assert_allclose(np.asarray(jax.jit(lambda r, s: r(s))(noisy_fn, seqs)), np.asarray(noisy(seqs)), rtol=1e-14)
-    np.testing.assert_array_equal(np.asarray(bt.QuantizedReward(count_zeros, 2.0)(seqs)),
-                                  np.asarray(bt.QuantizedReward(BUILTIN, 2.0)(seqs)))
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(lambda r, s: r(s))(noisy_fn, seqs)), np.asarray(noisy(seqs)), rtol=1e-14
+    )
+    np.testing.assert_array_equal(
+        np.asarray(bt.QuantizedReward(count_zeros, 2.0)(seqs)), np.asarray(bt.QuantizedReward(BUILTIN, 2.0)(seqs))
+    )
     hack_fn, cal_fn = bt.make_hack_proxy(k_hack, count_zeros, policy, 0.1)
     hack, cal = bt.make_hack_proxy(k_hack, BUILTIN, policy, 0.1)
     _assert_same(cal_fn, cal)
@@ -138,15 +143,21 @@ def test_plain_function_twins_in_every_sampler_sweep_and_training():
         (bt.quantile_truncation_policy_sample, 2.0),
     ):
         _assert_same(sample(key, policy, count_zeros, N, param, T), sample(key, policy, BUILTIN, N, param, T))
-    _assert_same(bt.pessimism_policy_sample(key, policy, count_zeros, N, 1.0, T, r_max=float(L)),
-                 bt.pessimism_policy_sample(key, policy, BUILTIN, N, 1.0, T, r_max=float(L)))
+    _assert_same(
+        bt.pessimism_policy_sample(key, policy, count_zeros, N, 1.0, T, r_max=float(L)),
+        bt.pessimism_policy_sample(key, policy, BUILTIN, N, 1.0, T, r_max=float(L)),
+    )
     space = bt.exact_space(policy, BUILTIN)
-    assert bt.bon_cell(key, policy, count_zeros, N, T, space=space) == bt.bon_cell(key, policy, BUILTIN, N, T, space=space)
+    assert bt.bon_cell(key, policy, count_zeros, N, T, space=space) == bt.bon_cell(
+        key, policy, BUILTIN, N, T, space=space
+    )
     rows_fn = bt.bon_sweep(key, {"p": policy}, {"count": count_zeros}, [N], [0], T, exact=True)
     assert rows_fn == bt.bon_sweep(key, {"p": policy}, {"count": BUILTIN}, [N], [0], T, exact=True)
     mesh = bt.trial_mesh()
-    _assert_same(bt.sharded_bon_monte_carlo(key, policy, count_zeros, N, T, mesh=mesh),
-                 bt.sharded_bon_monte_carlo(key, policy, BUILTIN, N, T, mesh=mesh))
+    _assert_same(
+        bt.sharded_bon_monte_carlo(key, policy, count_zeros, N, T, mesh=mesh),
+        bt.sharded_bon_monte_carlo(key, policy, BUILTIN, N, T, mesh=mesh),
+    )
 
     ref = bt.random_tabular_policy(jax.random.key(7), 2, 3, order=0)
     seqs, lp = bt.enumerate_sequences(ref)
@@ -154,8 +165,16 @@ def test_plain_function_twins_in_every_sampler_sweep_and_training():
 
     def train(reward):
         pol, info = bt.train_toward_bon(
-            jax.random.key(8), "vbon_sampled", ref, ref_policy=ref, reward=reward, sequences=seqs,
-            ref_log_probs=lp, rewards=BUILTIN(seqs), n=4, settings=settings,
+            jax.random.key(8),
+            "vbon_sampled",
+            ref,
+            ref_policy=ref,
+            reward=reward,
+            sequences=seqs,
+            ref_log_probs=lp,
+            rewards=BUILTIN(seqs),
+            n=4,
+            settings=settings,
         )
         return pol, info["loss"]
 

@@ -38,7 +38,9 @@ def test_level_log_ratio_has_mean_exactly_the_kl(seed, n):
     assert abs(pi @ terms - float(bt.bon_kl(p, r, n))) < 1e-10
     # the level order does not matter
     perm = np.random.default_rng(seed).permutation(len(vals))
-    np.testing.assert_allclose(np.asarray(bt.bon_log_ratio_from_levels(r, vals[perm], masses[perm], n)), terms, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(bt.bon_log_ratio_from_levels(r, vals[perm], masses[perm], n)), terms, atol=1e-12
+    )
 
 
 def test_level_kl_estimate_on_bon_draws_agrees_with_exact_and_beats_beirami():

@@ -48,7 +48,11 @@ REWARD = bt.TokenCountReward(target=0)  # L + 1 levels over 27 sequences: tie-he
 
 
 def _within(est, exact, k=4.0, bias=0.0):
-    assert abs(float(est.mean) - float(exact)) <= k * float(est.stderr) + bias, (float(est.mean), float(est.stderr), float(exact))
+    assert abs(float(est.mean) - float(exact)) <= k * float(est.stderr) + bias, (
+        float(est.mean),
+        float(est.stderr),
+        float(exact),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +172,9 @@ def test_bon_cell_exact_columns(space):
 
 @given(
     x=hnp.arrays(np.float64, 50, elements=st.integers(0, 4).map(float)),
-    y=hnp.arrays(np.float64, 70, elements=st.floats(-1, 5, allow_nan=False, allow_subnormal=False)),  # XLA:CPU flushes subnormals
+    y=hnp.arrays(
+        np.float64, 70, elements=st.floats(-1, 5, allow_nan=False, allow_subnormal=False)
+    ),  # XLA:CPU flushes subnormals
 )
 def test_win_rate_estimate_equals_brute_force(x, y):
     h = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
@@ -179,7 +185,8 @@ def test_win_rate_estimate_equals_brute_force(x, y):
 
 
 def test_log_ratio_from_reference_converges_to_exact():
-    # Reference rewards with exact proportions p = (0.1, 0.2, 0.3, 0.4) on levels r = (0, 1, 1, 2) → masses (.1, .5, .4).
+    # Reference rewards with exact proportions p = (0.1, 0.2, 0.3, 0.4) on levels r = (0, 1, 1, 2)
+    # → masses (.1, .5, .4).
     m = 100_000
     ref = jnp.concatenate([jnp.zeros(m // 10), jnp.ones(m // 2), 2 * jnp.ones(2 * m // 5)])
     n = 3
@@ -194,13 +201,18 @@ def test_log_ratio_from_reference_converges_to_exact():
     np.testing.assert_allclose(lr, np.log(n) + (n - 1) * np.log(0.5), atol=1e-3)
 
 
-@given(idx=hnp.arrays(np.int32, 40, elements=st.integers(0, 5)), logits=hnp.arrays(np.float64, 6, elements=st.floats(-3, 3, allow_subnormal=False)))
+@given(
+    idx=hnp.arrays(np.int32, 40, elements=st.integers(0, 5)),
+    logits=hnp.arrays(np.float64, 6, elements=st.floats(-3, 3, allow_subnormal=False)),
+)
 def test_plugin_kl_equals_direct_sum(idx, logits):
     log_p = logits - np.log(np.exp(logits).sum())
     freq = np.bincount(idx, minlength=6) / idx.size
     nz = freq > 0
     direct = np.sum(freq[nz] * (np.log(freq[nz]) - log_p[nz]))
-    np.testing.assert_allclose(plugin_kl_estimate(jnp.asarray(idx), jnp.asarray(log_p)).mean, direct, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        plugin_kl_estimate(jnp.asarray(idx), jnp.asarray(log_p)).mean, direct, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_plugin_and_k3_estimates_on_known_samples():
@@ -228,6 +240,7 @@ def test_bad_input_raises():
         bon_monte_carlo(key, policy, REWARD, 2.5, 10)
     with pytest.raises(TypeError, match="Policy"):
         bon_monte_carlo(key, object(), REWARD, 2, 10)
+
     @flax.struct.dataclass
     class WrongShape:
         def __call__(self, seqs):
@@ -235,6 +248,7 @@ def test_bad_input_raises():
 
     with pytest.raises(ValueError, match="reward must map"):
         bon_monte_carlo(key, policy, WrongShape(), 2, 10)
+
     @flax.struct.dataclass
     class FunctionLeaf:  # a reward pytree whose leaf is a function cannot be a jit argument
         fn: object

@@ -69,7 +69,8 @@ def test_build_collects_figures_and_writes_numbers(registry, monkeypatch, tmp_pa
     assert build.main(["--results", str(results), "--no-compile"]) == 0
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}-curve.pdf" for n in registry)
     numbers = (tmp_path / "generated" / "numbers.tex").read_text()
-    assert "\\newcommand{\\exKL}{\\ensuremath{0.341530}}" in numbers  # docs/theory.md §1.7's worked example, computed by the library
+    # docs/theory.md §1.7's worked example, computed by the library
+    assert "\\newcommand{\\exKL}{\\ensuremath{0.341530}}" in numbers
     for name in registry:  # each experiment's exported numbers, from its saved metrics (QUICK.ns ends at 4)
         word = "".join(w.capitalize() for w in name.split("_"))
         assert f"\\newcommand{{\\standIn{word}LastN}}{{\\ensuremath{{4}}}}" in numbers
@@ -94,8 +95,11 @@ def test_build_fails_listing_a_missing_run_and_figure(registry, monkeypatch, tmp
 
 def test_build_fails_on_a_number_missing_from_the_metrics(registry, monkeypatch, tmp_path, capsys):
     build = _load_build(monkeypatch, tmp_path)
-    monkeypatch.setattr(sys.modules[f"bontheory.experiments.{registry[0]}"], "paper_numbers",
-                        lambda metrics: {"bogus": (metrics["no_such_key"], 2)})
+    monkeypatch.setattr(
+        sys.modules[f"bontheory.experiments.{registry[0]}"],
+        "paper_numbers",
+        lambda metrics: {"bogus": (metrics["no_such_key"], 2)},
+    )
     results = tmp_path / "results"
     assert cli.main(["reproduce", "--quick", "--out", str(results)]) == 0
     assert build.main(["--results", str(results), "--no-compile"]) == 1
@@ -103,18 +107,22 @@ def test_build_fails_on_a_number_missing_from_the_metrics(registry, monkeypatch,
     assert f"{registry[0]}.paper_numbers failed" in err and "KeyError" in err and "no_such_key" in err
 
 
-@pytest.mark.parametrize("exported, message", [
-    ({"standInKlBoundLastN": (4, 0)}, "is exported by both"),  # a macro of another experiment
-    ({"exKL": (1.0, 2)}, "is both a worked example and exported"),
-    ({"bad_name": (1.0, 2)}, "is not a LaTeX macro name"),
-    ({"fine": (1.0, -1)}, "decimals"),
-    ({"fine": (None, 2)}, "\\fine"),
-])
+@pytest.mark.parametrize(
+    "exported, message",
+    [
+        ({"standInKlBoundLastN": (4, 0)}, "is exported by both"),  # a macro of another experiment
+        ({"exKL": (1.0, 2)}, "is both a worked example and exported"),
+        ({"bad_name": (1.0, 2)}, "is not a LaTeX macro name"),
+        ({"fine": (1.0, -1)}, "decimals"),
+        ({"fine": (None, 2)}, "\\fine"),
+    ],
+)
 def test_build_fails_on_a_bad_export(registry, monkeypatch, tmp_path, capsys, exported, message):
     build = _load_build(monkeypatch, tmp_path)
     monkeypatch.setattr(sys.modules[f"bontheory.experiments.{registry[1]}"], "paper_numbers", lambda m: exported)
-    monkeypatch.setattr(sys.modules[f"bontheory.experiments.{registry[0]}"], "paper_numbers",
-                        lambda m: {"standInKlBoundLastN": (4, 0)})
+    monkeypatch.setattr(
+        sys.modules[f"bontheory.experiments.{registry[0]}"], "paper_numbers", lambda m: {"standInKlBoundLastN": (4, 0)}
+    )
     results = tmp_path / "results"
     assert cli.main(["reproduce", "--quick", "--out", str(results), "--only", *registry[:2]]) == 0
     monkeypatch.setattr(experiments, "EXPERIMENTS", tuple(registry[:2]))

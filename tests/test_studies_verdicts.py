@@ -174,7 +174,8 @@ def test_optimum_comparator_is_the_gold_best_point_mass():
 def test_method_curves_report_regret_against_the_comparator():
     rng = np.random.default_rng(0)
     gold = rng.normal(size=30)
-    space = bt.EnumeratedSpace(np.arange(30)[:, None], np.log(rng.dirichlet(np.ones(30))), gold + rng.standard_cauchy(30))
+    log_p = np.log(rng.dirichlet(np.ones(30)))
+    space = bt.EnumeratedSpace(np.arange(30)[:, None], log_p, gold + rng.standard_cauchy(30))
     prob = bt.ProxyProblem(space, gold)
     best = bt.optimum_comparator(prob.ref_probs, prob.gold)
     ns = np.array([1, 4, 64])
@@ -232,8 +233,14 @@ def test_count_regimes():
 
 # (KL, reward): BoN's two points are on the frontier; vBoN's first is, its second is dominated by BoN's
 # (1, 2); KL-RL's point has the reward of BoN's (1, 2) at a larger KL, so it is dominated too.
-POINTS = [("bon", 0.0, 0.0), ("bon", 1.0, 2.0), ("vbon_exact", 0.5, 1.5), ("vbon_exact", 1.0, 1.0),
-          ("kl_rl", 2.0, 2.0), ("bon_sft", 0.5, 0.5)]
+POINTS = [
+    ("bon", 0.0, 0.0),
+    ("bon", 1.0, 2.0),
+    ("vbon_exact", 0.5, 1.5),
+    ("vbon_exact", 1.0, 1.0),
+    ("kl_rl", 2.0, 2.0),
+    ("bon_sft", 0.5, 0.5),
+]
 
 
 def test_frontier_fractions():
@@ -252,12 +259,14 @@ def test_frontier_fractions():
 def test_vbon_claims():
     frac = {"bon": 1.0, "vbon_exact": 0.5, "kl_rl": 0.0, "bon_sft": 0.0}
     c = bt.vbon_claims(frac, {"vbon_exact": 0.1, "bon_sft": 0.2, "kl_rl": 0.3})
-    assert c == bt.VBoNClaims(bon_best=True, closest_method="vbon_exact", vbon_closest=True,
-                              vbon_frontier_more_than_kl_rl=True)
+    assert c == bt.VBoNClaims(
+        bon_best=True, closest_method="vbon_exact", vbon_closest=True, vbon_frontier_more_than_kl_rl=True
+    )
     c = bt.vbon_claims({**frac, "bon": 0.5, "kl_rl": 0.5}, {"vbon_exact": 0.2, "bon_sft": 0.2, "kl_rl": 0.1})
     # BoN ties vBoN (still "best"); KL-RL is closest; vBoN is not above KL-RL on the frontier
-    assert c == bt.VBoNClaims(bon_best=True, closest_method="kl_rl", vbon_closest=False,
-                              vbon_frontier_more_than_kl_rl=False)
+    assert c == bt.VBoNClaims(
+        bon_best=True, closest_method="kl_rl", vbon_closest=False, vbon_frontier_more_than_kl_rl=False
+    )
     assert not bt.vbon_claims({**frac, "bon_sft": 1.0, "bon": 0.9}, {"bon_sft": 0.1}).bon_best
     # the first of tied closest methods
     assert bt.vbon_claims(frac, {"bon_sft": 0.1, "vbon_exact": 0.1}).closest_method == "bon_sft"

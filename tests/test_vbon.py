@@ -315,9 +315,13 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     part, _ = train_with_checkpoints(init, data, objective=obj, optimizer=opt, num_steps=10, chunk_steps=5, path=path)
     assert int(part.step) == 10 and path.exists()
     # "restart": a fresh initial state as template; training resumes from step 10
-    resumed, hist = train_with_checkpoints(init, data, objective=obj, optimizer=opt, num_steps=20, chunk_steps=5, path=path)
+    resumed, hist = train_with_checkpoints(
+        init, data, objective=obj, optimizer=opt, num_steps=20, chunk_steps=5, path=path
+    )
     assert int(resumed.step) == 20 and hist["loss"].shape == (10,)
-    for a, b in zip(jax.tree.leaves((full.policy, full.opt_state)), jax.tree.leaves((resumed.policy, resumed.opt_state))):
+    for a, b in zip(
+        jax.tree.leaves((full.policy, full.opt_state)), jax.tree.leaves((resumed.policy, resumed.opt_state))
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
     assert bool(jnp.all(jax.random.key_data(resumed.key) == jax.random.key_data(init.key)))
     # and the checkpointed run differs from the initial state (it really trained)
@@ -378,6 +382,7 @@ def test_train_toward_bon_validates_method_and_runs():
     with pytest.raises(ValueError, match="beta"):
         train_toward_bon(jax.random.key(0), "kl_rl", ref, n=4, **kw)
     init = expand_tabular_policy(ref, None)
-    pol, _info = train_toward_bon(jax.random.key(0), "vbon_exact", init, n=4,
-                                 settings=MethodSettings(num_steps=300, learning_rate=0.3), **kw)
+    pol, _info = train_toward_bon(
+        jax.random.key(0), "vbon_exact", init, n=4, settings=MethodSettings(num_steps=300, learning_rate=0.3), **kw
+    )
     assert float(reverse_kl(pol.log_prob(seqs), vbon_target_log_probs(lp, rewards, 4, "exact"))) < 1e-3

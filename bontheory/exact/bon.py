@@ -32,12 +32,45 @@ from bontheory.exact.levels import (
     RewardLevels,
     broadcast_level_array,
     broadcast_levels_n,
-    level_log_mass_of_max,
+    map_over_levels,
     reward_levels,
+    sum_over_levels,
 )
 
 # ----------------------------------------------------------------------------------------------------
 # On precomputed levels (no checks; n may be traced)
+
+
+def _kl_terms(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
+    pos = log_q > -jnp.inf
+    lq = jnp.where(pos, log_q, 0)  # double where: no 0·(−inf) in either branch, nor in its derivative
+    log_m = broadcast_level_array(lv.log_mass, shape)
+    return jnp.where(pos, jnp.exp(lq) * (lq - jnp.where(pos, log_m, 0)), 0)
+
+
+def _reward_terms(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
+    return jnp.exp(log_q) * broadcast_level_array(lv.reward, shape)
+
+
+def _loss_terms(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
+    return jnp.exp(log_q) * (broadcast_level_array(lv.tail, shape) + 0.5 * broadcast_level_array(lv.mass, shape))
+
+
+def _log_ratio_values(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
+    """``log(q_ℓ/m_ℓ)``: log π_n(y)/p(y) on each level (−inf where q = 0)."""
+    log_m = broadcast_level_array(lv.log_mass, shape)
+    pos = log_q > -jnp.inf
+    return jnp.where(pos, jnp.where(pos, log_q, 0) - jnp.where(pos, log_m, 0), -jnp.inf)
+
+
+def _ratio_values(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
+    """``q_ℓ/m_ℓ``: π_n(y)/p(y) on each level (0 where q = 0); one exp per level, none per outcome."""
+    return jnp.exp(_log_ratio_values(lv, log_q, shape))
+
+
+def _per_outcome(levels: RewardLevels, level_values: jax.Array) -> jax.Array:
+    shape = level_values.shape[:-1]
+    return jnp.take_along_axis(level_values, broadcast_level_array(levels.level_of, shape), axis=-1)
 
 
 @validation.validate(levels=validation.levels, n=validation.sample_size)
@@ -48,45 +81,47 @@ def bon_log_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     Returns:
       ``broadcast(B, n.shape) + (K,)``, ``-inf`` where :math:`p(y) = 0`.
     """
-    log_q = level_log_mass_of_max(levels, n)
-    shape = log_q.shape[:-1]
-    # π_n/p is constant on a level: gather one per-level log-ratio per outcome (a single gather)
-    log_m = broadcast_level_array(levels.log_mass, shape)
-    log_ratio = jnp.where(log_q > -jnp.inf, log_q - jnp.where(log_m > -jnp.inf, log_m, 0), -jnp.inf)
-    log_ratio_y = jnp.take_along_axis(log_ratio, broadcast_level_array(levels.level_of, shape), axis=-1)
-    log_p = broadcast_level_array(levels.log_probs, shape)
-    return jnp.where(log_p > -jnp.inf, log_p + log_ratio_y, -jnp.inf)
+    # π_n/p is constant on a level: one value per level (real levels only), then a single gather per outcome
+    log_ratio_y = _per_outcome(levels, map_over_levels(levels, n, _log_ratio_values, -jnp.inf))
+    log_p = broadcast_level_array(levels.log_probs, log_ratio_y.shape[:-1])
+    pos = log_p > -jnp.inf
+    return jnp.where(pos, log_p + jnp.where(pos, log_ratio_y, 0), -jnp.inf)
 
 
+@validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
-def _bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
-    return jnp.exp(bon_log_pmf_from_levels(levels, n))
+def bon_pmf_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
+    r""":math:`\pi_n(y) = p(y)\,q_{\ell(y)}(n)/m_{\ell(y)}` on precomputed levels (the ratio is computed per level and
+    gathered, so the per-outcome work is one gather and one product).
+
+    Returns:
+      ``broadcast(B, n.shape) + (K,)``.
+    """
+    ratio_y = _per_outcome(levels, map_over_levels(levels, n, _ratio_values, 0.0))
+    p = jnp.exp(levels.log_probs)
+    return broadcast_level_array(p, ratio_y.shape[:-1]) * ratio_y
 
 
 @validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
-    r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
+    r""":math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell q_\ell \log(q_\ell / m_\ell)`, with
+    :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
 
-    Rounding can make the sum a few ulps negative (at n = 1); it is clipped at 0.
+    Rounding can make the sum a few ulps negative (at n = 1); it is clipped at 0. The sum runs over blocks of
+    real levels only (:func:`~bontheory.exact.levels.sum_over_levels`), so padding costs nothing per n.
 
     Returns:
       ``broadcast(B, n.shape)``.
     """
-    log_q = level_log_mass_of_max(levels, n)
-    log_m = broadcast_level_array(levels.log_mass, log_q.shape[:-1])
-    pos = log_q > -jnp.inf
-    q = jnp.exp(log_q)
-    terms = jnp.where(pos, q * (log_q - jnp.where(pos, log_m, 0)), 0)
-    return jnp.maximum(jnp.sum(terms, axis=-1), 0)
+    return jnp.maximum(sum_over_levels(levels, n, _kl_terms), 0)
 
 
 @validation.validate(levels=validation.levels, n=validation.sample_size)
 @jax.jit
 def bon_expected_reward_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     r""":math:`E_{\pi_n}[r] = \sum_\ell r_\ell (F_\ell^n - F_\ell^{-n})`. Returns ``broadcast(B, n.shape)``."""
-    q = jnp.exp(level_log_mass_of_max(levels, n))
-    return jnp.sum(q * broadcast_level_array(levels.reward, q.shape[:-1]), axis=-1)
+    return sum_over_levels(levels, n, _reward_terms)
 
 
 @validation.validate(levels=validation.levels, n=validation.sample_size)
@@ -96,10 +131,7 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     :math:`W_n = \tfrac12 \sum_\ell q_\ell (F_\ell + F^-_\ell) = 1 - \sum_\ell q_\ell (1 - F_\ell + m_\ell/2)`
     (the second form, used here, is accurate when :math:`W_n \approx 1`). Returns ``broadcast(B, n.shape)``.
     """
-    q = jnp.exp(level_log_mass_of_max(levels, n))
-    shape = q.shape[:-1]
-    loss = broadcast_level_array(levels.tail, shape) + 0.5 * broadcast_level_array(levels.mass, shape)
-    return 1 - jnp.sum(q * loss, axis=-1)
+    return 1 - sum_over_levels(levels, n, _loss_terms)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -149,14 +181,16 @@ def bon_pmf(
     Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
-    return _bon_pmf_from_levels(levels, n)
+    return bon_pmf_from_levels(levels, n)
 
 
 @_validated
 def bon_kl(
     ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
 ) -> Float[Array, "*batch"]:
-    r"""Exact :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
+    r"""Exact KL of BoN to the reference over reward levels.
+
+    :math:`\mathrm{KL}(\pi_n \| p) = \sum_\ell (F_\ell^n - F_\ell^{-n}) \log\frac{F_\ell^n - F_\ell^{-n}}{m_\ell}`.
 
     (Within a level :math:`\pi_n/p` is constant, so the KL is a sum over levels.) Always
     ≤ :func:`~bontheory.exact.bounds.bon_kl_bound` ``(n)``.
@@ -281,7 +315,39 @@ def bon_sample_exact(
       int32 outcome indices of shape ``tuple(shape) + batch``.
     """
     levels, n = _levels_and_n(ref_probs, rewards, n)
-    return _sample_batched(key, levels, n, shape)
+    return _sample_batched(key, levels, n, shape)  # for many n from one sort: bon_sample_exact_from_levels
+
+
+@validation.validate(
+    key=validation.prng_key, levels=validation.levels, n=validation.sample_size, shape=validation.static_shape
+)
+def bon_sample_exact_from_levels(
+    key: jax.Array, levels: RewardLevels, n: ArrayLike, shape: Sequence[int] | int = ()
+) -> Int[Array, ...]:
+    r"""Exact best-of-n samples on precomputed levels: many n from one sort (no checks; ``n`` may be traced).
+
+    Args:
+      key: a PRNG key.
+      levels: from :func:`~bontheory.exact.levels.reward_levels`, batch shape ``B``.
+      n: integers ≥ 1. With unbatched levels (``B = ()``) any shape ``N``: each n gets its own draws; otherwise
+        broadcasting with ``B``.
+      shape: sample shape.
+
+    Returns:
+      int32 outcome indices: ``shape + N`` for unbatched levels, else ``shape + B``.
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    n = jnp.asarray(n)
+    if levels.batch_shape or n.ndim == 0:
+        return _sample_batched(key, levels, n, shape)
+    return _sample_many_n(key, levels, n, shape)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _sample_many_n(key: jax.Array, levels: RewardLevels, n: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    keys = jax.random.split(key, n.size)
+    out = jax.vmap(lambda kk, nn: _sample_1d(kk, levels, nn, shape))(keys, n.reshape(-1))
+    return jnp.moveaxis(out, 0, -1).reshape(shape + n.shape)
 
 
 @functools.partial(jax.jit, static_argnums=3)

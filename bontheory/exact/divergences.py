@@ -62,7 +62,9 @@ def total_variation(p: Float[ArrayLike, "*batch K"], q: Float[ArrayLike, "*batch
 
 @validation.validate(policy_probs=validation.probs, ref_probs=validation.probs, rewards=validation.rewards)
 def win_rate(
-    policy_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"]
+    policy_probs: Float[ArrayLike, "*batch K"],
+    ref_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
 ) -> Float[Array, "*batch"]:
     r"""Win rate of a policy against the reference, ties counted ½:
 

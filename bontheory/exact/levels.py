@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Float, Real
 
@@ -37,7 +38,10 @@ from bontheory.numerics import safe_log
 
 
 class RewardLevels(NamedTuple):
-    """Reward levels of a reference pmf (a pytree; batch shape ``...``, K outcomes; level arrays of length K, padded, or shorter after :func:`compact_levels`).
+    """Reward levels of a reference pmf.
+
+    A pytree; batch shape ``...``, K outcomes; level arrays of length K, padded, or shorter after
+    :func:`compact_levels`.
 
     Attributes:
       order: int32 ``(..., K)``: the outcome at each sorted position (ascending reward, stable).
@@ -77,16 +81,96 @@ class RewardLevels(NamedTuple):
         return int(self.order.shape[-1])
 
 
+def _sort_levels_xla(r: jax.Array) -> tuple[jax.Array, jax.Array]:
+    order = jnp.argsort(r, stable=True).astype(jnp.int32)
+    rs = r[order]
+    new = jnp.concatenate([jnp.ones((1,), bool), rs[1:] != rs[:-1]])
+    return order, (jnp.cumsum(new.astype(jnp.int32)) - 1).astype(jnp.int32)
+
+
+def _ordered_bits(r: np.ndarray) -> tuple[np.ndarray, int]:
+    """Unsigned keys whose order is the order of ``r`` (equal keys exactly for equal values), and their width."""
+    if r.dtype == np.bool_ or (np.issubdtype(r.dtype, np.integer) and r.dtype.itemsize <= 4):
+        return (r.astype(np.int64) + 2**31).astype(np.uint64), 32
+    if np.issubdtype(r.dtype, np.integer):
+        return r.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63), 64
+    if r.dtype.itemsize <= 4:  # float16 / bfloat16 / float32: exact in float32
+        b = (r.astype(np.float32) + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0: -0.0 -> 0.0
+        return np.where(b >> np.uint64(31), b ^ np.uint64(0xFFFFFFFF), b | np.uint64(1 << 31)), 32
+    b = (r.astype(np.float64) + 0.0).view(np.uint64)
+    return np.where(b >> np.uint64(63), ~b, b | np.uint64(1 << 63)), 64
+
+
+def _host_sort_levels_row(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable argsort of one row and its level ids, by sorting packed ``key << 32 | index`` words (NumPy's
+    vectorised sort of 64-bit integers, several times faster than its argsort). A 64-bit key packs its high
+    32 bits; outcomes whose high halves tie but whose values differ (rare) are re-sorted in a second pass."""
+    k = r.shape[-1]
+    idx = np.arange(k, dtype=np.uint64)
+    low = np.uint64(0xFFFFFFFF)
+    u, bits = _ordered_bits(r)
+    if bits == 32:
+        words = np.sort((u << np.uint64(32)) | idx)
+        order = (words & low).astype(np.int64)
+        us = words >> np.uint64(32)
+    else:
+        words = np.sort(((u >> np.uint64(32)) << np.uint64(32)) | idx)
+        order = (words & low).astype(np.int64)
+        us = u[order]
+        hi = words >> np.uint64(32)
+        same_hi = hi[1:] == hi[:-1]
+        bad = same_hi & (us[1:] != us[:-1])
+        nbad = int(np.count_nonzero(bad))
+        if nbad > k // 64:  # many distinct values share their high halves (continuous rewards): plain argsort
+            order = np.argsort(r, kind="stable")
+            us = u[order]
+        elif nbad:
+            # re-sort the groups of equal high halves that hold distinct values; their values all lie between
+            # the neighbouring groups', so one stable sort of the selected values puts them in place
+            group = np.cumsum(np.concatenate([[True], ~same_hi]))
+            sel = np.flatnonzero(np.isin(group, group[1:][bad]))
+            sub = np.argsort(us[sel], kind="stable")
+            order[sel] = order[sel][sub]
+            us[sel] = us[sel][sub]
+    new = np.concatenate([[True], us[1:] != us[:-1]])
+    return order.astype(np.int32), (np.cumsum(new, dtype=np.int32) - 1).astype(np.int32)
+
+
+def _host_sort_levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(r)
+    k = r.shape[-1]
+    rows = r.reshape(-1, k)
+    order = np.empty(rows.shape, np.int32)
+    lid = np.empty(rows.shape, np.int32)
+    for i, row in enumerate(rows):
+        order[i], lid[i] = _host_sort_levels_row(row)
+    return order.reshape(r.shape), lid.reshape(r.shape)
+
+
+def _sort_levels_host(r: jax.Array) -> tuple[jax.Array, jax.Array]:
+    out = jax.ShapeDtypeStruct(r.shape, jnp.int32)
+    return jax.pure_callback(_host_sort_levels, (out, out), r, vmap_method="broadcast_all")
+
+
+def sort_levels(r: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The stable sort of the rewards ``r`` ``(K,)`` into levels: ``(order, level id of each sorted position)``.
+
+    The one sort of the exact layer. On CPU it runs in NumPy through :func:`jax.pure_callback` (XLA's CPU sort
+    is an order of magnitude slower); elsewhere (GPU/TPU) it is ``jnp.argsort``. Integers only: nothing is
+    differentiated through it (the probabilities are gathered in JAX, so gradients w.r.t. them still flow).
+    """
+    r = jax.lax.stop_gradient(r)  # integer outputs: no derivative, and callbacks have no JVP rule
+    return jax.lax.platform_dependent(r, cpu=_sort_levels_host, default=_sort_levels_xla)
+
+
 def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
-    order = jnp.argsort(r, stable=True).astype(jnp.int32)
+    order, lid = sort_levels(r)
     hi, lo = numerics.compensated_cumsum(p[order])
     p = p / (hi[-1] + lo[-1])  # an accurate total, also for 10⁶ outcomes in float32
     rs = r[order]
     ps = p[order]
-    new = jnp.concatenate([jnp.ones((1,), bool), rs[1:] != rs[:-1]])
-    lid = (jnp.cumsum(new.astype(jnp.int32)) - 1).astype(jnp.int32)
     num_levels = lid[-1] + 1
     mass = numerics.sorted_segment_sum(ps, lid, k)  # a level of 10⁶ tied outcomes keeps its mass
     count = jax.ops.segment_sum(jnp.ones((k,), jnp.int32), lid, num_segments=k, indices_are_sorted=True)
@@ -169,7 +253,8 @@ def reward_levels(
 
     Every floating field is differentiable in ``ref_probs`` (finite derivatives everywhere, docs/theory.md §1.8);
     ``reward`` carries the derivative of the p-weighted mean of each level's rewards, so a sum
-    :math:`\sum_\ell v_\ell w_\ell` is differentiated in ``rewards`` as :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
+    :math:`\sum_\ell v_\ell w_\ell` is differentiated in ``rewards`` as
+    :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
     """
     p, r = ref_probs, rewards
     levels = _reward_levels(p, r, numerics.batch_shape(p, r))
@@ -243,3 +328,83 @@ def level_log_mass_of_max(levels: RewardLevels, n: jax.Array) -> jax.Array:
     log_ratio = broadcast_level_array(levels.log_ratio, shape)
     body = -jnp.expm1(nn * log_ratio)
     return nn * log_cdf + safe_log(body)
+
+
+#: Levels evaluated at once by :func:`sum_over_levels` / :func:`map_over_levels`.
+LEVEL_BLOCK = 4096
+
+
+def _slice_levels(levels: RewardLevels, start: jax.Array, size: int) -> RewardLevels:
+    return levels._replace(
+        **{f: jax.lax.dynamic_slice_in_dim(getattr(levels, f), start, size, axis=-1) for f in _LEVEL_FIELDS}
+    )
+
+
+def _log_q(levels: RewardLevels, nn: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    log_cdf = broadcast_level_array(levels.log_cdf, shape)
+    log_ratio = broadcast_level_array(levels.log_ratio, shape)
+    return nn * log_cdf + safe_log(-jnp.expm1(nn * log_ratio))
+
+
+def _blocks(levels: RewardLevels, block: int) -> tuple[int, int, jax.Array]:
+    size = levels.mass.shape[-1]
+    return size, -(-size // block), jnp.max(levels.num_levels)
+
+
+def sum_over_levels(levels: RewardLevels, n: jax.Array, term, block: int = LEVEL_BLOCK) -> jax.Array:
+    r""":math:`\sum_\ell t_\ell`, ``t = term(levels_block, log_q, shape)`` on blocks of ``block`` levels.
+
+    Blocks past the last real level (the largest ``num_levels`` of the batch) are skipped by a ``lax.cond``
+    whose predicate does not depend on ``n``: under ``jit`` (level arrays padded to K) and ``vmap`` over n,
+    the work per n is O(number of real levels), not O(K). Differentiable (``scan`` + ``cond``).
+
+    Args:
+      levels: batch shape ``B``; n: broadcasting with ``B`` (may be traced);
+      term: ``(levels, log_q, shape) -> S + (L_block,)`` per-level terms, finite where masked.
+
+    Returns:
+      ``S = broadcast(B, n.shape)``.
+    """
+    nn, shape = broadcast_levels_n(levels, n)
+    size, nblocks, top = _blocks(levels, block)
+    if nblocks <= 1:
+        return jnp.sum(term(levels, _log_q(levels, nn, shape), shape), axis=-1)
+
+    def body(acc, i):
+        lo = i * block
+
+        def add(acc):
+            start = jnp.minimum(lo, size - block)
+            lv = _slice_levels(levels, start, block)
+            t = term(lv, _log_q(lv, nn, shape), shape)
+            keep = start + jnp.arange(block) >= lo  # the last block is shifted back: count its overlap once
+            return acc + jnp.sum(jnp.where(keep, t, 0), axis=-1)
+
+        return jax.lax.cond(lo < top, add, lambda a: a, acc), None
+
+    acc, _ = jax.lax.scan(body, jnp.zeros(shape, levels.log_cdf.dtype), jnp.arange(nblocks))
+    return acc
+
+
+def map_over_levels(levels: RewardLevels, n: jax.Array, value, fill: float, block: int = LEVEL_BLOCK) -> jax.Array:
+    """Per-level values ``value(levels_block, log_q, shape)`` as an ``S + (L,)`` array, blocks past the last real
+    level left at ``fill`` without being computed (see :func:`sum_over_levels`)."""
+    nn, shape = broadcast_levels_n(levels, n)
+    size, nblocks, top = _blocks(levels, block)
+    if nblocks <= 1:
+        return value(levels, _log_q(levels, nn, shape), shape)
+    dtype = levels.log_cdf.dtype
+
+    def body(i, out):
+        lo = i * block
+
+        def put(out):
+            start = jnp.minimum(lo, size - block)
+            lv = _slice_levels(levels, start, block)
+            v = value(lv, _log_q(lv, nn, shape), shape).astype(dtype)
+            return jax.lax.dynamic_update_slice_in_dim(out, v, start, axis=-1)
+
+        return jax.lax.cond(lo < top, put, lambda o: o, out)
+
+    out = jnp.full(shape + (size,), fill, dtype)
+    return jax.lax.fori_loop(0, nblocks, body, out)

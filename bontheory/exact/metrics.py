@@ -31,7 +31,9 @@ _V = validation
 
 
 @_V.validate(policy_probs=_V.probs, rewards=_V.rewards)
-def expected_reward(policy_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
+def expected_reward(
+    policy_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r"""``E_π[r] = Σ_y π(y) r(y)``. Inputs ``(..., K)``; returns ``(...)``."""
     pi, r = numerics.broadcast_outcomes(policy_probs, rewards)
     return jnp.sum(pi * r, axis=-1)
@@ -63,7 +65,9 @@ _proxy_gold = _V.validate(ref_probs=_V.probs, proxy_rewards=_V.rewards, gold_rew
 
 @_proxy_gold
 def reward_model_error(
-    ref_probs: Float[ArrayLike, "*batch K"], proxy_rewards: Real[ArrayLike, "*batch K"], gold_rewards: Real[ArrayLike, "*batch K"]
+    ref_probs: Float[ArrayLike, "*batch K"],
+    proxy_rewards: Real[ArrayLike, "*batch K"],
+    gold_rewards: Real[ArrayLike, "*batch K"],
 ) -> Float[Array, "*batch"]:
     r"""``ε²_RM = E_p[(r̂ − r*)²]`` (the squared reward-model error under the reference). Returns ``(...)``."""
     p, rp, rg = numerics.broadcast_outcomes(ref_probs, proxy_rewards, gold_rewards)
@@ -126,13 +130,17 @@ _coverage = _V.validate(comparator_probs=_V.probs, ref_probs=_V.probs)
 
 
 @_coverage
-def chi2_coverage(comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
+def chi2_coverage(
+    comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r"""χ² coverage ``C = 1 + χ²(π*‖p) = Σ π*²/p`` (``inf`` off the support of p). Returns ``(...)``."""
     return 1.0 + chi2_divergence(comparator_probs, ref_probs)
 
 
 @_coverage
-def max_density_ratio(comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]) -> Float[Array, "*batch"]:
+def max_density_ratio(
+    comparator_probs: Float[ArrayLike, "*batch K"], ref_probs: Float[ArrayLike, "*batch K"]
+) -> Float[Array, "*batch"]:
     r"""``C_∞ = max_y π*(y)/p(y)`` over ``π* > 0`` (``inf`` if π* charges an outcome with ``p = 0``)."""
     q, p = numerics.broadcast_outcomes(comparator_probs, ref_probs)
     ratio = jnp.where(q > 0, jnp.where(p > 0, q / jnp.where(p > 0, p, 1), jnp.inf), 0.0)

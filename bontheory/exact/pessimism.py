@@ -52,7 +52,9 @@ def _top_and_gap(lv: RewardLevels, beta: jax.Array) -> tuple[jax.Array, jax.Arra
     return top[..., 0], ((b - s1_l) / pm_l)[..., 0]
 
 
-_pessimism_inputs = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, beta=validation.positive)
+_pessimism_inputs = validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, beta=validation.positive
+)
 
 
 @_pessimism_inputs

@@ -182,7 +182,8 @@ def _crossings(x_a, y_a, x_b, y_b) -> list[float]:
         return []
     grid = np.linspace(lo, hi, 400)
     ia, ib = np.argsort(x_a), np.argsort(x_b)
-    d = np.interp(grid, np.asarray(x_a)[ia], np.asarray(y_a)[ia]) - np.interp(grid, np.asarray(x_b)[ib], np.asarray(y_b)[ib])
+    y_on_a = np.interp(grid, np.asarray(x_a)[ia], np.asarray(y_a)[ia])
+    d = y_on_a - np.interp(grid, np.asarray(x_b)[ib], np.asarray(y_b)[ib])
     s = np.sign(d)
     idx = np.nonzero(s[:-1] * s[1:] < 0)[0]
     return [float(grid[i] - d[i] * (grid[i + 1] - grid[i]) / (d[i + 1] - d[i])) for i in idx]
@@ -197,18 +198,23 @@ def frontier_gap(frontier: dict, cell: dict) -> float:
 
 def analyse(config: Config, sweeps: dict, matched: dict, frontier: dict) -> dict:
     """The compute trade and the exploration answer, from the sweeps and the matched cells."""
-    out = {"matched_kl": matched["bon_plain"]["served_kl"],
-           "frontier_gap": {m: frontier_gap(frontier, c) for m, c in matched.items()}}
+    out = {
+        "matched_kl": matched["bon_plain"]["served_kl"],
+        "frontier_gap": {m: frontier_gap(frontier, c) for m, c in matched.items()},
+    }
     for m in ("aware_bon", "aware_policy"):
         xa = [c["served_kl"] for c in sweeps[m]]
         xk = [c["served_kl"] for c in sweeps["kl_rl"]]
         out[m] = {
-            "entropy_crossings": _crossings(xa, [c["policy_entropy"] for c in sweeps[m]],
-                                            xk, [c["policy_entropy"] for c in sweeps["kl_rl"]]),
-            "top_mass_crossings": _crossings(xa, [c["policy_top_mass"] for c in sweeps[m]],
-                                             xk, [c["policy_top_mass"] for c in sweeps["kl_rl"]]),
-            "entropy_crossings_vs_reference": _crossings(xa, [c["policy_entropy"] for c in sweeps[m]],
-                                                         xa, [matched["bon_plain"]["policy_entropy"]] * len(xa)),
+            "entropy_crossings": _crossings(
+                xa, [c["policy_entropy"] for c in sweeps[m]], xk, [c["policy_entropy"] for c in sweeps["kl_rl"]]
+            ),
+            "top_mass_crossings": _crossings(
+                xa, [c["policy_top_mass"] for c in sweeps[m]], xk, [c["policy_top_mass"] for c in sweeps["kl_rl"]]
+            ),
+            "entropy_crossings_vs_reference": _crossings(
+                xa, [c["policy_entropy"] for c in sweeps[m]], xa, [matched["bon_plain"]["policy_entropy"]] * len(xa)
+            ),
             "entropy_minus_kl_rl": matched[m]["policy_entropy"] - matched["kl_rl"]["policy_entropy"],
             "top_mass_minus_kl_rl": matched[m]["policy_top_mass"] - matched["kl_rl"]["policy_top_mass"],
             "reward_minus_plain": matched[m]["served_reward"] - matched["bon_plain"]["served_reward"],
@@ -218,10 +224,16 @@ def analyse(config: Config, sweeps: dict, matched: dict, frontier: dict) -> dict
     out["answer"] = (
         f"at served KL {out['matched_kl']:.3f}: BoN-aware (served KL) π has entropy {a['policy_entropy']:.3f} vs "
         f"KL-RL {k['policy_entropy']:.3f}, p {matched['bon_plain']['policy_entropy']:.3f}, tilted "
-        f"{t['policy_entropy']:.3f} nats; top-level mass {a['policy_top_mass']:.4f} vs KL-RL {k['policy_top_mass']:.4f}, "
+        f"{t['policy_entropy']:.3f} nats; "
+        f"top-level mass {a['policy_top_mass']:.4f} vs KL-RL {k['policy_top_mass']:.4f}, "
         f"tilted {t['policy_top_mass']:.4f}: it "
-        + ("spreads more than the KL-RL policy" if a["policy_entropy"] > k["policy_entropy"] else "does not spread more")
-        + " and puts " + ("more" if a["policy_top_mass"] > k["policy_top_mass"] else "less")
+        + (
+            "spreads more than the KL-RL policy"
+            if a["policy_entropy"] > k["policy_entropy"]
+            else "does not spread more"
+        )
+        + " and puts "
+        + ("more" if a["policy_top_mass"] > k["policy_top_mass"] else "less")
         + " mass on the top level than KL-RL, less than the tilted optimum it serves"
         + ("" if a["policy_top_mass"] < t["policy_top_mass"] else " (no: more)")
     )
@@ -232,24 +244,41 @@ def run(config: Config, run) -> dict:
     space = _problem(config)
     _, _, lp, rewards = space
     jobs = [(f"bon_ref/N={n}", lambda n=n: dict(_measure(lp, lp, rewards, n), n=n)) for n in config.ref_ns]
-    jobs += [(f"{m}/beta={b:g}", lambda m=m, b=b: _sweep_cell(config, m, b, space)) for m in METHODS for b in config.betas]
+    jobs += [
+        (f"{m}/beta={b:g}", lambda m=m, b=b: _sweep_cell(config, m, b, space)) for m in METHODS for b in config.betas
+    ]
     cells = {name: run.cell(name, fn) for name, fn in progress(jobs, desc=NAME)}
     sweeps = {m: [cells[f"{m}/beta={b:g}"] for b in config.betas] for m in METHODS}
-    plain = run.cell(f"bon_plain/N={config.n_plain}", lambda: dict(_measure(lp, lp, rewards, config.n_plain), n=config.n_plain))
+    plain = run.cell(
+        f"bon_plain/N={config.n_plain}", lambda: dict(_measure(lp, lp, rewards, config.n_plain), n=config.n_plain)
+    )
     target = plain["served_kl"]
     matched = {"bon_plain": plain}
     for m in METHODS:
-        matched[m] = run.cell(f"matched/{m}/N={config.n_plain}",
-                              lambda m=m: _matched_cell(config, m, target, sweeps[m], space))
+        matched[m] = run.cell(
+            f"matched/{m}/N={config.n_plain}", lambda m=m: _matched_cell(config, m, target, sweeps[m], space)
+        )
     lo, hi = min(config.betas), max(config.betas)
-    frontier = reward_kl_frontier(jnp.exp(lp), rewards, jnp.geomspace(lo / 4, hi * 4, config.frontier_points, dtype=lp.dtype))
+    frontier = reward_kl_frontier(
+        jnp.exp(lp), rewards, jnp.geomspace(lo / 4, hi * 4, config.frontier_points, dtype=lp.dtype)
+    )
     return {
         "frontier": {"kl": np.asarray(frontier.kl).tolist(), "reward": np.asarray(frontier.value).tolist()},
-        "n": config.n, "n_plain": config.n_plain, "ref_ns": list(config.ref_ns), "betas": list(config.betas),
-        "num_sequences": int(lp.shape[0]), "num_levels": int(np.unique(np.asarray(rewards)).size),
-        "ref_curve": [cells[f"bon_ref/N={n}"] for n in config.ref_ns], "sweeps": sweeps, "matched": matched,
-        "analysis": analyse(config, sweeps, matched, {"kl": np.asarray(frontier.kl).tolist(),
-                                                     "reward": np.asarray(frontier.value).tolist()}),
+        "n": config.n,
+        "n_plain": config.n_plain,
+        "ref_ns": list(config.ref_ns),
+        "betas": list(config.betas),
+        "num_sequences": int(lp.shape[0]),
+        "num_levels": int(np.unique(np.asarray(rewards)).size),
+        "ref_curve": [cells[f"bon_ref/N={n}"] for n in config.ref_ns],
+        "sweeps": sweeps,
+        "matched": matched,
+        "analysis": analyse(
+            config,
+            sweeps,
+            matched,
+            {"kl": np.asarray(frontier.kl).tolist(), "reward": np.asarray(frontier.value).tolist()},
+        ),
     }
 
 
@@ -263,17 +292,25 @@ def plot(metrics: dict, out_dir) -> list:
     def gap(c):
         return frontier_gap(front, c)
 
-    panels = ((ax_r, lambda c: c["served_reward"], "served reward E_{BoN(π)}[r]"),
-              (ax_g, gap, "served reward − tilted frontier at equal KL"),
-              (ax_h, lambda c: c["policy_entropy"], "entropy of the sampling policy π [nats]"),
-              (ax_t, lambda c: c["policy_top_mass"], "π(top reward level)"))
+    panels = (
+        (ax_r, lambda c: c["served_reward"], "served reward E_{BoN(π)}[r]"),
+        (ax_g, gap, "served reward − tilted frontier at equal KL"),
+        (ax_h, lambda c: c["policy_entropy"], "entropy of the sampling policy π [nats]"),
+        (ax_t, lambda c: c["policy_top_mass"], "π(top reward level)"),
+    )
     for ax, value, ylabel in panels:
         ax.plot([c["served_kl"] for c in ref], [value(c) for c in ref], "k*-", ms=7, lw=1, label=LABELS["bon_ref"])
         for m in METHODS:
             sw = metrics["sweeps"][m]
             style = ":" if m == "tilted" else "o-"
-            ax.plot([c["served_kl"] for c in sw], [value(c) for c in sw], style, ms=3, lw=1,
-                    label=LABELS[m].replace("BoN_n", f"BoN_{n}"))
+            ax.plot(
+                [c["served_kl"] for c in sw],
+                [value(c) for c in sw],
+                style,
+                ms=3,
+                lw=1,
+                label=LABELS[m].replace("BoN_n", f"BoN_{n}"),
+            )
         ax.axvline(metrics["matched"]["bon_plain"]["served_kl"], color="grey", lw=0.6, ls="--")
         ax.set_xlabel("served KL(BoN(π) ‖ p) [nats]")
         ax.set_ylabel(ylabel)
@@ -290,19 +327,29 @@ def summary(metrics: dict) -> list[dict]:
     a = metrics["analysis"]
     for name in ("bon_plain", *METHODS):
         c = m[name]
-        rows.append({
-            "method": name, "beta": round(c["beta"], 4) if "beta" in c else None,
-            "served_kl": round(c["served_kl"], 4), "served_reward": round(c["served_reward"], 4),
-            "policy_entropy": round(c["policy_entropy"], 4), "policy_top_mass": round(c["policy_top_mass"], 4),
-            "served_top_mass": round(c["served_top_mass"], 4),
-            "gap_to_frontier": round(a["frontier_gap"][name], 4),
-        })
+        rows.append(
+            {
+                "method": name,
+                "beta": round(c["beta"], 4) if "beta" in c else None,
+                "served_kl": round(c["served_kl"], 4),
+                "served_reward": round(c["served_reward"], 4),
+                "policy_entropy": round(c["policy_entropy"], 4),
+                "policy_top_mass": round(c["policy_top_mass"], 4),
+                "served_top_mass": round(c["served_top_mass"], 4),
+                "gap_to_frontier": round(a["frontier_gap"][name], 4),
+            }
+        )
     for k in ("aware_bon", "aware_policy"):
-        rows.append({"method": f"{k} vs kl_rl", "entropy_crossings_at_served_kl": [round(x, 3) for x in a[k]["entropy_crossings"]],
-                     "entropy_vs_p_crossings": [round(x, 3) for x in a[k]["entropy_crossings_vs_reference"]],
-                     "top_mass_crossings_at_served_kl": [round(x, 3) for x in a[k]["top_mass_crossings"]],
-                     "entropy_minus_kl_rl": round(a[k]["entropy_minus_kl_rl"], 4),
-                     "top_mass_minus_kl_rl": round(a[k]["top_mass_minus_kl_rl"], 4)})
+        rows.append(
+            {
+                "method": f"{k} vs kl_rl",
+                "entropy_crossings_at_served_kl": [round(x, 3) for x in a[k]["entropy_crossings"]],
+                "entropy_vs_p_crossings": [round(x, 3) for x in a[k]["entropy_crossings_vs_reference"]],
+                "top_mass_crossings_at_served_kl": [round(x, 3) for x in a[k]["top_mass_crossings"]],
+                "entropy_minus_kl_rl": round(a[k]["entropy_minus_kl_rl"], 4),
+                "top_mass_minus_kl_rl": round(a[k]["top_mass_minus_kl_rl"], 4),
+            }
+        )
     rows.append({"method": "answer", "exploration": a["answer"]})
     return rows
 

@@ -30,7 +30,10 @@ from bontheory.studies.proxy import (
 from bontheory.studies.summary import proxy_study_summary
 
 NAME = "overoptimization"
-SUMMARY = "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; truncation and pessimism do not"
+SUMMARY = (
+    "gold reward / win rate vs n: BoN rises then falls under heavy-tailed and hack proxies; "
+    "truncation and pessimism do not"
+)
 
 # Parameter grids are multiples of the proxy's standard deviation under p (soft BoN λ, χ² β, tilt β) or
 # plain values (M for truncation, β for regularised BoN, which multiplies log p).
@@ -106,8 +109,13 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
     family = config.families[fam_index]
     key = cell_key(jax.random.key(config.seed), family, seed_index)
     prob = proxy_problem(
-        key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[fam_index],
-        hack_mass=config.hack_mass, hack_penalty=config.hack_penalty,
+        key,
+        family,
+        vocab_size=config.vocab_size,
+        length=config.length,
+        error=config.errors[fam_index],
+        hack_mass=config.hack_mass,
+        hack_penalty=config.hack_penalty,
     )
     out = method_grid_curves(prob, config.ns, _GRIDS, soft_bon_nodes=config.soft_bon_nodes)
     sd = out["proxy_sd"]
@@ -117,10 +125,17 @@ def _family_cell(config: Config, fam_index: int, seed_index: int) -> dict:
         gold = np.asarray(prob.gold)
         means, ses = [], []
         for n in config.pessimism_ns:
-            idx = np.asarray(pessimism_sample(
-                cell_key(key, "pessimism", int(n)), prob.ref_probs, prob.proxy, int(n), beta,
-                (config.pessimism_draws,), r_max=r_max,
-            ))
+            idx = np.asarray(
+                pessimism_sample(
+                    cell_key(key, "pessimism", int(n)),
+                    prob.ref_probs,
+                    prob.proxy,
+                    int(n),
+                    beta,
+                    (config.pessimism_draws,),
+                    r_max=r_max,
+                )
+            )
             means.append(float(gold[idx].mean()))
             ses.append(float(gold[idx].std(ddof=1) / np.sqrt(len(idx))))
         out["pessimism_mc"] = {"ns": list(config.pessimism_ns), "gold": means, "se": ses}
@@ -180,6 +195,7 @@ def _family_metrics(config: Config, family: str, per_seed: list[dict]) -> dict:
         fam[method]["best_monotone"] = ms.best_monotone
         fam[method]["best_drop_after_peak"] = ms.drop_after_peak
     if len(per_seed) >= 2:
+
         def half(start):
             return mean_over_seeds([{k: r[k] for k in ("bon", *_GRIDS)} for r in per_seed[start::2]])
 
@@ -219,8 +235,14 @@ def plot(metrics: dict, out_dir) -> list:
                     ax.plot(ns, y, style, marker=".", label=lab)
                 if key == "gold" and "pessimism_mc" in fam:
                     pm = fam["pessimism_mc"]
-                    ax.errorbar(pm["ns"], pm["gold"], yerr=2 * np.asarray(pm["se"]), fmt="s", ms=3,
-                                label="InferenceTimePessimism (MC, ±2se)")
+                    ax.errorbar(
+                        pm["ns"],
+                        pm["gold"],
+                        yerr=2 * np.asarray(pm["se"]),
+                        fmt="s",
+                        ms=3,
+                        label="InferenceTimePessimism (MC, ±2se)",
+                    )
                 ax.set_xscale("log")
                 ax.set_xlabel("n")
                 ax.set_ylabel(ylabel)
@@ -233,19 +255,21 @@ def plot(metrics: dict, out_dir) -> list:
 def summary(metrics: dict) -> list[dict]:
     rows = []
     for family, fam in metrics["families"].items():
-        rows.append({
-            "family": family,
-            "bon_peak_n": fam["bon_peak_n"],
-            "bon_peak_gold": round(fam["bon_peak_gold"], 3),
-            "bon_final_gold": round(fam["bon_final_gold"], 3),
-            "bon_falls": fam["bon_falls"],
-            "fall_predicted": fam["theory_predicts_fall"],
-            "qt_fixed_final": round(fam["quantile_trunc"]["fixed"]["gold"][-1], 3),
-            "qt_fixed_max_drop": round(fam["quantile_trunc_fixed_max_drop"], 4),
-            "qt_best_monotone": fam["quantile_trunc"].get("best_monotone"),
-            "chi2_pop": round(fam["chi2_pessimism_limit"]["fixed"]["gold"][-1], 3),
-            "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
-        })
+        rows.append(
+            {
+                "family": family,
+                "bon_peak_n": fam["bon_peak_n"],
+                "bon_peak_gold": round(fam["bon_peak_gold"], 3),
+                "bon_final_gold": round(fam["bon_final_gold"], 3),
+                "bon_falls": fam["bon_falls"],
+                "fall_predicted": fam["theory_predicts_fall"],
+                "qt_fixed_final": round(fam["quantile_trunc"]["fixed"]["gold"][-1], 3),
+                "qt_fixed_max_drop": round(fam["quantile_trunc_fixed_max_drop"], 4),
+                "qt_best_monotone": fam["quantile_trunc"].get("best_monotone"),
+                "chi2_pop": round(fam["chi2_pessimism_limit"]["fixed"]["gold"][-1], 3),
+                "tilted_best": round(fam["tilted"]["best"]["gold"][-1], 3),
+            }
+        )
     return rows
 
 

@@ -5,8 +5,8 @@ enumerated and every method's exact gold-reward curve is computed over n and its
 (:func:`bontheory.studies.proxy.method_grid_curves`). The comparator is the optimum itself, the
 gold-best sequence ``y*``: regret = ``r*(y*) − J(π)`` (always ≥ 0), and its coverage is
 ``C = 1 + χ²(δ_{y*}‖p) = C_∞ = 1/p(y*)`` (:func:`bontheory.studies.regimes.optimum_comparator`; the
-regret ratios are :func:`bontheory.studies.regimes.compare_regrets`). The policy temperature moves the coverage: a peaked reference
-(low temperature) covers ``y*`` badly (large C), a flat one well.
+regret ratios are :func:`bontheory.studies.regimes.compare_regrets`). The policy temperature moves the coverage: a
+peaked reference (low temperature) covers ``y*`` badly (large C), a flat one well.
 
 Map 1 (error × coverage): regret(BoN at its best n ≤ n_max) / regret(best alternative at its best n ≤ n_max
 and parameter), averaged over seeds (columns are labelled by the mean log10 C). Only budget-n methods are
@@ -95,12 +95,22 @@ QUICK = Config(
 
 def _cell(config: Config, f: int, e: int, t: int, s: int) -> dict:
     family = config.families[f]
-    key = cell_key(jax.random.key(config.seed), family, f"error={float(config.errors[e])!r}",
-                   f"temperature={float(config.temperatures[t])!r}", s)
+    key = cell_key(
+        jax.random.key(config.seed),
+        family,
+        f"error={float(config.errors[e])!r}",
+        f"temperature={float(config.temperatures[t])!r}",
+        s,
+    )
     kw = {"hack_penalty": 3.0, "hack_mass": 2e-3} if family == "hack" else {}
     prob = proxy_problem(
-        key, family, vocab_size=config.vocab_size, length=config.length, error=config.errors[e],
-        policy_temperature=config.temperatures[t], **kw,
+        key,
+        family,
+        vocab_size=config.vocab_size,
+        length=config.length,
+        error=config.errors[e],
+        policy_temperature=config.temperatures[t],
+        **kw,
     )
     best = optimum_comparator(prob.ref_probs, prob.gold)  # π* = δ_{y*}, y* the gold-best sequence
     grids = {m: DEFAULT_GRIDS[m] for m in config.alternatives}
@@ -118,15 +128,25 @@ def _cell(config: Config, f: int, e: int, t: int, s: int) -> dict:
 
 def run(config: Config, run) -> dict:
     t2 = list(config.temperatures).index(config.map2_temperature)
-    cells = [(f, e, t, s) for f in range(len(config.families)) for e in range(len(config.errors))
-             for t in range(len(config.temperatures)) for s in range(config.num_seeds)]
+    cells = [
+        (f, e, t, s)
+        for f in range(len(config.families))
+        for e in range(len(config.errors))
+        for t in range(len(config.temperatures))
+        for s in range(config.num_seeds)
+    ]
     res = {}
     for c in progress(cells, desc=NAME):
         f, e, t, s = c
         name = f"{config.families[f]}-err{config.errors[e]:g}-temp{config.temperatures[t]:g}-seed{s}"
         res[c] = run.cell(name, lambda c=c: _cell(config, *c))
-    out = {"families": {}, "errors": list(config.errors), "temperatures": list(config.temperatures),
-           "ns": list(config.ns), "map2_temperature": config.map2_temperature}
+    out = {
+        "families": {},
+        "errors": list(config.errors),
+        "temperatures": list(config.temperatures),
+        "ns": list(config.ns),
+        "map2_temperature": config.map2_temperature,
+    }
     for f, family in enumerate(config.families):
         ne, nt = len(config.errors), len(config.temperatures)
         ratio_cov = np.zeros((ne, nt))
@@ -154,9 +174,15 @@ def run(config: Config, run) -> dict:
             "best_alternative": winners,
         }
     # column labels of map 1: mean log10 coverage per temperature over families and errors
-    out["coverages"] = [float(10 ** np.mean([fam["log10_coverage"][e][t] for fam in out["families"].values()
-                                             for e in range(len(config.errors))]))
-                        for t in range(len(config.temperatures))]
+    out["coverages"] = [
+        float(
+            10
+            ** np.mean(
+                [fam["log10_coverage"][e][t] for fam in out["families"].values() for e in range(len(config.errors))]
+            )
+        )
+        for t in range(len(config.temperatures))
+    ]
     return out
 
 
@@ -185,8 +211,12 @@ def plot(metrics: dict, out_dir) -> list:
     cov_labels = [f"{c:.3g}\n(T={t:g})" for c, t in zip(metrics["coverages"], metrics["temperatures"])]
     for key, xs, xlabel, stem in (
         ("ratio_error_x_coverage", cov_labels, "coverage C = 1/p(y*) (policy temperature)", "regret_ratio_coverage"),
-        ("ratio_error_x_n", [f"{n:g}" for n in metrics["ns"]], f"n (policy temperature {metrics['map2_temperature']:g})",
-         "regret_ratio_n"),
+        (
+            "ratio_error_x_n",
+            [f"{n:g}" for n in metrics["ns"]],
+            f"n (policy temperature {metrics['map2_temperature']:g})",
+            "regret_ratio_n",
+        ),
     ):
         fig, axes = new_figure(1, len(fams), squeeze=False)
         im = None
@@ -203,16 +233,18 @@ def summary(metrics: dict) -> list[dict]:
         cov = np.asarray(fam["ratio_error_x_coverage"])
         byn = np.asarray(fam["ratio_error_x_n"])
         c_cov, c_n = count_regimes(cov), count_regimes(byn)
-        rows.append({
-            "family": family,
-            "cov_cells_within_10pct": c_cov.within,
-            "cov_cells_ge_2x": c_cov.loses,
-            "n_cells_within_10pct": c_n.within,
-            "n_cells_ge_2x": c_n.loses,
-            "max_ratio_cov": round(float(cov.max()), 3),
-            "max_ratio_n": round(float(byn.max()), 3),
-            "bon_best_n_by_error": fam["bon_best_n"],
-        })
+        rows.append(
+            {
+                "family": family,
+                "cov_cells_within_10pct": c_cov.within,
+                "cov_cells_ge_2x": c_cov.loses,
+                "n_cells_within_10pct": c_n.within,
+                "n_cells_ge_2x": c_n.loses,
+                "max_ratio_cov": round(float(cov.max()), 3),
+                "max_ratio_n": round(float(byn.max()), 3),
+                "bon_best_n_by_error": fam["bon_best_n"],
+            }
+        )
     return rows
 
 

@@ -22,7 +22,10 @@ import numpy as np
 from bontheory.experiments import checks
 
 NAME = "token_kl"
-SUMMARY = "token-level BoN KL: exact vs folk formula vs Beirami estimator (exact and Monte Carlo), peaked/flat × ties/no ties; exact on 50^1024 sequences (lifted)"
+SUMMARY = (
+    "token-level BoN KL: exact vs folk formula vs Beirami estimator (exact and Monte Carlo), "
+    "peaked/flat × ties/no ties; exact on 50^1024 sequences (lifted)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,8 +152,11 @@ def _long_cell(config: Config, policy_name: str) -> dict:
 
     temp = config.peaked_temperature if policy_name == "peaked" else config.flat_temperature
     policy = bt.random_tabular_policy(
-        jax.random.fold_in(jax.random.key(config.seed), 2), config.long_vocab_size, config.long_length,
-        order=config.long_order, temperature=temp,
+        jax.random.fold_in(jax.random.key(config.seed), 2),
+        config.long_vocab_size,
+        config.long_length,
+        order=config.long_order,
+        temperature=temp,
     )
     dist = reward_distribution(policy, bt.TokenCountReward(target=0))
     m = jnp.exp(dist.log_probs)  # every exact function applies to (m, values); masses below 1e-308 are 0 here
@@ -184,12 +190,18 @@ def run(config: Config, run) -> dict:
         space = None
         mc = []
         for n in config.mc_ns:
+
             def compute(n=n):
                 nonlocal space
                 space = space or exact_space(policy, reward)
                 row = bon_cell(
-                    cell_key(key, pn, rn, n), policy, reward, n, config.num_trials,
-                    chunk_size=min(config.chunk_size, n), space=space,
+                    cell_key(key, pn, rn, n),
+                    policy,
+                    reward,
+                    n,
+                    config.num_trials,
+                    chunk_size=min(config.chunk_size, n),
+                    space=space,
                 )
                 return dict(row, n=n)
 
@@ -221,8 +233,13 @@ def plot(metrics: dict, out_dir) -> list:
                 ("kl_k1_ref", "^", "MC level (reference masses)", 0.92),
             ):
                 ax.errorbar(
-                    mns * shift, [r[col] for r in mc], yerr=[4 * r[col + "_se"] for r in mc], fmt=marker,
-                    ms=4, capsize=2, label=label,
+                    mns * shift,
+                    [r[col] for r in mc],
+                    yerr=[4 * r[col + "_se"] for r in mc],
+                    fmt=marker,
+                    ms=4,
+                    capsize=2,
+                    label=label,
                 )
             ax.set_xscale("log", base=2)
             ax.set_title(f"{pn} policy, {rn} reward ({ex['num_levels']} reward levels)")
@@ -250,8 +267,11 @@ def _plot_long(long: dict, out_dir) -> list:
     a1.set_xscale("log", base=2)
     a1.set_xlabel("n")
     a1.set_ylabel("KL(π_n ‖ p) [nats]")
-    a1.set_title(f"V = {first['vocab_size']}, L = {first['length']} "
-                 f"(10^{first['log10_num_sequences']:.0f} sequences), count of token 0", fontsize=9)
+    a1.set_title(
+        f"V = {first['vocab_size']}, L = {first['length']} "
+        f"(10^{first['log10_num_sequences']:.0f} sequences), count of token 0",
+        fontsize=9,
+    )
     a1.legend(fontsize=7)
     a2.set_xscale("log", base=2)
     a2.set_yscale("log")
@@ -284,15 +304,17 @@ def summary(metrics: dict) -> list[dict]:
         row.update(gap_closed(mc))
         rows.append(row)
     for pn, c in metrics.get("long", {}).items():
-        rows.append({
-            "panel": f"long {pn}/tie_heavy (V={c['vocab_size']}, L={c['length']})",
-            "levels": c["num_levels"],
-            "max_p": f"1e{c['max_log10_sequence_prob']:.0f}",
-            "n": c["ns"][-1],
-            "exact_kl": round(float(c["exact_kl"][-1]), 4),
-            "folk": round(float(c["folk"][-1]), 4),
-            "E_beirami": f">= {float(c['beirami_at_max_p'][-1]):.4f}",
-        })
+        rows.append(
+            {
+                "panel": f"long {pn}/tie_heavy (V={c['vocab_size']}, L={c['length']})",
+                "levels": c["num_levels"],
+                "max_p": f"1e{c['max_log10_sequence_prob']:.0f}",
+                "n": c["ns"][-1],
+                "exact_kl": round(float(c["exact_kl"][-1]), 4),
+                "folk": round(float(c["folk"][-1]), 4),
+                "E_beirami": f">= {float(c['beirami_at_max_p'][-1]):.4f}",
+            }
+        )
     return rows
 
 

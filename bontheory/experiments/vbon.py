@@ -58,7 +58,10 @@ from bontheory.runner import progress
 from bontheory.studies.vbon_claims import frontier_fractions, vbon_claims
 
 NAME = "vbon"
-SUMMARY = "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier; memoryless/Markov error vs L to 512 (lifted, L-BFGS)"
+SUMMARY = (
+    "vBoN vs KL-RL, BoN-SFT, BOND, BoNBoN trained toward BoN: exact approximation error, Pareto frontier; "
+    "memoryless/Markov error vs L to 512 (lifted, L-BFGS)"
+)
 
 LABELS = {
     "bon": "BoN (exact)",
@@ -120,11 +123,23 @@ class Config:
     ns: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
     policy_classes: tuple[str, ...] = ("tabular_full", "tabular_memoryless", "transformer")
     methods: tuple[str, ...] = (
-        "vbon_exact", "vbon_continuous", "vbon_sampled", "vbon_sampled_exact", "bon_sft", "bond",
-        "bond_iterated", "bonbon",
+        "vbon_exact",
+        "vbon_continuous",
+        "vbon_sampled",
+        "vbon_sampled_exact",
+        "bon_sft",
+        "bond",
+        "bond_iterated",
+        "bonbon",
     )
     memoryless_methods: tuple[str, ...] = (
-        "vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond", "bond_iterated", "bonbon",
+        "vbon_exact",
+        "vbon_continuous",
+        "vbon_sampled",
+        "bon_sft",
+        "bond",
+        "bond_iterated",
+        "bonbon",
     )
     transformer_methods: tuple[str, ...] = ("vbon_exact", "vbon_continuous", "vbon_sampled", "bon_sft", "bond")
     transformer_learning_rate: float = 0.003
@@ -207,12 +222,20 @@ def _task(config: Config, policy_class: str):
     key = jax.random.fold_in(jax.random.key(config.seed), 0)
     reward = sentiment_reward(config.vocab_size)
     if policy_class == "transformer":
-        ref = init_transformer_policy(key, config.vocab_size, config.length, d_model=16, num_heads=2,
-                                      num_layers=1, logit_scale=config.transformer_logit_scale)
+        ref = init_transformer_policy(
+            key,
+            config.vocab_size,
+            config.length,
+            d_model=16,
+            num_heads=2,
+            num_layers=1,
+            logit_scale=config.transformer_logit_scale,
+        )
         init = ref
     else:
-        ref = random_tabular_policy(key, config.vocab_size, config.length, order=0,
-                                    temperature=config.reference_temperature)
+        ref = random_tabular_policy(
+            key, config.vocab_size, config.length, order=0, temperature=config.reference_temperature
+        )
         init = expand_tabular_policy(ref, None) if policy_class == "tabular_full" else ref
     seqs, lp = enumerate_sequences(ref)
     return ref, init, reward, seqs, lp, reward(seqs)
@@ -220,14 +243,20 @@ def _task(config: Config, policy_class: str):
 
 def _methods(config: Config, policy_class: str) -> tuple[str, ...]:
     return {"transformer": config.transformer_methods, "tabular_memoryless": config.memoryless_methods}.get(
-        policy_class, config.methods)
+        policy_class, config.methods
+    )
 
 
 def _settings(config: Config, policy_class: str, **kw) -> MethodSettings:
     lr = config.transformer_learning_rate if policy_class == "transformer" else config.learning_rate
-    base = dict(num_steps=config.num_steps, learning_rate=lr, sampled_learning_rate=lr / 2,
-                sampled_batch=config.sampled_batch,
-                num_reference_samples=config.num_reference_samples, num_sft_samples=config.num_sft_samples)
+    base = dict(
+        num_steps=config.num_steps,
+        learning_rate=lr,
+        sampled_learning_rate=lr / 2,
+        sampled_batch=config.sampled_batch,
+        num_reference_samples=config.num_reference_samples,
+        num_sft_samples=config.num_sft_samples,
+    )
     return MethodSettings(**{**base, **kw})
 
 
@@ -242,8 +271,18 @@ def _n_cell(config: Config, policy_class: str, n: int) -> dict:
     methods = _methods(config, policy_class)
     key = cell_key(jax.random.key(config.seed), policy_class, "n", n)
     for m in methods:
-        pol, info = train_toward_bon(cell_key(key, m), m, init, ref_policy=ref, reward=reward,
-                                     sequences=seqs, ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class))
+        pol, info = train_toward_bon(
+            cell_key(key, m),
+            m,
+            init,
+            ref_policy=ref,
+            reward=reward,
+            sequences=seqs,
+            ref_log_probs=lp,
+            rewards=r,
+            n=n,
+            settings=_settings(config, policy_class),
+        )
         out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
         loss = np.asarray(info["loss"], dtype=float)
         out[m]["final_loss"] = float(loss[-1])
@@ -255,8 +294,19 @@ def _n_cell(config: Config, policy_class: str, n: int) -> dict:
 def _beta_cell(config: Config, policy_class: str, beta: float) -> dict:
     ref, init, reward, seqs, lp, r = _task(config, policy_class)
     key = cell_key(jax.random.key(config.seed), policy_class, "kl_rl", f"beta={float(beta)!r}")
-    pol, _ = train_toward_bon(key, "kl_rl", init, ref_policy=ref, reward=reward, sequences=seqs,
-                              ref_log_probs=lp, rewards=r, n=2, beta=beta, settings=_settings(config, policy_class))
+    pol, _ = train_toward_bon(
+        key,
+        "kl_rl",
+        init,
+        ref_policy=ref,
+        reward=reward,
+        sequences=seqs,
+        ref_log_probs=lp,
+        rewards=r,
+        n=2,
+        beta=beta,
+        settings=_settings(config, policy_class),
+    )
     lq = pol.log_prob(seqs)
     q = jnp.exp(lq)
     tilt = tilted_pmf(jnp.exp(lp), r, beta)
@@ -276,8 +326,18 @@ def _m_cell(config: Config, policy_class: str, m: int) -> dict:
     bon = vbon_target_log_probs(lp, r, n, "exact")
     key = cell_key(jax.random.key(config.seed), policy_class, "M", m)
     kt, ke = jax.random.split(key)
-    pol, _ = train_toward_bon(kt, "vbon_sampled", init, ref_policy=ref, reward=reward, sequences=seqs,
-                              ref_log_probs=lp, rewards=r, n=n, settings=_settings(config, policy_class, num_reference_samples=m))
+    pol, _ = train_toward_bon(
+        kt,
+        "vbon_sampled",
+        init,
+        ref_policy=ref,
+        reward=reward,
+        sequences=seqs,
+        ref_log_probs=lp,
+        rewards=r,
+        n=n,
+        settings=_settings(config, policy_class, num_reference_samples=m),
+    )
     trained = float(reverse_kl(pol.log_prob(seqs), bon))
     # estimation error alone: the exact optimum for a given F̂, p·F̂₋^{n−1}/Z, against π_n
     est = []
@@ -286,8 +346,11 @@ def _m_cell(config: Config, policy_class: str, m: int) -> dict:
         log_fm, _ = empirical_log_cdfs(r, ref_r)
         t = lp + (n - 1) * log_fm
         est.append(float(reverse_kl(t - jax.nn.logsumexp(t), bon)))
-    return {"trained_kl_to_bon": trained, "optimum_kl_to_bon_mean": float(np.mean(est)),
-            "optimum_kl_to_bon_se": float(np.std(est) / np.sqrt(len(est)))}
+    return {
+        "trained_kl_to_bon": trained,
+        "optimum_kl_to_bon_mean": float(np.mean(est)),
+        "optimum_kl_to_bon_se": float(np.std(est) / np.sqrt(len(est))),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -299,8 +362,13 @@ def _scale_problem(config: Config, length: int):
     from bontheory import TokenScoreReward
 
     vocab = config.scale_vocab_size
-    ref = random_tabular_policy(jax.random.fold_in(jax.random.key(config.seed), 3), vocab, length, order=0,
-                                temperature=config.reference_temperature)
+    ref = random_tabular_policy(
+        jax.random.fold_in(jax.random.key(config.seed), 3),
+        vocab,
+        length,
+        order=0,
+        temperature=config.reference_temperature,
+    )
     scores = jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.result_type(float)), (length, vocab))
     return ref, TokenScoreReward(scores=scores)
 
@@ -348,7 +416,8 @@ def _scale_cell(config: Config, family: str, length: int, n: int) -> dict:
     objective, data = lifted_vbon_data(ref, reward, n, order)
     x0 = ref.params["logits"] if family == "memoryless" else expand_tabular_policy(ref, 1).params["logits"]
     _, value, grad_norm, iters = _lbfgs_to_tolerance(
-        x0, data, config.scale_grad_tol, objective=objective, order=order, max_iters=config.scale_max_iters)
+        x0, data, config.scale_grad_tol, objective=objective, order=order, max_iters=config.scale_max_iters
+    )
     log_m = np.asarray(reward_distribution(ref, reward).log_probs, np.float64)
     lam = np.asarray(data["log_ratio"], np.float64)  # log(π_n/p) on each reward level
     q = np.exp(log_m + lam)
@@ -409,11 +478,21 @@ def run(config: Config, run) -> dict:
     results = {}
     for name, fn in progress(jobs, desc=NAME):
         results[name] = run.cell(name, fn)
-    out = {"ns": list(config.ns), "betas": list(config.betas), "ms": list(config.ms), "num_steps": config.num_steps,
-           "policy_classes": list(config.policy_classes), "cells": results,
-           "scale": {"lengths": list(config.scale_lengths), "ns": list(config.scale_ns),
-                     "families": list(config.scale_families), "grad_tol": config.scale_grad_tol,
-                     "vocab_size": config.scale_vocab_size}}
+    out = {
+        "ns": list(config.ns),
+        "betas": list(config.betas),
+        "ms": list(config.ms),
+        "num_steps": config.num_steps,
+        "policy_classes": list(config.policy_classes),
+        "cells": results,
+        "scale": {
+            "lengths": list(config.scale_lengths),
+            "ns": list(config.scale_ns),
+            "families": list(config.scale_families),
+            "grad_tol": config.scale_grad_tol,
+            "vocab_size": config.scale_vocab_size,
+        },
+    }
     out["analysis"] = analyse(config, results)
     out["scale_analysis"] = analyse_scale(config, results)
     return out
@@ -442,8 +521,11 @@ def analyse(config: Config, cells: dict) -> dict:
         methods = _methods(config, pc)
         closeness = {m: float(np.mean([cells[f"{pc}/n={n}"][m]["kl_to_bon"] for n in config.ns])) for m in methods}
         # KL-RL at its best β for each n
-        closeness["kl_rl"] = float(np.mean([min(cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_bon"][str(n)] for b in config.betas)
-                                            for n in config.ns]))
+        closeness["kl_rl"] = float(
+            np.mean(
+                [min(cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_bon"][str(n)] for b in config.betas) for n in config.ns]
+            )
+        )
         claims = vbon_claims(frac, closeness)
         out[pc] = {
             "frontier_fraction": frac,
@@ -468,7 +550,11 @@ def plot(metrics: dict, out_dir) -> list:
         for m in methods:
             kl = [cells[f"{pc}/n={n}"][m]["kl_to_ref"] for n in ns]
             rw = [cells[f"{pc}/n={n}"][m]["reward"] for n in ns]
-            style = dict(marker="*", ms=10, color="k", lw=1.5) if m == "bon" else dict(marker="o", ms=4, lw=0.8, color=COLORS.get(m))
+            style = (
+                dict(marker="*", ms=10, color="k", lw=1.5)
+                if m == "bon"
+                else dict(marker="o", ms=4, lw=0.8, color=COLORS.get(m))
+            )
             ax.plot(kl, rw, label=LABELS.get(m, m), **style)
         betas = metrics["betas"]
         kl = [cells[f"{pc}/kl_rl/beta={b:g}"]["kl_to_ref"] for b in betas]
@@ -487,10 +573,20 @@ def plot(metrics: dict, out_dir) -> list:
     for ax, pc in zip(axes[0], pcs):
         methods = [k for k in cells[f"{pc}/n={ns[0]}"] if k not in ("tie", "bon")]
         for m in methods:
-            ax.plot(ns, [max(cells[f"{pc}/n={n}"][m]["kl_to_bon"], 1e-6) for n in ns], "o-", ms=3,
-                    color=COLORS.get(m), label=LABELS.get(m, m))
-        ax.plot(ns, [max(cells[f"{pc}/n={n}"]["tie"]["kl_cont_to_bon"], 1e-6) for n in ns], "k:",
-                label="tie effect KL(pF^{n-1}/Z ‖ π_n)")
+            ax.plot(
+                ns,
+                [max(cells[f"{pc}/n={n}"][m]["kl_to_bon"], 1e-6) for n in ns],
+                "o-",
+                ms=3,
+                color=COLORS.get(m),
+                label=LABELS.get(m, m),
+            )
+        ax.plot(
+            ns,
+            [max(cells[f"{pc}/n={n}"]["tie"]["kl_cont_to_bon"], 1e-6) for n in ns],
+            "k:",
+            label="tie effect KL(pF^{n-1}/Z ‖ π_n)",
+        )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("n")
@@ -518,10 +614,17 @@ def plot(metrics: dict, out_dir) -> list:
         fig, ax = new_figure(1, 1)
         ms = metrics["ms"]
         for pc in tab:
-            (line,) = ax.plot(ms, [cells[f"{pc}/M={m}"]["trained_kl_to_bon"] for m in ms], "o-", label=f"{pc}: trained (sampled vBoN)")
-            ax.errorbar(ms, [cells[f"{pc}/M={m}"]["optimum_kl_to_bon_mean"] for m in ms],
-                        yerr=[cells[f"{pc}/M={m}"]["optimum_kl_to_bon_se"] for m in ms], fmt="s--",
-                        color=line.get_color(), label=f"{pc}: exact optimum for F̂ (estimation only)")
+            (line,) = ax.plot(
+                ms, [cells[f"{pc}/M={m}"]["trained_kl_to_bon"] for m in ms], "o-", label=f"{pc}: trained (sampled vBoN)"
+            )
+            ax.errorbar(
+                ms,
+                [cells[f"{pc}/M={m}"]["optimum_kl_to_bon_mean"] for m in ms],
+                yerr=[cells[f"{pc}/M={m}"]["optimum_kl_to_bon_se"] for m in ms],
+                fmt="s--",
+                color=line.get_color(),
+                label=f"{pc}: exact optimum for F̂ (estimation only)",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("M (reference samples for F̂)")
@@ -545,11 +648,26 @@ def _plot_scale(metrics: dict, out_dir) -> list:
         color = _TAB10[i % 10]
         for fam, ls in zip(sc["families"], ("-", "--")):
             label = f"{fam}, n = {n}"
-            a1.plot(lengths, _scale_series(metrics, fam, n, "kl_to_bon"), ls, marker="o", ms=3, color=color, label=label)
-            a2.plot(lengths, _scale_series(metrics, fam, n, "kl_to_bon_per_token"), ls, marker="o", ms=3, color=color,
-                    label=label)
-        a1.plot(lengths, _scale_series(metrics, sc["families"][0], n, "bon_kl_to_ref"), ":", color=color, lw=1,
-                label=f"KL(π_n ‖ p), n = {n}")
+            a1.plot(
+                lengths, _scale_series(metrics, fam, n, "kl_to_bon"), ls, marker="o", ms=3, color=color, label=label
+            )
+            a2.plot(
+                lengths,
+                _scale_series(metrics, fam, n, "kl_to_bon_per_token"),
+                ls,
+                marker="o",
+                ms=3,
+                color=color,
+                label=label,
+            )
+        a1.plot(
+            lengths,
+            _scale_series(metrics, sc["families"][0], n, "bon_kl_to_ref"),
+            ":",
+            color=color,
+            lw=1,
+            label=f"KL(π_n ‖ p), n = {n}",
+        )
     for ax in (a1, a2):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -566,16 +684,18 @@ def summary(metrics: dict) -> list[dict]:
     rows = []
     for pc, a in metrics["analysis"].items():
         fr = a["frontier_fraction"]
-        rows.append({
-            "policy": pc,
-            "BoN on frontier": round(fr["bon"], 2),
-            "best vBoN on frontier": round(max(v for k, v in fr.items() if k.startswith("vbon")), 2),
-            "KL-RL on frontier": round(fr["kl_rl"], 2),
-            "closest to BoN": a["closest_method"],
-            "mean KL(vBoN exact‖π_n)": float(f"{a['mean_kl_to_bon'].get('vbon_exact', float('nan')):.3g}"),
-            "claims: BoN best / vBoN closest / vBoN>KL-RL": f"{a['claim_bon_best']} / {a['claim_vbon_closest']} / "
-                                                            f"{a['claim_vbon_frontier_more_than_kl_rl']}",
-        })
+        rows.append(
+            {
+                "policy": pc,
+                "BoN on frontier": round(fr["bon"], 2),
+                "best vBoN on frontier": round(max(v for k, v in fr.items() if k.startswith("vbon")), 2),
+                "KL-RL on frontier": round(fr["kl_rl"], 2),
+                "closest to BoN": a["closest_method"],
+                "mean KL(vBoN exact‖π_n)": float(f"{a['mean_kl_to_bon'].get('vbon_exact', float('nan')):.3g}"),
+                "claims: BoN best / vBoN closest / vBoN>KL-RL": f"{a['claim_bon_best']} / {a['claim_vbon_closest']} / "
+                f"{a['claim_vbon_frontier_more_than_kl_rl']}",
+            }
+        )
     rows += scale_rows(metrics)
     return rows
 
@@ -591,18 +711,21 @@ def scale_rows(metrics: dict) -> list[dict]:
         per_token = _scale_series(metrics, fam, int(n), "kl_to_bon_per_token")
         bon = _scale_series(metrics, fam, int(n), "bon_kl_to_ref")
         L0, L1 = sc["lengths"][0], sc["lengths"][-1]
-        rows.append({
-            "policy": f"scale: {fam}, n={n}",
-            f"KL(π*‖π_n) L={L0}": float(f"{total[0]:.4g}"),
-            f"KL(π*‖π_n) L={L1}": float(f"{total[-1]:.4g}"),
-            f"share of KL(π_n‖p) L={L1}": round(total[-1] / bon[-1], 3),
-            f"per token L={L1}": float(f"{per_token[-1]:.3g}"),
-            "total falls with L": a["total"]["decreasing"],
-            "per token falls with L": a["per_token"]["decreasing"],
-            "family approaches BoN": ("yes" if a["total"]["decreasing"]
-                                      else "per token only" if a["per_token"]["decreasing"] else "no"),
-            "converged": a["all_converged"],
-        })
+        rows.append(
+            {
+                "policy": f"scale: {fam}, n={n}",
+                f"KL(π*‖π_n) L={L0}": float(f"{total[0]:.4g}"),
+                f"KL(π*‖π_n) L={L1}": float(f"{total[-1]:.4g}"),
+                f"share of KL(π_n‖p) L={L1}": round(total[-1] / bon[-1], 3),
+                f"per token L={L1}": float(f"{per_token[-1]:.3g}"),
+                "total falls with L": a["total"]["decreasing"],
+                "per token falls with L": a["per_token"]["decreasing"],
+                "family approaches BoN": (
+                    "yes" if a["total"]["decreasing"] else "per token only" if a["per_token"]["decreasing"] else "no"
+                ),
+                "converged": a["all_converged"],
+            }
+        )
     return rows
 
 

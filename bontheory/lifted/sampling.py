@@ -115,8 +115,13 @@ def _lifted_sampler_setup(policy: Any, reward: Any):
     return log_table, order, tables, alphas, alpha_l, log_mass, jnp.asarray(keep, jnp.int32)
 
 
-@validation.validate(key=validation.prng_key, policy=validation.policy, reward=validation.reward,
-                     level_log_probs=validation.log_densities, num_samples=validation.kind(validation.static_int, minimum=0))
+@validation.validate(
+    key=validation.prng_key,
+    policy=validation.policy,
+    reward=validation.reward,
+    level_log_probs=validation.log_densities,
+    num_samples=validation.kind(validation.static_int, minimum=0),
+)
 def sample_sequences_given_level_law(
     key: jax.Array, policy: Any, reward: Any, level_log_probs: jax.Array, num_samples: int
 ) -> jax.Array:
@@ -152,8 +157,13 @@ def sample_sequences_given_level_law(
     return backward_sample(ks, alphas, alpha_l, log_table, *tables, keep[levels], order=order)
 
 
-@validation.validate(key=validation.prng_key, policy=validation.policy, reward=validation.reward,
-                     n=validation.sample_size, num_samples=validation.kind(validation.static_int, minimum=0))
+@validation.validate(
+    key=validation.prng_key,
+    policy=validation.policy,
+    reward=validation.reward,
+    n=validation.sample_size,
+    num_samples=validation.kind(validation.static_int, minimum=0),
+)
 def bon_sample_sequences_exact(key: jax.Array, policy: Any, reward: Any, n: Any, num_samples: int) -> jax.Array:
     r"""Exact best-of-n draws of whole sequences, at a cost flat in n (docs/theory.md §1.6, §8.4).
 

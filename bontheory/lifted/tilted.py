@@ -1,11 +1,14 @@
-r"""The tilted optimum on long sequences: a policy whose sequence law is exactly p(y) e^{R(y)/β} / Z (docs/theory.md §8.5).
+r"""The tilted optimum on long sequences: a policy whose sequence law is exactly p(y) e^{R(y)/β} / Z.
+
+See docs/theory.md §8.5.
 
 The tilt factorises over the automaton's steps, so it needs no partial reward: with ``λ = g/β`` (g the reward's
 scale) the backward recursion in log space
 
 .. math::
     \Lambda_L(c, s) = \lambda f(s),\qquad
-    \Lambda_t(c, s) = \log \sum_v \pi_t(v \mid c)\, e^{\lambda d_t(s, v) + \Lambda_{t+1}(\mathrm{next}(c, v),\, \delta_t(s, v))}
+    \Lambda_t(c, s) = \log \sum_v \pi_t(v \mid c)\,
+        e^{\lambda d_t(s, v) + \Lambda_{t+1}(\mathrm{next}(c, v),\, \delta_t(s, v))}
 
 gives the tilted next-token law
 :math:`\pi_\beta(v \mid c, s) = \pi_t(v \mid c)\, e^{\lambda d_t(s, v) + \Lambda_{t+1}(\cdot) - \Lambda_t(c, s)}` and
@@ -50,7 +53,10 @@ def next_context(vocab: int, order: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("order",))
 def tilted_logits(log_table, transition, increment, final, strength, *, order: int):
-    """Backward recursion: ``(logits float[L, C, S, V], Λ_0 float[C, S])`` of the tilt ``∝ π e^{strength · Σ d + f}``."""
+    """Backward recursion of the tilt ``∝ π e^{strength · Σ d + f}``.
+
+    Returns ``(logits float[L, C, S, V], Λ_0 float[C, S])``.
+    """
     _, contexts, vocab = log_table.shape
     nxt = next_context(vocab, order)  # (C, V)
     lam_l = jnp.broadcast_to(strength * final.astype(log_table.dtype), (contexts, final.shape[0]))
@@ -92,6 +98,7 @@ class AutomatonPolicy:
 
     def states(self, tokens: jax.Array) -> jax.Array:
         """Automaton states ``s_t`` before each token, ``int[B, L] -> int32[B, L]``."""
+
         def step(s, xs):
             tr_t, y_t = xs
             return tr_t[s, y_t], s
@@ -161,13 +168,18 @@ def tilted_sequence_policy(policy: Any, reward: Any, beta: Any) -> Any:
     check_state_size(aut.num_states, 1, contexts * vocab, length, what="tilted_sequence_policy")
     strength = jnp.asarray(aut.scale, log_table.dtype) / jnp.asarray(beta, log_table.dtype)
     logits, _ = tilted_logits(
-        log_table, jnp.asarray(aut.transition), jnp.asarray(aut.increment, jnp.int32),
-        jnp.asarray(aut.final, jnp.int32), strength, order=order,
+        log_table,
+        jnp.asarray(aut.transition),
+        jnp.asarray(aut.increment, jnp.int32),
+        jnp.asarray(aut.final, jnp.int32),
+        strength,
+        order=order,
     )
     if aut.num_states == 1:
         return tabular_policy_from_logits(logits[:, :, 0, :], policy.module.order)
-    return AutomatonPolicy(logits=logits, transition=jnp.asarray(aut.transition), vocab_size=vocab, length=length,
-                           order=order)
+    return AutomatonPolicy(
+        logits=logits, transition=jnp.asarray(aut.transition), vocab_size=vocab, length=length, order=order
+    )
 
 
 @jax.jit
@@ -182,7 +194,9 @@ def _frontier_from_law(values: jax.Array, log_probs: jax.Array, betas: jax.Array
 
 @validation.validate(policy=validation.policy, reward=validation.reward, betas=validation.positive)
 def lifted_reward_kl_frontier(policy: Any, reward: Any, betas: Any) -> Frontier:
-    r"""The optimal reward–KL frontier on sequences, :math:`\beta \mapsto (\mathrm{KL}(\pi_\beta\|p), E_{\pi_\beta}[R])`.
+    r"""The optimal reward–KL frontier on sequences.
+
+    :math:`\beta \mapsto (\mathrm{KL}(\pi_\beta\|p), E_{\pi_\beta}[R])`.
 
     From the reward law m of :func:`~bontheory.lifted.reward_distribution`, in log space (levels of mass far
     below 1e-300 carry the tilt at small β): :math:`\pi^R_\beta \propto m\, e^{\rho/\beta}`,

@@ -146,7 +146,8 @@ def plugin_kl_estimate(indices: Int[ArrayLike, " T"], log_ref_probs: Float[Array
         raise TypeError(f"indices must be integer outcome indices, got dtype {indices.dtype}")
     k = log_ref_probs.shape[0]
     if _V.is_concrete(indices) and (int(jnp.min(indices)) < 0 or int(jnp.max(indices)) >= k):
-        raise ValueError(f"indices must lie in [0, K) = [0, {k}), got values in [{int(jnp.min(indices))}, {int(jnp.max(indices))}]")
+        lo, hi = int(jnp.min(indices)), int(jnp.max(indices))
+        raise ValueError(f"indices must lie in [0, K) = [0, {k}), got values in [{lo}, {hi}]")
     return _plugin_kl(indices, log_ref_probs)
 
 
@@ -190,10 +191,13 @@ def _k1_k3(lr):
 
 
 @_V.validate(
-    selected_rewards=_V.kind(_V.values, min_size=1), reference_rewards=_V.kind(_V.values, min_size=1),
+    selected_rewards=_V.kind(_V.values, min_size=1),
+    reference_rewards=_V.kind(_V.values, min_size=1),
     n=_V.static_sample_size,
 )
-def bon_log_ratio_from_reference(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int) -> Float[Array, " T"]:
+def bon_log_ratio_from_reference(
+    selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int
+) -> Float[Array, " T"]:
     """Estimated ``log π_n(y)/p(y)`` for selected draws from the reference rewards' empirical CDF.
 
     ``π_n(y)/p(y) = (F(y)ⁿ − F⁻(y)ⁿ)/(F(y) − F⁻(y))`` (docs/theory.md §1.3) depends on y only through its reward,
@@ -229,8 +233,10 @@ def _log_ratio_ref(x, y, n):
 
 
 @_V.validate(
-    selected_rewards=_V.kind(_V.values, min_size=1), level_rewards=_V.kind(_V.rewards, ndim=1),
-    level_masses=_V.kind(_V.probs, ndim=1), n=_V.static_sample_size,
+    selected_rewards=_V.kind(_V.values, min_size=1),
+    level_rewards=_V.kind(_V.rewards, ndim=1),
+    level_masses=_V.kind(_V.probs, ndim=1),
+    n=_V.static_sample_size,
 )
 def bon_log_ratio_from_levels(
     selected_rewards: _Values, level_rewards: Float[ArrayLike, " J"], level_masses: Float[ArrayLike, " J"], n: int
@@ -272,13 +278,17 @@ def bon_log_ratio_from_levels(
         bad = (jnp.abs(v[idx] - x) > tol) | (m[idx] <= 0)
         if bool(jnp.any(bad)):
             first = float(x[jnp.argmax(bad)])
-            raise ValueError(f"selected_rewards has a value ({first:.6g}) that is no level of positive mass in level_rewards")
+            raise ValueError(
+                f"selected_rewards has a value ({first:.6g}) that is no level of positive mass in level_rewards"
+            )
     return log_ratio[idx]
 
 
 @_V.validate(
-    selected_rewards=_V.kind(_V.values, min_size=2), level_rewards=_V.kind(_V.rewards, ndim=1),
-    level_masses=_V.kind(_V.probs, ndim=1), n=_V.static_sample_size,
+    selected_rewards=_V.kind(_V.values, min_size=2),
+    level_rewards=_V.kind(_V.rewards, ndim=1),
+    level_masses=_V.kind(_V.probs, ndim=1),
+    n=_V.static_sample_size,
 )
 def level_kl_estimate(
     selected_rewards: _Values, level_rewards: Float[ArrayLike, " J"], level_masses: Float[ArrayLike, " J"], n: int
@@ -303,10 +313,13 @@ def level_kl_estimate(
 
 
 @_V.validate(
-    selected_rewards=_V.kind(_V.values, min_size=2), reference_rewards=_V.kind(_V.values, min_size=1),
+    selected_rewards=_V.kind(_V.values, min_size=2),
+    reference_rewards=_V.kind(_V.values, min_size=1),
     n=_V.static_sample_size,
 )
-def level_kl_estimate_from_reference(selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int) -> Estimate:
+def level_kl_estimate_from_reference(
+    selected_rewards: _Values, reference_rewards: Float[ArrayLike, " M"], n: int
+) -> Estimate:
     r"""Tie-aware KL(π_n‖p) from BoN draws, the level masses estimated from M reference rewards.
 
     The mean of :func:`bon_log_ratio_from_reference` (``F̂ = (#{r'_j ≤ r} + ½)/(M + 1)``, the level's ratio

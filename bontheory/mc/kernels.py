@@ -231,7 +231,15 @@ def _map_in_batches(fn, trial_indices, trial_batch):
     return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:t], out)
 
 
-@validation.validate(key=validation.prng_key, trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0), policy=validation.policy, reward=validation.reward, n=validation.static_int, chunk_size=validation.static_int, trial_batch=validation.static_int)
+@validation.validate(
+    key=validation.prng_key,
+    trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0),
+    policy=validation.policy,
+    reward=validation.reward,
+    n=validation.static_int,
+    chunk_size=validation.static_int,
+    trial_batch=validation.static_int,
+)
 def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, scorer=None) -> BoNDraws:
     """BoN selection for the given global trial indices (the per-device body of the sharded kernel).
 
@@ -255,7 +263,15 @@ def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch
     return BoNDraws(sequences=seqs, rewards=r, log_probs=log_probs, scores=s, num_tied=tied, index=idx)
 
 
-@validation.validate(key=validation.prng_key, trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0), policy=validation.policy, reward=validation.reward, n=validation.static_int, chunk_size=validation.static_int, trial_batch=validation.static_int)
+@validation.validate(
+    key=validation.prng_key,
+    trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0),
+    policy=validation.policy,
+    reward=validation.reward,
+    n=validation.static_int,
+    chunk_size=validation.static_int,
+    trial_batch=validation.static_int,
+)
 def candidate_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, return_sequences=False):
     """All candidates for the given global trial indices (body of :func:`bon_candidates`); not jitted."""
 
@@ -269,17 +285,27 @@ def candidate_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial
 @functools.partial(jax.jit, static_argnames=("n", "num_trials", "chunk_size", "trial_batch", "scorer"))
 def _bon_monte_carlo(key, policy, reward, *, n, num_trials, chunk_size, trial_batch, scorer):
     return bon_trials(
-        key, jnp.arange(num_trials), policy, reward, n=n, chunk_size=chunk_size, trial_batch=trial_batch,
+        key,
+        jnp.arange(num_trials),
+        policy,
+        reward,
+        n=n,
+        chunk_size=chunk_size,
+        trial_batch=trial_batch,
         scorer=scorer,
     )
 
 
-@functools.partial(
-    jax.jit, static_argnames=("n", "num_trials", "chunk_size", "trial_batch", "return_sequences")
-)
+@functools.partial(jax.jit, static_argnames=("n", "num_trials", "chunk_size", "trial_batch", "return_sequences"))
 def _bon_candidates(key, policy, reward, *, n, num_trials, chunk_size, trial_batch, return_sequences):
     return candidate_trials(
-        key, jnp.arange(num_trials), policy, reward, n=n, chunk_size=chunk_size, trial_batch=trial_batch,
+        key,
+        jnp.arange(num_trials),
+        policy,
+        reward,
+        n=n,
+        chunk_size=chunk_size,
+        trial_batch=trial_batch,
         return_sequences=return_sequences,
     )
 
@@ -366,6 +392,12 @@ def bon_candidates(
     chunk, batch = kernel_sizes(n, num_trials, chunk_size, trial_batch)
     reward = as_reward(reward)
     return _bon_candidates(
-        key, policy, reward, n=n, num_trials=num_trials, chunk_size=chunk, trial_batch=batch,
+        key,
+        policy,
+        reward,
+        n=n,
+        num_trials=num_trials,
+        chunk_size=chunk,
+        trial_batch=batch,
         return_sequences=bool(return_sequences),
     )

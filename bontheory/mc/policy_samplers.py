@@ -43,7 +43,9 @@ def _policy_sampler(**param_kinds):
 
 
 @_policy_sampler(temperature=_V.positive)
-def soft_bon_policy_sample(key, policy, reward, n: int, temperature: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
+def soft_bon_policy_sample(
+    key, policy, reward, n: int, temperature: float, num_trials: int, **kernel_kwargs
+) -> PolicyDraws:
     """Soft BoN on a token-level policy: per trial draw n sequences, pick one ∝ softmax(r/λ).
 
     Exact law on an enumerated space: :func:`bontheory.alternatives.soft_bon_pmf`.
@@ -56,7 +58,9 @@ def soft_bon_policy_sample(key, policy, reward, n: int, temperature: float, num_
 
 
 @_policy_sampler(beta=_V.finite)
-def regularized_bon_policy_sample(key, policy, reward, n: int, beta: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
+def regularized_bon_policy_sample(
+    key, policy, reward, n: int, beta: float, num_trials: int, **kernel_kwargs
+) -> PolicyDraws:
     """Regularised BoN on a token-level policy: argmax of ``r + β log π`` over n draws (ties uniformly).
 
     Exact law: :func:`bontheory.alternatives.regularized_bon_pmf`.
@@ -77,7 +81,9 @@ def _select_from_candidates(key, cands, rule) -> PolicyDraws:
 
 
 @_policy_sampler(m=_V.at_least_one)
-def quantile_truncation_policy_sample(key, policy, reward, n: int, m: float, num_trials: int, **kernel_kwargs) -> PolicyDraws:
+def quantile_truncation_policy_sample(
+    key, policy, reward, n: int, m: float, num_trials: int, **kernel_kwargs
+) -> PolicyDraws:
     """Quantile truncation on a token-level policy: draw N, return one uniformly among the top ``⌈N/M⌉``.
 
     Exact law on an enumerated space: :func:`bontheory.alternatives.quantile_truncation_sampler_pmf`.

@@ -159,23 +159,37 @@ def _raw_sample_jit(key, p, r, a, b, *, rule, num_candidates, total, batch_size)
     return jax.lax.map(one, keys, batch_size=batch_size)
 
 
-def _raw_sampler(key, ref_probs, rewards, num_candidates: int, shape: tuple[int, ...], rule: str, a, b, batch_size: int):
+def _raw_sampler(
+    key, ref_probs, rewards, num_candidates: int, shape: tuple[int, ...], rule: str, a, b, batch_size: int
+):
     batch = numerics.batch_shape(ref_probs, rewards)
     if batch:
         raise ValueError(f"raw samplers take one distribution: ref_probs and rewards of shape (K,), got batch {batch}")
     dtype = numerics.floating_dtype(ref_probs, rewards)
     total = math.prod(shape)
     out = _raw_sample_jit(
-        key, ref_probs.astype(dtype), rewards.astype(dtype), jnp.asarray(a, dtype), jnp.asarray(b, dtype),
-        rule=rule, num_candidates=int(num_candidates), total=total, batch_size=max(1, min(batch_size, total)),
+        key,
+        ref_probs.astype(dtype),
+        rewards.astype(dtype),
+        jnp.asarray(a, dtype),
+        jnp.asarray(b, dtype),
+        rule=rule,
+        num_candidates=int(num_candidates),
+        total=total,
+        batch_size=max(1, min(batch_size, total)),
     )
     return out.reshape(shape)
 
 
 def _raw_inputs(**param_kinds):
     return _V.validate(
-        key=_V.prng_key, ref_probs=_V.probs, rewards=_V.rewards, n=_V.static_sample_size, shape=_V.static_shape,
-        batch_size=_V.static_int, **param_kinds,
+        key=_V.prng_key,
+        ref_probs=_V.probs,
+        rewards=_V.rewards,
+        n=_V.static_sample_size,
+        shape=_V.static_shape,
+        batch_size=_V.static_int,
+        **param_kinds,
     )
 
 
@@ -184,7 +198,13 @@ _P, _R = Float[ArrayLike, " K"], Real[ArrayLike, " K"]
 
 @_raw_inputs(temperature=_V.positive)
 def soft_bon_sample(
-    key: jax.Array, ref_probs: _P, rewards: _R, n: int, temperature: float, shape: Sequence[int] | int = (), *,
+    key: jax.Array,
+    ref_probs: _P,
+    rewards: _R,
+    n: int,
+    temperature: float,
+    shape: Sequence[int] | int = (),
+    *,
     batch_size: int = 8192,
 ) -> Int[Array, "*shape"]:
     """Soft-BoN samples (outcome indices, int32 ``shape``) from ``ref_probs``, ``rewards`` of shape ``(K,)``.
@@ -196,7 +216,13 @@ def soft_bon_sample(
 
 @_raw_inputs(beta=_V.nonnegative)
 def regularized_bon_sample(
-    key: jax.Array, ref_probs: _P, rewards: _R, n: int, beta: float, shape: Sequence[int] | int = (), *,
+    key: jax.Array,
+    ref_probs: _P,
+    rewards: _R,
+    n: int,
+    beta: float,
+    shape: Sequence[int] | int = (),
+    *,
     batch_size: int = 8192,
 ) -> Int[Array, "*shape"]:
     """Regularised-BoN samples (argmax of ``r + β log p`` over n draws, β ≥ 0); law :func:`regularized_bon_pmf`."""
@@ -205,7 +231,13 @@ def regularized_bon_sample(
 
 @_raw_inputs(m=_V.at_least_one)
 def quantile_truncation_sample(
-    key: jax.Array, ref_probs: _P, rewards: _R, n: int, m: float, shape: Sequence[int] | int = (), *,
+    key: jax.Array,
+    ref_probs: _P,
+    rewards: _R,
+    n: int,
+    m: float,
+    shape: Sequence[int] | int = (),
+    *,
     batch_size: int = 8192,
 ) -> Int[Array, "*shape"]:
     """Finite-N quantile truncation: draw N, return one uniformly among the top ``⌈N/M⌉``.
@@ -217,8 +249,15 @@ def quantile_truncation_sample(
 
 @_raw_inputs(beta=_V.positive, r_max=_V.finite)
 def pessimism_sample(
-    key: jax.Array, ref_probs: _P, rewards: _R, n: int, beta: float, shape: Sequence[int] | int = (), *,
-    r_max: float | None = None, batch_size: int = 8192,
+    key: jax.Array,
+    ref_probs: _P,
+    rewards: _R,
+    n: int,
+    beta: float,
+    shape: Sequence[int] | int = (),
+    *,
+    r_max: float | None = None,
+    batch_size: int = 8192,
 ) -> Int[Array, "*shape"]:
     """InferenceTimePessimism samples with budget N (uses ``2N + 1`` draws per sample; see module docstring).
 
@@ -229,5 +268,13 @@ def pessimism_sample(
     if r_max is None:
         r_max = jnp.max(jnp.where(ref_probs > 0, rewards, -jnp.inf))
     return _raw_sampler(
-        key, ref_probs, rewards, pessimism_num_candidates(n), shape, "pessimism", beta, r_max, batch_size,
+        key,
+        ref_probs,
+        rewards,
+        pessimism_num_candidates(n),
+        shape,
+        "pessimism",
+        beta,
+        r_max,
+        batch_size,
     )

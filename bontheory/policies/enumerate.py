@@ -41,7 +41,9 @@ def index_to_tokens(index: jax.Array, vocab_size: int, length: int) -> jax.Array
     return ((index[:, None] // powers[None, :]) % vocab_size).astype(jnp.int32)
 
 
-@validation.validate(vocab_size=validation.static_int, length=validation.static_int, max_sequences=validation.static_int)
+@validation.validate(
+    vocab_size=validation.static_int, length=validation.static_int, max_sequences=validation.static_int
+)
 def all_sequences(vocab_size: int, length: int, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
     """All ``V**L`` sequences in lexicographic order.
 

@@ -143,7 +143,12 @@ def _prefix_batch_kl(policy_a: Policy, policy_b: Policy, start: jax.Array, batch
     return jnp.sum(jnp.where(w > 0, w * jnp.sum(per_pos, axis=-1), 0.0))  # prefixes a never reaches: 0·∞ = 0
 
 
-@validation.validate(policy_a=validation.policy, policy_b=validation.policy, batch_size=validation.static_int, max_prefixes=validation.static_int)
+@validation.validate(
+    policy_a=validation.policy,
+    policy_b=validation.policy,
+    batch_size=validation.static_int,
+    max_prefixes=validation.static_int,
+)
 def sequence_kl(
     policy_a: Policy,
     policy_b: Policy,
@@ -181,8 +186,7 @@ def sequence_kl(
     total = vocab ** (length - 1)
     if total > min(int(max_prefixes), 2**31 - 1):
         raise ValueError(
-            f"exact sequence KL needs V**(L-1) = {total} prefixes (> max_prefixes = {max_prefixes}); "
-            "use sequence_kl_mc"
+            f"exact sequence KL needs V**(L-1) = {total} prefixes (> max_prefixes = {max_prefixes}); use sequence_kl_mc"
         )
     batch_size = max(1, min(int(batch_size), total))
     acc = 0.0
@@ -191,7 +195,12 @@ def sequence_kl(
     return jnp.asarray(acc)
 
 
-@validation.validate(key=validation.prng_key, policy_a=validation.policy, policy_b=validation.policy, num=validation.kind(validation.static_int, minimum=2))
+@validation.validate(
+    key=validation.prng_key,
+    policy_a=validation.policy,
+    policy_b=validation.policy,
+    num=validation.kind(validation.static_int, minimum=2),
+)
 def sequence_kl_mc(key: jax.Array, policy_a: Policy, policy_b: Policy, num: int) -> Estimate:
     """Monte Carlo chain-rule KL: average over y ~ a of ``Σ_t KL(a(·|y_{<t}) ‖ b(·|y_{<t}))``.
 
@@ -226,7 +235,9 @@ def _tabular_entropy(logp: jax.Array, k: int, vocab: int) -> jax.Array:
 
 
 @validation.validate(policy=validation.policy, batch_size=validation.static_int, max_sequences=validation.static_int)
-def sequence_entropy(policy: Policy, batch_size: int = 2**16, max_sequences: int = MAX_ENUMERATED_SEQUENCES) -> jax.Array:
+def sequence_entropy(
+    policy: Policy, batch_size: int = 2**16, max_sequences: int = MAX_ENUMERATED_SEQUENCES
+) -> jax.Array:
     """Exact entropy of the sequence distribution, ``H(π) = Σ_t E_{y_{<t}~π} H(π(·|y_{<t}))`` (chain rule).
 
     Tabular policies use the forward recursion over contexts; others enumerate all V**L sequences.

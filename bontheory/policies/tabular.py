@@ -181,7 +181,10 @@ def sample_tabular(module: TabularPolicy, params: Any, key: jax.Array, num: int)
     return toks.T
 
 
-@validation.validate(logits=validation.kind(validation.array, finite=False), order=validation.optional(validation.kind(validation.static_int, minimum=0)))
+@validation.validate(
+    logits=validation.kind(validation.array, finite=False),
+    order=validation.optional(validation.kind(validation.static_int, minimum=0)),
+)
 def tabular_policy_from_logits(logits: jax.Array, order: int | None = 0) -> ModulePolicy:
     """Build a tabular ``Policy`` from an explicit logits table.
 
@@ -228,7 +231,12 @@ def _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exp
     return jax.nn.log_softmax(logits / jnp.asarray(temperature, dtype), axis=-1)
 
 
-@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, order=validation.optional(validation.kind(validation.static_int, minimum=0)))
+@validation.validate(
+    key=validation.prng_key,
+    vocab_size=validation.static_int,
+    length=validation.static_int,
+    order=validation.optional(validation.kind(validation.static_int, minimum=0)),
+)
 def random_tabular_policy(
     key: jax.Array,
     vocab_size: int,

@@ -28,7 +28,10 @@ class _Block(nn.Module):
     def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         h = nn.LayerNorm()(x)
         h = nn.MultiHeadDotProductAttention(
-            num_heads=self.num_heads, qkv_features=self.d_model, decode=self.decode, name="MultiHeadDotProductAttention_0"
+            num_heads=self.num_heads,
+            qkv_features=self.d_model,
+            decode=self.decode,
+            name="MultiHeadDotProductAttention_0",
         )(h, h, mask=mask)
         x = x + h
         h = nn.LayerNorm()(x)
@@ -153,7 +156,15 @@ def _decode_sample(module: TransformerPolicy, params: Any, key: jax.Array, num: 
     return toks.T
 
 
-@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, d_model=validation.static_int, num_heads=validation.static_int, num_layers=validation.static_int, mlp_ratio=validation.static_int)
+@validation.validate(
+    key=validation.prng_key,
+    vocab_size=validation.static_int,
+    length=validation.static_int,
+    d_model=validation.static_int,
+    num_heads=validation.static_int,
+    num_layers=validation.static_int,
+    mlp_ratio=validation.static_int,
+)
 def init_transformer_policy(
     key: jax.Array,
     vocab_size: int,

@@ -91,7 +91,13 @@ class BradleyTerryFit(NamedTuple):
     train_accuracy: jax.Array
 
 
-@validation.validate(key=validation.prng_key, gold_a=validation.rewards, gold_b=validation.rewards, temperature=validation.kind(validation.static_number, minimum=0), label_noise=validation.kind(validation.static_number, minimum=0, maximum=0.5))
+@validation.validate(
+    key=validation.prng_key,
+    gold_a=validation.rewards,
+    gold_b=validation.rewards,
+    temperature=validation.kind(validation.static_number, minimum=0),
+    label_noise=validation.kind(validation.static_number, minimum=0, maximum=0.5),
+)
 def bradley_terry_labels(
     key: jax.Array,
     gold_a: jax.Array,
@@ -131,7 +137,9 @@ def bradley_terry_labels(
     return jnp.logical_xor(z, flip).astype(jnp.result_type(float))
 
 
-@validation.validate(reward=validation.reward, gold=validation.reward, seqs_a=validation.sequences, seqs_b=validation.sequences)
+@validation.validate(
+    reward=validation.reward, gold=validation.reward, seqs_a=validation.sequences, seqs_b=validation.sequences
+)
 def pairwise_accuracy(reward: Any, gold: Any, seqs_a: jax.Array, seqs_b: jax.Array) -> jax.Array:
     """Fraction of pairs with ``g(a) ≠ g(b)`` on which ``sign(r(a) − r(b)) = sign(g(a) − g(b))``.
 
@@ -173,7 +181,14 @@ def _fit(key, params, seqs_a, seqs_b, labels, learning_rate, weight_decay, modul
     return params, losses
 
 
-@validation.validate(key=validation.prng_key, policy=validation.policy, gold=validation.reward, num_pairs=validation.static_int, num_steps=validation.static_int, batch_size=validation.static_int)
+@validation.validate(
+    key=validation.prng_key,
+    policy=validation.policy,
+    gold=validation.reward,
+    num_pairs=validation.static_int,
+    num_steps=validation.static_int,
+    batch_size=validation.static_int,
+)
 def train_bradley_terry(
     key: jax.Array,
     policy: Policy,
@@ -217,8 +232,16 @@ def train_bradley_terry(
     module = BradleyTerryNet(policy.vocab_size, policy.length, int(embed_dim), int(hidden))
     params = jax.jit(module.init)(k_init, seqs_a[:1])["params"]
     params, losses = _fit(
-        k_fit, params, seqs_a, seqs_b, labels, learning_rate, weight_decay,
-        module=module, num_steps=int(num_steps), batch_size=int(batch_size),
+        k_fit,
+        params,
+        seqs_a,
+        seqs_b,
+        labels,
+        learning_rate,
+        weight_decay,
+        module=module,
+        num_steps=int(num_steps),
+        batch_size=int(batch_size),
     )
     reward = LearnedReward(module=module, params=params)
     return BradleyTerryFit(reward, losses, pairwise_accuracy(reward, gold, seqs_a, seqs_b))

@@ -155,7 +155,16 @@ class HackCalibration(flax.struct.PyTreeNode):
     exact: bool = flax.struct.field(pytree_node=False, default=True)
 
 
-@validation.validate(key=validation.prng_key, base=validation.reward, reference=validation.policy, hack_mass=validation.kind(validation.static_number, minimum=0, open_min=True, maximum=1), bonus=validation.static_number, penalty=validation.static_number, num_samples=validation.static_int, max_enumerated=validation.static_int)
+@validation.validate(
+    key=validation.prng_key,
+    base=validation.reward,
+    reference=validation.policy,
+    hack_mass=validation.kind(validation.static_number, minimum=0, open_min=True, maximum=1),
+    bonus=validation.static_number,
+    penalty=validation.static_number,
+    num_samples=validation.static_int,
+    max_enumerated=validation.static_int,
+)
 def make_hack_proxy(
     key: jax.Array,
     base: object,

@@ -67,7 +67,12 @@ class TokenScoreReward:
         return jnp.sum(gathered, axis=-1)
 
 
-@validation.validate(key=validation.prng_key, vocab_size=validation.static_int, length=validation.static_int, scale=validation.kind(validation.static_number, minimum=0))
+@validation.validate(
+    key=validation.prng_key,
+    vocab_size=validation.static_int,
+    length=validation.static_int,
+    scale=validation.kind(validation.static_number, minimum=0),
+)
 def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scale: float = 1.0) -> TokenScoreReward:
     """``TokenScoreReward`` with i.i.d. ``N(0, scale²)`` scores ``float[L, V]`` (nearly tie-free)."""
     if vocab_size < 1 or length < 1:
@@ -195,7 +200,11 @@ def _sequence_keys_flat(key: jax.Array, flat: jax.Array) -> jax.Array:
     return keys
 
 
-@validation.validate(key=validation.prng_key, sequences=validation.sequences, distribution=validation.kind(validation.one_of, choices=('normal', 'uniform', 'cauchy', 'student_t')))
+@validation.validate(
+    key=validation.prng_key,
+    sequences=validation.sequences,
+    distribution=validation.kind(validation.one_of, choices=("normal", "uniform", "cauchy", "student_t")),
+)
 @functools.partial(jax.jit, static_argnames=("distribution", "df", "dtype"))
 def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: float = 1.0, dtype=None) -> jax.Array:
     """One draw per sequence from ``distribution`` under ``sequence_keys(key, sequences)``.

@@ -142,10 +142,14 @@ def _kl(x: Any, name: str) -> np.ndarray:
     return k
 
 
-@validation.validate(kl=validation.kind(validation.array, ndim=1), values=validation.kind(validation.array, ndim=1), frontier_kl=validation.kind(validation.array, ndim=1), frontier_values=validation.kind(validation.array, ndim=1), value_at_zero=validation.static_number)
-def gap_to_frontier(
-    kl: Any, values: Any, frontier_kl: Any, frontier_values: Any, value_at_zero: float
-) -> np.ndarray:
+@validation.validate(
+    kl=validation.kind(validation.array, ndim=1),
+    values=validation.kind(validation.array, ndim=1),
+    frontier_kl=validation.kind(validation.array, ndim=1),
+    frontier_values=validation.kind(validation.array, ndim=1),
+    value_at_zero=validation.static_number,
+)
+def gap_to_frontier(kl: Any, values: Any, frontier_kl: Any, frontier_values: Any, value_at_zero: float) -> np.ndarray:
     r"""``F(κ_i) − v_i`` for each point, ``F`` the frontier interpolated linearly and anchored at ``(0, v_0)``.
 
     Args:

@@ -62,7 +62,12 @@ def fit_gao_rl(d: Any, y: Any) -> GaoFit:
     return _fit(d, y, g)
 
 
-@validation.validate(key=validation.prng_key, proxy=validation.rewards, values=validation.rewards, ns=validation.unconverted(validation.sample_sizes))
+@validation.validate(
+    key=validation.prng_key,
+    proxy=validation.rewards,
+    values=validation.rewards,
+    ns=validation.unconverted(validation.sample_sizes),
+)
 def bon_unbiased_estimate(key: jax.Array, proxy: Any, values: Any, ns: Any) -> jax.Array:
     r"""Unbiased estimate of ``E_{π_n}[v]`` for each n from K i.i.d. reference samples.
 

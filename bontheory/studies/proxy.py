@@ -170,7 +170,9 @@ def proxy_problem(
     raise ValueError(f"unknown proxy family {family!r}")
 
 
-@validation.validate(ref_probs=validation.probs, rewards=validation.rewards, ns=validation.unconverted(validation.sample_sizes))
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards, ns=validation.unconverted(validation.sample_sizes)
+)
 def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any = None, **kwargs: Any) -> jax.Array:
     """The pmf of ``method`` (see the module table) at each sample size in ``ns``: ``float[len(ns), K]``.
 
@@ -192,7 +194,8 @@ def method_pmfs(method: str, ref_probs: Any, rewards: Any, ns: Any, param: Any =
         return regularized_bon_pmf(ref_probs, rewards, ns, param)
     if method == "chi2_pessimism":
         return chi2_pessimism_sampler_pmf(ref_probs, rewards, np.asarray(ns).reshape(-1), param, **kwargs).reshape(
-            ns.shape + (jnp.shape(ref_probs)[-1],))
+            ns.shape + (jnp.shape(ref_probs)[-1],)
+        )
     if method == "chi2_pessimism_limit":
         pmf = chi2_pessimism_pmf(ref_probs, rewards, param)
     elif method == "tilted":
@@ -253,7 +256,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'))
+@validation.validate(problem=validation.has_attributes("space", "gold", what="a ProxyProblem (from proxy_problem)"))
 def proxy_spread(problem: ProxyProblem) -> float:
     """The proxy's standard deviation under p: the unit of the :data:`SCALED_METHODS` parameters."""
     p = np.asarray(problem.ref_probs, np.float64)
@@ -279,8 +282,10 @@ class GoldCurves(NamedTuple):
     reward_calls: np.ndarray | None = None
 
 
-@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
-                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
+@validation.validate(
+    problem=validation.has_attributes("space", "gold", what="a ProxyProblem (from proxy_problem)"),
+    budgets=validation.kind(validation.array, ndim=1, min_value=1),
+)
 def method_gold_curves(
     problem: ProxyProblem,
     method: str,
@@ -379,8 +384,10 @@ def _curve_dict(c: GoldCurves) -> dict[str, np.ndarray]:
     return out
 
 
-@validation.validate(problem=validation.has_attributes('space', 'gold', what='a ProxyProblem (from proxy_problem)'),
-                     budgets=validation.kind(validation.array, ndim=1, min_value=1))
+@validation.validate(
+    problem=validation.has_attributes("space", "gold", what="a ProxyProblem (from proxy_problem)"),
+    budgets=validation.kind(validation.array, ndim=1, min_value=1),
+)
 def method_grid_curves(
     problem: ProxyProblem,
     budgets: Any,
@@ -404,7 +411,10 @@ def method_grid_curves(
     """
     grids = DEFAULT_GRIDS if grids is None else grids
     budgets = np.asarray(budgets)
-    out: dict[str, Any] = {"proxy_sd": proxy_spread(problem), "gold_mean": float(np.asarray(problem.ref_probs) @ np.asarray(problem.gold))}
+    out: dict[str, Any] = {
+        "proxy_sd": proxy_spread(problem),
+        "gold_mean": float(np.asarray(problem.ref_probs) @ np.asarray(problem.gold)),
+    }
     c = method_gold_curves(problem, "bon", budgets, per=per, comparator_probs=comparator_probs)
     out["bon"] = _curve_dict(c)
     calls, ns = {"bon": c.reward_calls}, {"bon": c.n}
@@ -479,7 +489,9 @@ def best_on_grid(values: Any, grid: Sequence[float]) -> GridBest:
     v = np.asarray(values, np.float64)
     grid = list(grid)
     if v.ndim != 2 or v.shape[0] != len(grid) or v.shape[0] == 0:
-        raise ValueError(f"values must have shape (len(grid), N) with len(grid) >= 1, got {v.shape} for {len(grid)} grid values")
+        raise ValueError(
+            f"values must have shape (len(grid), N) with len(grid) >= 1, got {v.shape} for {len(grid)} grid values"
+        )
     if not np.all(np.isfinite(v)):
         raise ValueError("values must be finite")
     index = np.argmax(v, axis=0)

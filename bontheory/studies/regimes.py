@@ -46,7 +46,10 @@ class OptimumComparator(NamedTuple):
     max_ratio: float
 
 
-@validation.validate(ref_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)), gold_rewards=validation.unconverted(validation.rewards))
+@validation.validate(
+    ref_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)),
+    gold_rewards=validation.unconverted(validation.rewards),
+)
 def optimum_comparator(ref_probs: Any, gold_rewards: Any) -> OptimumComparator:
     r"""The point mass at the gold-best outcome, its value and its coverage under ``p``.
 
@@ -102,7 +105,9 @@ def _regrets(x: Any, name: str) -> np.ndarray:
     return a
 
 
-@validation.validate(bon_regret=validation.kind(validation.array, min_value=0), alt_regret=validation.kind(validation.array, min_value=0))
+@validation.validate(
+    bon_regret=validation.kind(validation.array, min_value=0), alt_regret=validation.kind(validation.array, min_value=0)
+)
 def compare_regrets(bon_regret: Any, alt_regret: Any, *, floor: float = _REGRET_FLOOR) -> RegretComparison:
     r"""Ratios of BoN's to an alternative's regret, averaged over seeds first.
 

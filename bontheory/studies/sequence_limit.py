@@ -88,7 +88,11 @@ def _bon_at_log_n(values: np.ndarray, log_m: np.ndarray, log_n: np.ndarray) -> t
     return np.maximum(kl, 0.0), np.sum(q * values, axis=-1)
 
 
-@validation.validate(token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)), token_scores=validation.kind(validation.array, ndim=1), beta=validation.unconverted(validation.positive))
+@validation.validate(
+    token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)),
+    token_scores=validation.kind(validation.array, ndim=1),
+    beta=validation.unconverted(validation.positive),
+)
 def token_tilt_kl_reward(token_probs: Any, token_scores: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-token KL and expected score of the tilt ``q_β ∝ q e^{s/β}``: ``(KL(q_β‖q), E_{q_β}[s])``."""
     q = np.asarray(token_probs, np.float64)
@@ -123,7 +127,12 @@ class BoNTiltGap(NamedTuple):
     log_n: np.ndarray  # the log n used: log round(e^{log n}) below 2^52, else log n itself (0 when n = 1)
 
 
-@validation.validate(token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)), token_scores=validation.kind(validation.array, ndim=1, integer=True), length=validation.static_int, log_n=validation.kind(validation.array, min_value=0))
+@validation.validate(
+    token_probs=validation.unconverted(validation.kind(validation.probs, ndim=1)),
+    token_scores=validation.kind(validation.array, ndim=1, integer=True),
+    length=validation.static_int,
+    log_n=validation.kind(validation.array, min_value=0),
+)
 def bon_tilted_gap_per_token(token_probs: Any, token_scores: Any, length: int, log_n: Any) -> BoNTiltGap:
     r"""Exact per-token reward gap between the tilted optimum and BoN at BoN's own KL.
 

@@ -83,10 +83,13 @@ def _grid_and_gold(rows: Any, name: str, size: int) -> tuple[list[float], np.nda
         grid = [float(row["param"]) for row in rows]
         gold = [np.asarray(row["gold"], np.float64) for row in rows]
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a list of {{'param', 'gold'}} rows with equal-length gold curves: {e}") from None
+        raise ValueError(
+            f"{name} must be a list of {{'param', 'gold'}} rows with equal-length gold curves: {e}"
+        ) from None
     if any(g.shape != (size,) for g in gold):
-        raise ValueError(f"{name}: every gold curve must have one value per budget ({size}), got shapes "
-                         f"{[g.shape for g in gold]}")
+        raise ValueError(
+            f"{name}: every gold curve must have one value per budget ({size}), got shapes {[g.shape for g in gold]}"
+        )
     gold = np.stack(gold)
     if np.any(np.isinf(gold)):
         raise ValueError(f"{name}: gold curves must be finite or NaN (a budget the method cannot run)")

@@ -30,7 +30,11 @@ from bontheory.vbon.metrics import pareto_frontier
 _VBON_PREFIX = "vbon"
 
 
-@validation.validate(methods=validation.sequence_of, kl=validation.kind(validation.array, ndim=1), reward=validation.kind(validation.array, ndim=1))
+@validation.validate(
+    methods=validation.sequence_of,
+    kl=validation.kind(validation.array, ndim=1),
+    reward=validation.kind(validation.array, ndim=1),
+)
 def frontier_fractions(methods: Sequence[str], kl: Any, reward: Any, *, tol: float = 1e-9) -> dict[str, float]:
     r"""Per method, the fraction of its points on the reward–KL Pareto frontier of all the points.
 

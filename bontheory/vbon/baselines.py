@@ -27,7 +27,9 @@ from bontheory.vbon.train import TrainState, train_steps
     key=_V.prng_key, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
     n=_V.sample_size, num_samples=_V.static_int,
 )
-def bon_sft_data(key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array, rewards: jax.Array, n, num_samples: int) -> dict[str, jax.Array]:
+def bon_sft_data(
+    key: jax.Array, sequences: jax.Array, ref_log_probs: jax.Array, rewards: jax.Array, n, num_samples: int
+) -> dict[str, jax.Array]:
     """A BoN-SFT data set: ``num_samples`` exact best-of-n samples (``bontheory.bon_sample_exact``).
 
     Returns:
@@ -61,8 +63,13 @@ def _argext_uniform_ties(key: jax.Array, values: jax.Array, largest: bool) -> ja
 
 
 @_V.validate(
-    key=_V.prng_key, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1), rewards=_V.rewards,
-    n=_V.kind(_V.static_int, minimum=2), num_pairs=_V.static_int, sft_weight=_V.unit_interval,
+    key=_V.prng_key,
+    sequences=_V.sequences,
+    ref_log_probs=_V.kind(_V.log_probs, ndim=1),
+    rewards=_V.rewards,
+    n=_V.kind(_V.static_int, minimum=2),
+    num_pairs=_V.static_int,
+    sft_weight=_V.unit_interval,
 )
 def bonbon_data(
     key: jax.Array,
@@ -97,9 +104,14 @@ def bonbon_data(
 
 
 @_V.validate(
-    state=_V.train_state, optimizer=_V.optimizer,
-    sequences=_V.sequences, rewards=_V.rewards, n=_V.static_int, num_iterations=_V.kind(_V.static_int, minimum=0),
-    steps_per_iteration=_V.static_int, backward_weight=_V.unit_interval,
+    state=_V.train_state,
+    optimizer=_V.optimizer,
+    sequences=_V.sequences,
+    rewards=_V.rewards,
+    n=_V.static_int,
+    num_iterations=_V.kind(_V.static_int, minimum=0),
+    steps_per_iteration=_V.static_int,
+    backward_weight=_V.unit_interval,
 )
 def iterated_bond(
     state: TrainState,
@@ -144,7 +156,9 @@ def iterated_bond(
             "target_log_probs": target,
             "backward_weight": jnp.asarray(backward_weight, target.dtype),
         }
-        state, hist = train_steps(state, data, objective=objective, optimizer=optimizer, num_steps=int(steps_per_iteration))
+        state, hist = train_steps(
+            state, data, objective=objective, optimizer=optimizer, num_steps=int(steps_per_iteration)
+        )
         history.append({"loss": hist["loss"][-1], "anchor_log_probs": anchor})
     return state, history
 

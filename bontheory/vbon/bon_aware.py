@@ -219,7 +219,8 @@ class SampledBoNAwareLoss:
             weights = jnp.broadcast_to((h - (jnp.sum(h) - h) / (t - 1))[:, None], (t, n))
         surrogate = -jnp.mean(jnp.sum(jax.lax.stop_gradient(weights) * log_pi, axis=-1))
         if self.kl == "policy":
-            kl_sur, kl_each = kl_regularised_surrogate(policy, data["ref_policy"], seqs, jnp.zeros_like(r_sel, shape=(t * n,)), beta)
+            no_reward = jnp.zeros_like(r_sel, shape=(t * n,))
+            kl_sur, kl_each = kl_regularised_surrogate(policy, data["ref_policy"], seqs, no_reward, beta)
             surrogate = surrogate + kl_sur
             kl_est = jnp.mean(kl_each)
         else:
@@ -235,9 +236,15 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 @_V.validate(
-    key=_V.prng_key, init_policy=_V.policy, sequences=_V.sequences, ref_log_probs=_V.kind(_V.log_probs, ndim=1),
-    rewards=_V.rewards, n=_V.kind(_V.static_int, minimum=1), beta=_V.nonnegative,
-    kl=_V.kind(_V.one_of, choices=BON_AWARE_KLS), num_steps=_V.kind(_V.static_int, minimum=1),
+    key=_V.prng_key,
+    init_policy=_V.policy,
+    sequences=_V.sequences,
+    ref_log_probs=_V.kind(_V.log_probs, ndim=1),
+    rewards=_V.rewards,
+    n=_V.kind(_V.static_int, minimum=1),
+    beta=_V.nonnegative,
+    kl=_V.kind(_V.one_of, choices=BON_AWARE_KLS),
+    num_steps=_V.kind(_V.static_int, minimum=1),
     learning_rate=_V.positive,
 )
 def train_bon_aware(
@@ -279,8 +286,13 @@ def train_bon_aware(
     """
     opt = optimizer if optimizer is not None else _adam(float(learning_rate))
     dtype = ref_log_probs.dtype
-    data = {"sequences": sequences, "ref_log_probs": ref_log_probs, "rewards": jnp.asarray(rewards, dtype),
-            "n": jnp.asarray(n, dtype), "beta": jnp.asarray(beta, dtype)}
+    data = {
+        "sequences": sequences,
+        "ref_log_probs": ref_log_probs,
+        "rewards": jnp.asarray(rewards, dtype),
+        "n": jnp.asarray(n, dtype),
+        "beta": jnp.asarray(beta, dtype),
+    }
     state = init_train_state(key, init_policy, opt)
     state, hist = train_steps(state, data, objective=ExactBoNAwareLoss(kl=kl), optimizer=opt, num_steps=num_steps)
     return state.policy, hist
@@ -291,8 +303,9 @@ def train_bon_aware(
 
 
 def _lifted_served_reward(log_table: jax.Array, data: Data, n: Any, *, num_values: int, order: int) -> jax.Array:
-    log_mass = level_log_masses(log_table, data["transition"], data["increment"], data["final"],
-                                num_values=num_values, order=order)[data["keep"]]
+    log_mass = level_log_masses(
+        log_table, data["transition"], data["increment"], data["final"], num_values=num_values, order=order
+    )[data["keep"]]
     return bon_expected_reward(jnp.exp(log_mass), data["values"], n)
 
 
@@ -306,9 +319,13 @@ def lifted_bon_aware_data(reward: Any, vocab_size: int, length: int) -> tuple[in
     aut = reward_automaton(reward, vocab_size, length)
     num_values = int(aut.num_values)
     keep = np.flatnonzero(reachable_values(aut, num_values))
-    data = {"transition": jnp.asarray(aut.transition), "increment": jnp.asarray(aut.increment, jnp.int32),
-            "final": jnp.asarray(aut.final, jnp.int32), "keep": jnp.asarray(keep, jnp.int32),
-            "values": jnp.asarray(aut.values(num_values)[keep])}
+    data = {
+        "transition": jnp.asarray(aut.transition),
+        "increment": jnp.asarray(aut.increment, jnp.int32),
+        "final": jnp.asarray(aut.final, jnp.int32),
+        "keep": jnp.asarray(keep, jnp.int32),
+        "values": jnp.asarray(aut.values(num_values)[keep]),
+    }
     return num_values, data
 
 
@@ -363,8 +380,13 @@ def lifted_bon_aware_objective(policy, ref_policy, reward, n: ArrayLike, beta: A
 
 
 @_V.validate(
-    key=_V.prng_key, init_policy=_V.policy, ref_policy=_V.policy, reward=_V.reward,
-    n=_V.kind(_V.static_int, minimum=1), beta=_V.nonnegative, num_steps=_V.kind(_V.static_int, minimum=1),
+    key=_V.prng_key,
+    init_policy=_V.policy,
+    ref_policy=_V.policy,
+    reward=_V.reward,
+    n=_V.kind(_V.static_int, minimum=1),
+    beta=_V.nonnegative,
+    num_steps=_V.kind(_V.static_int, minimum=1),
     learning_rate=_V.positive,
 )
 def train_bon_aware_lifted(
@@ -391,8 +413,13 @@ def train_bon_aware_lifted(
     table = tabular_table(init_policy)[0]
     check_state_size(int(data["transition"].shape[1]), num_values, table.shape[1])
     dtype = table.dtype
-    data = dict(data, values=data["values"].astype(dtype), ref_policy=ref_policy, n=jnp.asarray(n, dtype),
-                beta=jnp.asarray(beta, dtype))
+    data = dict(
+        data,
+        values=data["values"].astype(dtype),
+        ref_policy=ref_policy,
+        n=jnp.asarray(n, dtype),
+        beta=jnp.asarray(beta, dtype),
+    )
     opt = optimizer if optimizer is not None else _adam(float(learning_rate))
     state = init_train_state(key, init_policy, opt)
     state, hist = train_steps(state, data, objective=LiftedBoNAwareLoss(num_values), optimizer=opt, num_steps=num_steps)

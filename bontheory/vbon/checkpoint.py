@@ -57,7 +57,15 @@ def load_checkpoint(path: str | os.PathLike, template: TrainState) -> TrainState
     return raw.replace(key=jax.random.wrap_key_data(raw.key, impl=impl))
 
 
-@validation.validate(state=validation.train_state, data=validation.mapping, objective=validation.objective, optimizer=validation.optimizer, num_steps=validation.kind(validation.static_int, minimum=0), chunk_steps=validation.static_int, path=validation.optional(validation.path))
+@validation.validate(
+    state=validation.train_state,
+    data=validation.mapping,
+    objective=validation.objective,
+    optimizer=validation.optimizer,
+    num_steps=validation.kind(validation.static_int, minimum=0),
+    chunk_steps=validation.static_int,
+    path=validation.optional(validation.path),
+)
 def train_with_checkpoints(
     state: TrainState,
     data: dict[str, Any],

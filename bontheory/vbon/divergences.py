@@ -86,7 +86,9 @@ def jeffreys_divergence(log_q: _LogP, log_target: _LogP, backward_weight: ArrayL
 
 
 @_V.validate(log_cdf_strict=_V.real, log_cdf=_V.real, n=_V.sample_size)
-def log_bon_ratio(log_cdf_strict: Float[ArrayLike, ...], log_cdf: Float[ArrayLike, ...], n: ArrayLike) -> Float[Array, ...]:
+def log_bon_ratio(
+    log_cdf_strict: Float[ArrayLike, ...], log_cdf: Float[ArrayLike, ...], n: ArrayLike
+) -> Float[Array, ...]:
     r"""Log of the BoN density ratio π_n(y)/p(y) from the CDF values at y's reward (ties included).
 
     .. math:: \frac{\pi_n(y)}{p(y)} = \frac{F^n - F_-^n}{F - F_-} = \sum_{i=1}^{n} F_-^{\,i-1} F^{\,n-i}

@@ -80,10 +80,16 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 @_V.validate(
-    key=_V.prng_key, method=_V.kind(_V.one_of, choices=VBON_METHODS), init_policy=_V.policy, ref_policy=_V.optional(_V.policy),
-    reward=_V.optional(_V.reward), sequences=_V.optional(_V.sequences),
-    ref_log_probs=_V.optional(_V.kind(_V.log_probs, ndim=1)), rewards=_V.optional(_V.rewards),
-    n=_V.kind(_V.static_int, minimum=2), beta=_V.positive,
+    key=_V.prng_key,
+    method=_V.kind(_V.one_of, choices=VBON_METHODS),
+    init_policy=_V.policy,
+    ref_policy=_V.optional(_V.policy),
+    reward=_V.optional(_V.reward),
+    sequences=_V.optional(_V.sequences),
+    ref_log_probs=_V.optional(_V.kind(_V.log_probs, ndim=1)),
+    rewards=_V.optional(_V.rewards),
+    n=_V.kind(_V.static_int, minimum=2),
+    beta=_V.positive,
 )
 def train_toward_bon(
     key: jax.Array,
@@ -134,7 +140,9 @@ def train_toward_bon(
     dtype = ref_log_probs.dtype
 
     if method in ("vbon_exact", "vbon_continuous", "bond"):
-        target = vbon_target_log_probs(ref_log_probs, rewards, n, "continuous" if method == "vbon_continuous" else "exact")
+        target = vbon_target_log_probs(
+            ref_log_probs, rewards, n, "continuous" if method == "vbon_continuous" else "exact"
+        )
         data = {"sequences": sequences, "target_log_probs": target}
         kind = "reverse"
         if method == "bond":
@@ -144,7 +152,12 @@ def train_toward_bon(
     elif method == "kl_rl":
         if beta is None:
             raise ValueError("method 'kl_rl' needs beta")
-        data = {"sequences": sequences, "ref_log_probs": ref_log_probs, "rewards": rewards, "beta": jnp.asarray(beta, dtype)}
+        data = {
+            "sequences": sequences,
+            "ref_log_probs": ref_log_probs,
+            "rewards": rewards,
+            "beta": jnp.asarray(beta, dtype),
+        }
         objective = ExactKLRegularisedLoss()
     elif method == "bon_sft":
         data = bon_sft_data(kd, sequences, ref_log_probs, rewards, n, s.num_sft_samples)
@@ -157,15 +170,26 @@ def train_toward_bon(
         if 2**t != int(n):
             raise ValueError(f"bond_iterated needs n a power of 2 (n = 2^t after t iterations), got {n}")
         state, hist = iterated_bond(
-            state, sequences, rewards, 2, num_iterations=t, steps_per_iteration=max(s.num_steps // t, 1),
-            optimizer=opt, backward_weight=s.backward_weight,
+            state,
+            sequences,
+            rewards,
+            2,
+            num_iterations=t,
+            steps_per_iteration=max(s.num_steps // t, 1),
+            optimizer=opt,
+            backward_weight=s.backward_weight,
         )
         return state.policy, {"loss": jnp.stack([h["loss"] for h in hist])}
     else:  # sampled vBoN
         reward = as_reward(reward)
         ref_r = reward(ref_policy.sample(kd, s.num_reference_samples))
-        data = {"ref_policy": ref_policy, "reward": reward, "kl_coef": jnp.asarray(1.0, dtype),
-                "n": jnp.asarray(n, dtype), "ref_reward_samples": ref_r}
+        data = {
+            "ref_policy": ref_policy,
+            "reward": reward,
+            "kl_coef": jnp.asarray(1.0, dtype),
+            "n": jnp.asarray(n, dtype),
+            "ref_reward_samples": ref_r,
+        }
         kind = "log_cdf" if method == "vbon_sampled" else "bon_log_ratio"
         objective = PolicyGradientLoss(num_samples=s.sampled_batch, reward_kind=kind)
         opt = _adam(float(s.sampled_learning_rate))

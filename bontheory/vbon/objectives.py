@@ -106,7 +106,8 @@ class BoNBoNLoss:
 
     .. math::
         h_i = \log\frac{\pi_\theta(y^+_i)}{p(y^+_i)} - \log\frac{\pi_\theta(y^-_i)}{p(y^-_i)},\qquad
-        \mathcal{L} = -\alpha\,\overline{\log\pi_\theta(y^+)} + (1-\alpha)\,\overline{\Bigl(h - \tfrac{1}{2\beta^*}\Bigr)^2},
+        \mathcal{L} = -\alpha\,\overline{\log\pi_\theta(y^+)}
+            + (1-\alpha)\,\overline{\Bigl(h - \tfrac{1}{2\beta^*}\Bigr)^2},
         \quad \beta^* = \frac{1}{2(n-1)H_{n-1}}
 
     (β* makes the IPO optimum's best-vs-worst log-ratio gap equal BoN's in the continuous case; see
@@ -251,7 +252,10 @@ class PolicyGradientLoss:
 
 
 @_V.validate(
-    policy=_V.policy, ref_policy=_V.policy, sequences=_V.sequences, rewards=_V.kind(_V.values, min_size=2),
+    policy=_V.policy,
+    ref_policy=_V.policy,
+    sequences=_V.sequences,
+    rewards=_V.kind(_V.values, min_size=2),
     kl_coef=_V.nonnegative,
 )
 def kl_regularised_surrogate(

@@ -62,7 +62,10 @@ def _log_targets(ref_log_probs: jax.Array, rewards: jax.Array, n: ArrayLike) -> 
     ref_log_probs=_V.log_probs, rewards=_V.rewards, n=_V.sample_size, target=_V.kind(_V.one_of, choices=_TARGETS)
 )
 def vbon_target_log_probs(
-    ref_log_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike, target: str = "exact"
+    ref_log_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    n: ArrayLike,
+    target: str = "exact",
 ) -> Float[Array, "*batch K"]:
     r"""Log-probabilities of a vBoN target over all outcomes.
 
@@ -84,7 +87,9 @@ def vbon_target_log_probs(
 
 
 @_V.validate(ref_log_probs=_V.log_probs, rewards=_V.rewards, n=_V.sample_size)
-def tie_effect(ref_log_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike) -> TieEffect:
+def tie_effect(
+    ref_log_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], n: ArrayLike
+) -> TieEffect:
     r"""How far the continuous-form optimum p·F^{n−1} (normalised) is from the exact BoN pmf π_n.
 
     Returns:

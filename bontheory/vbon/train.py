@@ -54,7 +54,13 @@ def init_train_state(key: jax.Array, policy, optimizer: optax.GradientTransforma
     )
 
 
-@_V.validate(state=_V.train_state, data=_V.mapping, objective=_V.objective, optimizer=_V.optimizer, num_steps=_V.kind(_V.static_int, minimum=0))
+@_V.validate(
+    state=_V.train_state,
+    data=_V.mapping,
+    objective=_V.objective,
+    optimizer=_V.optimizer,
+    num_steps=_V.kind(_V.static_int, minimum=0),
+)
 @functools.partial(jax.jit, static_argnames=("objective", "optimizer", "num_steps"))
 def train_steps(
     state: TrainState, data: dict[str, Any], *, objective, optimizer: optax.GradientTransformation, num_steps: int
