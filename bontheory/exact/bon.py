@@ -109,7 +109,7 @@ def bon_kl_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
     :math:`q_\ell = F_\ell^n - F_\ell^{-n}`.
 
     Rounding can make the sum a few ulps negative (at n = 1); it is clipped at 0. The sum runs over blocks of
-    real levels only (:func:`~bontheory.exact.levels.sum_over_levels`), so padding costs nothing per n.
+    real levels only (``exact.levels.sum_over_levels``), so padding costs nothing per n.
 
     Returns:
       ``broadcast(B, n.shape)``.
