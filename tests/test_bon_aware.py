@@ -98,7 +98,7 @@ def _independent_optimum(lp, rewards, n, beta, kl) -> float:
     return -float(res.fun)
 
 
-@pytest.mark.parametrize("kl", ["policy", "bon"])
+@pytest.mark.parametrize("kl", ["policy", pytest.param("bon", marks=pytest.mark.slow)])
 def test_exact_training_increases_objective_monotonically_to_the_optimum(kl):
     """Gradient ascent on the exact J (full-history tabular policy from p, ties in the reward) never decreases
     J and ends at the optimum found by scipy's BFGS on a softmax of π; for ``kl="bon"`` that optimum is also
@@ -124,7 +124,14 @@ def test_exact_training_increases_objective_monotonically_to_the_optimum(kl):
 # Sampled estimator
 
 
-@pytest.mark.parametrize("kl, baseline", [("policy", "trials"), ("policy", "marginal"), ("bon", "trials")])
+@pytest.mark.parametrize(
+    "kl, baseline",
+    [
+        pytest.param("policy", "trials", marks=pytest.mark.slow),  # ~20 s each on 2 cores: one variant by default
+        ("policy", "marginal"),
+        pytest.param("bon", "trials", marks=pytest.mark.slow),
+    ],
+)
 def test_sampled_gradient_is_unbiased(kl, baseline):
     """The mean over R independent steps of the sampled surrogate's gradient equals the exact gradient of
     J (brute force over all n-tuples, ties included). Every coordinate within 5 standard errors: false-alarm
@@ -162,6 +169,7 @@ def test_sampled_loss_rejects_bad_settings():
 # Lifted (long sequences; kl="policy")
 
 
+@pytest.mark.slow  # ~35 s of compilation on 2 cores
 @pytest.mark.parametrize("order", [1])
 def test_lifted_objective_and_gradient_match_enumeration(order):
     """On a space small enough to enumerate, the lifted J (forward DP + chain-rule KL) and its gradient in the
@@ -187,6 +195,7 @@ def test_lifted_objective_and_gradient_match_enumeration(order):
     np.testing.assert_allclose(np.asarray(g_lift), np.asarray(g_enum), rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow  # ~35 s on 2 cores
 def test_lifted_training_on_long_sequences_increases_objective():
     """V = 4, L = 16 (4^16 sequences, never enumerated): exact lifted training from p raises J, never lowers it
     (plain gradient ascent), and beats the reference's BoN."""

@@ -106,6 +106,7 @@ def test_gradient_matches_finite_differences():
     assert float(jnp.max(jnp.abs(grad))) > 1e-3  # the check above is not vacuous
 
 
+@pytest.mark.slow  # ~30 s of compilation on 2 cores
 def test_jit_over_the_policy():
     policy, reward = _policy(1), REWARDS["count+pattern"]
     eager = bt.reward_distribution(policy, reward)
@@ -161,7 +162,7 @@ ALPHA = 1e-4
 SAMPLE_REWARD = bt.reward_sum(bt.PatternCountReward((1, 1)), bt.PatternReward((0, 2), value=2.0))
 
 
-@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("order", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_bon_draws_follow_the_exact_sequence_pmf(order):
     policy = _policy(order, key=20 + order, length=4)
     seqs, log_p = bt.enumerate_sequences(policy)
@@ -195,6 +196,7 @@ BIG_REWARDS = [
 ]
 
 
+@pytest.mark.slow  # ~30-60 s per reward on 2 cores
 @pytest.mark.parametrize("reward", BIG_REWARDS)
 def test_bon_draws_on_a_space_beyond_enumeration(reward):
     """V = 50, L = 256 (50^256 sequences), Markov policy: the draws' rewards follow the exact BoN level law
@@ -228,7 +230,7 @@ def test_bon_draws_on_a_space_beyond_enumeration(reward):
 # The tilted sequence policy and the reward–KL frontier on long sequences
 
 
-@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("order", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_tilted_policy_enumerated_law_equals_tilted_pmf(order):
     policy = _policy(order, key=50 + order, length=4)
     seqs, log_p = bt.enumerate_sequences(policy)
@@ -256,6 +258,7 @@ def test_automaton_policy_samples_follow_its_law():
     assert chi2_pvalue(lexicographic_index(draws, V), np.exp(np.asarray(log_t))) > ALPHA
 
 
+@pytest.mark.slow
 def test_tilted_policy_on_a_space_beyond_enumeration():
     """V = 50, L = 256: the tilted policy's reward law is m e^{R/β}/Z (exactly, by the DP under the tilted
     policy) and its chain-rule KL to p equals the frontier's KL; with a pattern (automaton policy) the sampled
@@ -297,7 +300,7 @@ def _enumerated_vbon_loss(seqs, target):
     return loss
 
 
-@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("order", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_lifted_vbon_loss_and_gradient_equal_enumeration(order):
     ref = _policy(1, key=80, length=4)
     seqs, log_p = bt.enumerate_sequences(ref)
@@ -338,6 +341,7 @@ def test_lifted_vbon_reaches_the_memoryless_optimum_of_an_independent_optimiser(
     np.testing.assert_allclose(float(info["loss"][-1]), reached, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_lifted_vbon_trains_on_long_sequences():
     vocab, length = 10, 128
     ref = _policy(1, key=95, vocab=vocab, length=length)
