@@ -91,11 +91,13 @@ def _examples(checkpoint):
                 "bon_expected_reward_from_levels",
                 "bon_kl_from_levels",
                 "bon_log_pmf_from_levels",
+                "bon_pmf_from_levels",
                 "bon_win_rate_from_levels",
                 "level_log_mass_of_max",
             )
         },
         "bon_sample_exact": dict(pkr, n=3, shape=(2,)),
+        "bon_sample_exact_from_levels": dict(key=key, levels=levels, n=3, shape=(2,)),
         "bon_kl_bound": dict(n=3),
         "bon_win_rate_bound": dict(n=3),
         "bonbon_beta": dict(n=3),

@@ -73,9 +73,11 @@ def test_power_law_rate_recovers_a_slope():
     fit = bt.power_law_rate(x, 3.0 * x**-0.8)
     np.testing.assert_allclose([fit.slope, fit.prefactor, fit.r2], [-0.8, 3.0, 1.0], rtol=1e-10)
     assert fit.num_points == 4
-    # points with y ≤ 0 or NaN (e.g. n = 1 cells) are left out
-    fit = bt.power_law_rate(np.append(x, [2.0, 4.0]), np.append(2.0 / x, [0.0, np.nan]))
+    # points with y ≤ 0 (e.g. n = 1 cells, where the gap is 0) are left out; NaN is refused at the boundary
+    fit = bt.power_law_rate(np.append(x, [2.0, 4.0]), np.append(2.0 / x, [0.0, -1.0]))
     assert fit.num_points == 4 and abs(fit.slope + 1) < 1e-12
+    with pytest.raises(ValueError, match="y"):
+        bt.power_law_rate(x, np.append(2.0 / x[:-1], np.nan))
     with pytest.raises(ValueError, match="at least 2"):
         bt.power_law_rate(x, np.array([1.0, 0.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="positive"):

@@ -252,7 +252,7 @@ def test_frontier_fractions():
         bt.frontier_fractions(labels[:-1], kl, reward)
     with pytest.raises(TypeError, match="methods"):
         bt.frontier_fractions("bon", [0.0], [0.0])
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"finite|NaN or inf"):
         bt.frontier_fractions(["bon"], [np.nan], [0.0])
 
 
@@ -299,7 +299,7 @@ def test_mean_over_seeds_keeps_the_structure():
         bt.mean_over_seeds([a, {**b, "extra": 1.0}])
     with pytest.raises(ValueError, match="structure"):
         bt.mean_over_seeds([a, {**b, "bon": {"gold": [1.0, 2.0, 3.0]}}])
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"non-empty|at least one entry"):
         bt.mean_over_seeds([])
 
 
@@ -309,5 +309,5 @@ def test_best_on_grid():
     assert b.param == [20, 10, 10]  # the first on ties
     with pytest.raises(ValueError, match="shape"):
         bt.best_on_grid([[1.0, 2.0]], (1, 2))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"finite|NaN or inf"):
         bt.best_on_grid([[np.nan]], (1,))

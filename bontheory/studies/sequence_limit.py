@@ -204,7 +204,7 @@ def power_law_rate(x: Any, y: Any) -> PowerLawRate:
     r"""The rate at which ``y`` vanishes (or grows) in ``x``: the least-squares slope of ``log y`` on ``log x``.
 
     Used for the per-token gap of BoN to the tilted optimum against L (a slope of −1 is a gap of order 1/L).
-    Points with ``y ≤ 0`` or non-finite ``y`` (e.g. cells where BoN is ``p`` itself, ``n = 1``) are left out.
+    Points with ``y ≤ 0`` (e.g. cells where BoN is ``p`` itself, ``n = 1``) are left out; NaN or inf is refused.
 
     Args:
       x: ``float[N]`` positive abscissae; y: ``float[N]``.
