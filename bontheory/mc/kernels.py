@@ -231,7 +231,8 @@ def _map_in_batches(fn, trial_indices, trial_batch):
     return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:t], out)
 
 
-@validation.validate(
+# the per-device bodies of the sharded kernels take the same arguments, checked the same way
+_trial_inputs = validation.validate(
     key=validation.prng_key,
     trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0),
     policy=validation.policy,
@@ -240,6 +241,9 @@ def _map_in_batches(fn, trial_indices, trial_batch):
     chunk_size=validation.static_int,
     trial_batch=validation.static_int,
 )
+
+
+@_trial_inputs
 def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, scorer=None) -> BoNDraws:
     """BoN selection for the given global trial indices (the per-device body of the sharded kernel).
 
@@ -263,15 +267,7 @@ def bon_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch
     return BoNDraws(sequences=seqs, rewards=r, log_probs=log_probs, scores=s, num_tied=tied, index=idx)
 
 
-@validation.validate(
-    key=validation.prng_key,
-    trial_indices=validation.kind(validation.array, ndim=1, integer=True, min_value=0),
-    policy=validation.policy,
-    reward=validation.reward,
-    n=validation.static_int,
-    chunk_size=validation.static_int,
-    trial_batch=validation.static_int,
-)
+@_trial_inputs
 def candidate_trials(key, trial_indices, policy, reward, *, n, chunk_size, trial_batch, return_sequences=False):
     """All candidates for the given global trial indices (body of :func:`bon_candidates`); not jitted."""
 
