@@ -221,12 +221,15 @@ _KINDS = ("gaussian", "dirichlet", "zipf")
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _random_logits(key, shape, kind, dtype, temperature, concentration, zipf_exponent):
+    # Draws in float32 whatever the precision (a float64 draw consumes other random bits), then cast:
+    # the same key names the same policy with or without x64.
+    draw = jnp.float32
     if kind == "gaussian":
-        logits = jax.random.normal(key, shape, dtype)
+        logits = jax.random.normal(key, shape, draw).astype(dtype)
     elif kind == "dirichlet":
-        logits = jax.random.loggamma(key, jnp.asarray(concentration, dtype), shape, dtype)
+        logits = jax.random.loggamma(key, jnp.asarray(concentration, draw), shape, draw).astype(dtype)
     else:
-        ranks = jnp.argsort(jax.random.uniform(key, shape), axis=-1).astype(dtype) + 1.0
+        ranks = jnp.argsort(jax.random.uniform(key, shape, draw), axis=-1).astype(dtype) + 1.0
         logits = -jnp.asarray(zipf_exponent, dtype) * jnp.log(ranks)
     return jax.nn.log_softmax(logits / jnp.asarray(temperature, dtype), axis=-1)
 
@@ -250,6 +253,9 @@ def random_tabular_policy(
 ) -> ModulePolicy:
     """Draw a random tabular policy; every (position, context) row is drawn independently.
 
+    The same key gives the same policy with or without x64: the random numbers are drawn in float32,
+    then cast to ``dtype`` (a float64 table is the float32 draw, normalised in float64).
+
     Kinds (then all logits are divided by ``temperature``; smaller = more peaked):
       * ``"gaussian"``: logits ~ N(0, 1).
       * ``"dirichlet"``: next-token probabilities ~ Dirichlet(concentration · 1_V), drawn in log
@@ -264,7 +270,7 @@ def random_tabular_policy(
         order: 0 memoryless, k Markov, None full history.
         kind: ``"gaussian"``, ``"dirichlet"`` or ``"zipf"``.
         temperature: > 0.
-        concentration: Dirichlet concentration > 0.
+        concentration: Dirichlet concentration > 0, a normal float32 number (about 1.2e-38 to 3.4e38).
         zipf_exponent: Zipf exponent >= 0.
         dtype: float dtype of the table (default: JAX's default float).
 
@@ -276,8 +282,12 @@ def random_tabular_policy(
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    if kind == "dirichlet" and not concentration > 0:
-        raise ValueError(f"concentration must be > 0, got {concentration}")
+    f32 = jnp.finfo(jnp.float32)
+    if kind == "dirichlet" and not float(f32.tiny) <= concentration <= float(f32.max):
+        raise ValueError(
+            f"concentration must be > 0 and within float32's normal range [{float(f32.tiny):.3g}, "
+            f"{float(f32.max):.3g}] (the draw is in float32), got {concentration}"
+        )
     if kind == "zipf" and not zipf_exponent >= 0:
         raise ValueError(f"zipf_exponent must be >= 0, got {zipf_exponent}")
     dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)

@@ -74,10 +74,15 @@ class TokenScoreReward:
     scale=validation.kind(validation.static_number, minimum=0),
 )
 def random_token_score_reward(key: jax.Array, vocab_size: int, length: int, scale: float = 1.0) -> TokenScoreReward:
-    """``TokenScoreReward`` with i.i.d. ``N(0, scale²)`` scores ``float[L, V]`` (nearly tie-free)."""
+    """``TokenScoreReward`` with i.i.d. ``N(0, scale²)`` scores ``float[L, V]`` (nearly tie-free).
+
+    The same key gives the same reward with or without x64: the normals are drawn in float32, then
+    cast to JAX's default float and multiplied by ``scale``.
+    """
     if vocab_size < 1 or length < 1:
         raise ValueError(f"vocab_size and length must be >= 1, got V={vocab_size}, L={length}")
-    return TokenScoreReward(scores=scale * jax.random.normal(key, (int(length), int(vocab_size))))
+    z = jax.random.normal(key, (int(length), int(vocab_size)), jnp.float32).astype(jnp.result_type(float))
+    return TokenScoreReward(scores=scale * z)
 
 
 def pattern_occurrences(sequences: jax.Array, pattern: tuple) -> jax.Array:
@@ -209,6 +214,9 @@ def _sequence_keys_flat(key: jax.Array, flat: jax.Array) -> jax.Array:
 def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: float = 1.0, dtype=None) -> jax.Array:
     """One draw per sequence from ``distribution`` under ``sequence_keys(key, sequences)``.
 
+    The same key gives the same draws with or without x64: they are drawn in float32, then cast to
+    ``dtype`` (about 2**23 distinct values: about K²/2**24 tied pairs among K sequences).
+
     Args:
         key: base PRNG key.
         sequences: ``int[..., L]``.
@@ -222,17 +230,30 @@ def hashed_draws(key: jax.Array, sequences: jax.Array, distribution: str, df: fl
     batch_shape, length = sequences.shape[:-1], sequences.shape[-1]
     keys = _sequence_keys_flat(key, sequences.reshape((-1, length)))
     fdt = jnp.result_type(float) if dtype is None else dtype
+    f32 = jnp.float32  # the draw's dtype whatever the precision; cast to fdt afterwards
     if distribution == "normal":
-        draw = lambda k: jax.random.normal(k, (), fdt)
+        draw = lambda k: jax.random.normal(k, (), f32)
     elif distribution == "uniform":
-        draw = lambda k: jax.random.uniform(k, (), fdt)
+        draw = lambda k: jax.random.uniform(k, (), f32)
     elif distribution == "cauchy":
-        draw = lambda k: jax.random.cauchy(k, (), fdt)
+        draw = lambda k: jax.random.cauchy(k, (), f32)
     elif distribution == "student_t":
-        draw = lambda k: jax.random.t(k, df, (), fdt)
+        draw = lambda k: _student_t(k, df, fdt)
     else:
         raise ValueError(f"unknown distribution {distribution!r}")
-    return jax.vmap(draw)(keys).reshape(batch_shape)
+    return jax.vmap(draw)(keys).astype(fdt).reshape(batch_shape)
+
+
+def _student_t(key: jax.Array, df: float, dtype) -> jax.Array:
+    """``jax.random.t``'s draw ``n · sqrt((df/2) / g)``, n ~ N(0, 1), g ~ Gamma(df/2), from float32 draws.
+
+    g is drawn as ``log g`` (float32 ``loggamma``, the same variate as ``gamma`` on the same key) and
+    combined in ``dtype``: a small ``df`` makes g underflow float32 (a NaN or inf draw), not log g.
+    """
+    key_n, key_g = jax.random.split(key)
+    n = jax.random.normal(key_n, (), jnp.float32).astype(dtype)
+    log_g = jax.random.loggamma(key_g, jnp.float32(df / 2), (), jnp.float32).astype(dtype)
+    return n * jnp.exp(0.5 * (jnp.log(jnp.asarray(df / 2, dtype)) - log_g))
 
 
 def check_tokens_fit_hash(seq: jax.Array) -> None:
@@ -245,8 +266,10 @@ def check_tokens_fit_hash(seq: jax.Array) -> None:
 class SequenceHashReward:
     """An i.i.d. random reward per sequence: ``r(y) = scale · Z(y)``, ``Z(y) ~ N(0, 1)`` (or U(0, 1)).
 
-    ``Z(y)`` is drawn from ``sequence_keys(key, y)``: a fixed function of the sequence, tie-free with
-    probability one, with no structure a policy could learn.
+    ``Z(y)`` is drawn from ``sequence_keys(key, y)``: a fixed function of the sequence with no
+    structure a policy could learn. It is drawn in float32 (the same key gives the same reward with or
+    without x64), so it takes about 2**23 distinct values: about K²/2**24 tied pairs among K
+    sequences (none expected below a few thousand sequences, some hundreds among 65 536).
 
     Attributes:
         key: PRNG key (leaf).
