@@ -391,7 +391,8 @@ def sample_size(n: Any, name: str = "n") -> jax.Array:
 
 @_batch_parameter
 def positive(x: Any, name: str) -> jax.Array:
-    """``x > 0`` everywhere (``inf`` allowed; NaN refused), checked when concrete."""
+    """``x > 0`` everywhere (``inf`` allowed; NaN refused; positive subnormals pass, see
+    :func:`_positive_or_subnormal`), checked when concrete."""
     return _concrete_check(to_array(x, name), lambda v: v > 0, f"{name} must be > 0", x)
 
 
@@ -703,7 +704,7 @@ def _bad_mask(check: Checker, x: jax.Array) -> tuple[jax.Array, str] | None:
     if kind is sample_size:
         return ~(jnp.isfinite(v) & (v >= 1) & (v == jnp.round(v))), "an integer >= 1"
     tests = {
-        positive: (lambda a: a > 0, "> 0"),
+        positive: (_positive_or_subnormal, "> 0"),
         nonnegative: (lambda a: a >= 0, ">= 0"),
         at_least_one: (lambda a: a >= 1, ">= 1"),
         unit_interval: (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
@@ -715,6 +716,19 @@ def _bad_mask(check: Checker, x: jax.Array) -> tuple[jax.Array, str] | None:
         ok, what = tests[kind]
         return ~ok(v), what
     return None
+
+
+def _positive_or_subnormal(a: jax.Array) -> jax.Array:
+    """``a > 0`` for a floating array, counting positive subnormals under ``jit`` too.
+
+    XLA on CPU flushes subnormals (below ``finfo.smallest_normal``, 1.2e-38 in float32) to zero in arithmetic
+    and comparisons, eagerly and under ``jit``, while NumPy does not: a concrete ``1e-40`` passes the eager
+    check (then computes as 0, its limit), so the traced check reads the bits and passes it as well.
+    """
+    uint = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(a.dtype).itemsize]
+    bits = jax.lax.bitcast_convert_type(a, uint)
+    normal = np.asarray(jnp.finfo(a.dtype).smallest_normal, a.dtype).view(np.dtype(uint))
+    return (a > 0) | ((bits > 0) & (bits < normal))  # +0 is 0; negatives and NaN are >= normal's bits
 
 
 def traced_flags(named: Sequence[tuple[str, Checker, Any]]) -> list[tuple[jax.Array, bool]]:

@@ -47,14 +47,37 @@ R_TIED_TOP = np.array([0.0, 1.0, 2.0, 2.0])
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-6), (np.float64, 1e-13)])
 @pytest.mark.parametrize("lam", [1e-3, 1e-7, 1e-8, 1e-12, 1e-40])
 def test_soft_bon_converges_to_bon_as_the_temperature_goes_to_zero(dtype, tol, lam):
+    # float32 1e-40 is subnormal: XLA on CPU flushes it to 0 (eagerly and under jit); both give the BoN limit
     p, r = P.astype(dtype), R.astype(dtype)
-    if dtype == np.float32 and lam < 1e-37:
-        lam = 1e-37  # XLA flushes float32 subnormals (< 1.2e-38) to zero: 1e-40 would be λ = 0
     bon = np.asarray(bt.bon_pmf(P, R, 4), np.float64)  # float64 reference
     soft = np.asarray(bt.soft_bon_pmf(p, r, 4, dtype(lam)), np.float64)
     jitted = np.asarray(jax.jit(bt.soft_bon_pmf)(jnp.asarray(p), jnp.asarray(r), 4, dtype(lam)), np.float64)
     np.testing.assert_allclose(soft, bon, atol=tol)
     np.testing.assert_allclose(jitted, bon, atol=tol)
+
+
+def test_subnormal_temperature_is_valid_under_jit_and_zero_is_not():
+    # the traced check reads the bits (XLA's comparisons see a float32 subnormal as 0, NumPy's do not)
+    p, r, tiny = jnp.asarray(P, jnp.float32), jnp.asarray(R, jnp.float32), jnp.float32(1e-40)
+    assert 0 < float(tiny) < float(jnp.finfo(jnp.float32).smallest_normal)
+    checked = bt.checked(jax.jit(bt.soft_bon_pmf))
+    np.testing.assert_allclose(np.asarray(checked(p, r, 4, tiny)), np.asarray(bt.bon_pmf(P, R, 4)), atol=1e-6)
+    for bad in (0.0, -1e-40, np.nan):
+        assert np.all(np.isnan(np.asarray(jax.jit(bt.soft_bon_pmf)(p, r, 4, jnp.float32(bad)))))
+        with pytest.raises(ValueError, match="temperature must be > 0"):
+            checked(p, r, 4, jnp.float32(bad))
+    # one reward level (no gap): the limit is p itself, with a finite gradient
+    one_level = jax.jit(lambda q: bt.soft_bon_pmf(q, jnp.ones(2, jnp.float32), 4, tiny)[1])
+    grad = jax.grad(one_level)(jnp.full(2, 0.5, jnp.float32))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_soft_bon_auto_nodes_span_the_rewards_for_one_distribution():
+    # the node count follows (r_max − r_min)/λ for one distribution as for a batch (it used r_max alone)
+    p, r = np.full(8, 1 / 8), np.array([-42.0, -10.0, -3.0, -1.0, 0.0, 0.2, 0.5, 0.7])
+    for lam in (0.08, 0.2):
+        assert bt.auto_num_nodes(p, r, 4, lam) == bt.auto_num_nodes(p[None], r[None], 4, lam) >= 1024
+        assert abs(float(np.sum(bt.soft_bon_pmf(p, r, 4, lam))) - 1) < 1e-12
 
 
 def test_soft_bon_cost_does_not_grow_as_one_over_the_temperature():

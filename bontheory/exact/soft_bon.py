@@ -142,7 +142,7 @@ def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, tempe
     # below λ = gap/margin the BoN limit is used (soft_bon_log_pmf), so the quadrature never needs smaller λ
     lam = np.maximum(np.asarray(temperature, np.float64), np.where(np.isfinite(gap), gap / margin, 0.0)[..., None]
                      if np.ndim(gap) else (gap / margin if np.isfinite(gap) else 0.0))
-    span = np.max(np.broadcast_to((hi - lo)[..., None] if np.ndim(hi) else hi, np.shape(lam)) / lam)
+    span = np.max(np.broadcast_to((hi - lo)[..., None] if np.ndim(hi) else hi - lo, np.shape(lam)) / lam)
     span += np.log(n_max) + _TAIL_LOG - math.log(_HEAD_EPS)
     need = math.ceil(span / _AUTO_SPACING) + 1
     nodes = max(256, 1 << (need - 1).bit_length())
@@ -191,7 +191,8 @@ def soft_bon_log_pmf(
     # cost of one BoN pmf; the quadrature then runs at the clamped temperature gap/G and its result is not used
     floor = _min_gap(ref_probs, rewards) / _limit_margin(n, dtype)
     use_bon = temperature <= floor
-    lam = jnp.where(use_bon & jnp.isfinite(floor), floor, temperature)
+    # (λ itself when it is above the floor; the quadrature's λ stays > 0 and finite, so no NaN reaches a gradient)
+    lam = jnp.where(use_bon, jnp.where(jnp.isfinite(floor), floor, 1.0), temperature)
     quad = _soft_bon_log_pmf(ref_probs, rewards, n, lam, num_nodes, min(block, num_nodes))
     return jnp.where(use_bon[..., None], bon_log_pmf(ref_probs, rewards, n), quad)
 
@@ -229,7 +230,9 @@ def soft_bon_pmf(
     ``n e^{-G}`` (a higher level beats every lower candidate with probability ``≥ 1 − n e^{-G}``, and ties
     split uniformly in both), below the float spacing: the BoN pmf is returned. The quadrature therefore
     never needs ``λ`` below ``gap/G``, and the automatic node count no longer grows as ``1/λ``; it is
-    capped at 65536 nodes with a warning (rewards with a tiny gap next to a wide span).
+    capped at 65536 nodes with a warning (rewards with a tiny gap next to a wide span). A subnormal ``λ``
+    (below 1.2e-38 in float32) is flushed to 0 by XLA on CPU, eagerly and under ``jit``: it is valid and
+    gives this BoN limit in both (``λ = 0`` itself is refused: ``ValueError``, or NaN under ``jit``).
 
     Args:
       ref_probs: ``float[..., K]`` reference pmf ``p``.
