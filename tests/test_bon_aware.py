@@ -106,9 +106,11 @@ def test_exact_training_increases_objective_monotonically_to_the_optimum(kl):
     ref, _, reward, seqs, lp = _space(seed=5)
     r = jnp.round(reward(seqs))
     n, beta = 4, 0.5
-    # plain gradient ascent (Adam need not be monotone); the assertion checks J never decreased
+    # plain gradient ascent (Adam need not be monotone); the assertion checks J never decreased. Ascent is
+    # monotone for a step below 2/L, L the smoothness of J in the logits, which depends on the instance: 5.0
+    # overshot (J fell by 0.2) on this seed's space once policies were drawn in float32; 2.0 and 1.0 are monotone
     policy, hist = train_bon_aware(jax.random.key(0), ref, sequences=seqs, ref_log_probs=lp, rewards=r, n=n,
-                                   beta=beta, kl=kl, num_steps=3000, optimizer=optax.sgd(5.0))
+                                   beta=beta, kl=kl, num_steps=3000, optimizer=optax.sgd(1.0))
     obj = np.asarray(hist["objective"])
     assert np.all(np.diff(obj) >= -1e-12), np.diff(obj).min()
     final = float(bon_aware_objective(policy.log_prob(seqs), lp, r, n, beta, kl=kl).objective)
