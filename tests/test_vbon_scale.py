@@ -14,10 +14,13 @@ from bontheory.experiments import vbon
 
 @pytest.mark.parametrize("family", ["memoryless", pytest.param("markov1", marks=pytest.mark.slow)])
 def test_scale_loss_is_the_enumerated_kl_and_its_optimum(family):
-    config = dataclasses.replace(vbon.QUICK, scale_vocab_size=3, scale_max_iters=400, scale_grad_tol=1e-8)
+    # Markov-1 converges more slowly (contexts of small mass under π are flat directions): on this instance
+    # L-BFGS's gradient norm is 1.4e-5 after 400 iterations, 2.5e-6 after 800, 3.6e-7 after 1600
+    iters = 400 if family == "memoryless" else 1000
+    config = dataclasses.replace(vbon.QUICK, scale_vocab_size=3, scale_max_iters=iters, scale_grad_tol=1e-8)
     length, n = 4, 8
     cell = vbon._scale_cell(config, family, length, n)
-    assert cell["grad_norm"] < (1e-8 if family == "memoryless" else 1e-5)  # Markov-1 converges more slowly
+    assert cell["grad_norm"] < (1e-8 if family == "memoryless" else 1e-5)
     ref, reward = vbon._scale_problem(config, length)
     seqs, lp = bt.enumerate_sequences(ref)
     target = bt.vbon_target_log_probs(lp, reward(seqs), n, "exact")
