@@ -1,6 +1,7 @@
 """A seed names one random object whatever the precision.
 
-The random constructors (``random_tabular_policy``, ``random_token_score_reward``) and the hashed
+The random constructors (``random_tabular_policy``, ``random_token_score_reward``,
+``init_transformer_policy``) and the hashed
 per-sequence draws behind the hash and proxy rewards draw in float32, then cast: the same key gives the
 same policy / reward with x64 off and on. The suite runs with x64 on (conftest), so each precision is
 built in its own subprocess (``JAX_ENABLE_X64=0`` / ``1``) and the arrays are compared here: the float64
@@ -38,31 +39,39 @@ _BUILD = textwrap.dedent(
         out[f"scores/{seed}"] = np.asarray(bt.random_token_score_reward(key, 5, 3, scale=2.0).scores)
         for dist in ("normal", "uniform", "cauchy", "student_t"):
             out[f"hashed/{seed}/{dist}"] = np.asarray(bt.hashed_draws(key, seqs, dist, 0.5))
+    leaves = jax.tree.leaves(bt.init_transformer_policy(jax.random.key(3), 4, 3, d_model=8).params)
+    out["transformer"] = np.concatenate([np.ravel(np.asarray(x)) for x in leaves])  # float32 in both precisions
     np.savez(sys.argv[1], **out)
     """
 )
 
 
-def _build(x64: bool, path) -> dict:
-    env = dict(os.environ, JAX_ENABLE_X64="1" if x64 else "0", JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, "-c", _BUILD, str(path)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with np.load(path) as data:
-        return dict(data)
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
+    """``(x32, x64)``: the arrays built with x64 off and on, the two subprocesses running side by side."""
     d = tmp_path_factory.mktemp("seed_precision")
-    return _build(False, d / "x32.npz"), _build(True, d / "x64.npz")
+    runs = []
+    for x64 in (False, True):
+        env = dict(os.environ, JAX_ENABLE_X64="1" if x64 else "0", JAX_PLATFORMS="cpu")
+        path = d / f"x{64 if x64 else 32}.npz"
+        cmd = [sys.executable, "-c", _BUILD, str(path)]
+        runs.append((path, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    out = []
+    for path, proc in runs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        with np.load(path) as data:
+            out.append(dict(data))
+    return tuple(out)
 
 
 def test_same_key_same_objects_with_and_without_x64(both):
     x32, x64 = both
-    assert x32.keys() == x64.keys() and len(x32) == 2 * (3 + 3 + 3 + 1 + 4)
+    assert x32.keys() == x64.keys() and len(x32) == 2 * (3 + 3 + 3 + 1 + 4) + 1
+    assert x32["transformer"].dtype == x64["transformer"].dtype == np.float32
+    np.testing.assert_array_equal(x64["transformer"], x32["transformer"])
     eps = float(np.finfo(np.float32).eps)
-    for name in x32:
+    for name in set(x32) - {"transformer"}:
         a, b = x32[name], x64[name]
         assert a.dtype == np.float32 and b.dtype == np.float64, name  # each run really used its precision
         assert a.shape == b.shape, name

@@ -77,7 +77,9 @@ class TransformerPolicy(nn.Module):
             raise ValueError(f"vocab_size and length must be >= 1, got V={self.vocab_size}, L={self.length}")
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
-        pos = self.param("pos_embed", nn.initializers.normal(0.02), (self.length, self.d_model))
+        # float32 like Flax's other parameters (the forward pass is float32): the same key gives the same
+        # initial policy with or without x64
+        pos = self.param("pos_embed", nn.initializers.normal(0.02, dtype=jnp.float32), (self.length, self.d_model))
         if self.decode:
             # tokens are raw input ids (BOS = V at position 0); positions continue from the cache index
             inputs = tokens.astype(jnp.int32)
@@ -176,6 +178,8 @@ def init_transformer_policy(
     logit_scale: float = 1.0,
 ) -> ModulePolicy:
     """A randomly initialised ``TransformerPolicy`` wrapped as a ``ModulePolicy``.
+
+    Every parameter is float32, so the same key gives the same policy with or without x64.
 
     Args:
         key: PRNG key for the initialisers.
