@@ -234,6 +234,19 @@ def main() -> None:
     tn = _median_time(np_many, half)
     rows.append(("bon_sample_exact_from_levels, 64 n x 1e5 draws, one sort", tj, tn, nan, nan))
 
+    # a batch of (p, r) pairs x 64 n must not cost more per pair than one pair: B pairs of K / B outcomes each
+    b = 16
+    pb = jnp.asarray(rng.dirichlet(np.ones(k // b), size=b), dtype)
+    rb = jnp.asarray(rng.integers(0, 8192 // b, size=(b, k // b)), dtype)
+    batch_fn = jax.jit(lambda p, r, n: bon_kl(p[:, None, :], r[:, None, :], n))  # (B, 64)
+    jax.block_until_ready(batch_fn(pb, rb, ns))
+    tb = _median_time(lambda: batch_fn(pb, rb, ns), args.repeats)
+    jax.block_until_ready(kl_fn(pb[0], rb[0], ns))
+    t1 = _median_time(lambda: [kl_fn(pb[i], rb[i], ns) for i in range(b)], args.repeats)
+    tn = _median_time(lambda: [np_bon_kl(np.asarray(pb[i]), np.asarray(rb[i]), ns_np) for i in range(b)], half)
+    rows.append((f"bon_kl, batch of {b} pairs x 64 n (K/{b} each), one call", tb, tn, nan, nan))
+    rows.append((f"bon_kl, the same {b} pairs, one jitted call per pair", t1, tn, nan, nan))
+
     torch_note = ", torch not installed"
     if th is not None:
         torch_note = f", torch {torch.__version__} ({args.torch_threads} threads)"
