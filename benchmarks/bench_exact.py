@@ -1,6 +1,6 @@
 """Timing of the exact BoN layer against a plain NumPy implementation (same run, same inputs).
 
-    python benchmarks/bench_exact.py [--dtype float64|float32] [--repeats 5]
+    python benchmarks/bench_exact.py [--dtype float64|float32] [--repeats 5] [--tuned-malloc]
 
 * ``bon_kl`` and ``bon_pmf`` for K = 10⁶ outcomes over 64 values of n, with ~8k distinct reward levels and
   with all rewards distinct, two ways: (a) ``jax.jit(jax.vmap(f, in_axes=(None, None, 0)))`` — everything
@@ -13,6 +13,12 @@
 * a PyTorch column when torch is installed (``pip install -e .[bench]``): the same algorithm, vectorised, its
   ties grouped by ``torch.unique``.
 
+Memory: on some machines (seen on a 2-core VM) a fresh 8 MB buffer costs milliseconds in page faults and
+``munmap``; XLA allocates its outputs and temporaries per call, NumPy its results, and glibc returns large
+blocks to the system at once. ``--tuned-malloc`` re-runs the benchmark in a child process whose glibc keeps
+freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``), for every column alike, to show how much
+of a time is the allocator's.
+
 The NumPy reference groups ties first (``np.unique``) and then evaluates every n on the levels; its sampler
 is the same inverse-CDF algorithm. JAX functions are jitted with the arrays passed as arguments, compiled
 once before timing, and timed with ``block_until_ready``. Times are the median of ``--repeats`` runs.
@@ -21,6 +27,9 @@ once before timing, and timed with ``block_until_ready``. Times are the median o
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -136,7 +145,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--outcomes", type=int, default=1_000_000)
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--tuned-malloc", action="store_true", help="run in a child with glibc keeping freed memory")
     args = parser.parse_args()
+    if args.tuned_malloc:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(2**32), MALLOC_TRIM_THRESHOLD_=str(2**36))
+        argv = [a for a in sys.argv if a != "--tuned-malloc"]
+        print("glibc tuned to keep freed memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_):", flush=True)
+        raise SystemExit(subprocess.call([sys.executable, *argv], env=env))
     jax.config.update("jax_enable_x64", args.dtype == "float64")
 
     import jax.numpy as jnp
