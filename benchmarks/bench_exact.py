@@ -1,6 +1,6 @@
 """Timing of the exact BoN layer against a plain NumPy implementation (same run, same inputs).
 
-    python benchmarks/bench_exact.py [--dtype float64|float32] [--repeats 5]
+    python benchmarks/bench_exact.py [--dtype float64|float32] [--repeats 5] [--tuned-malloc]
 
 * ``bon_kl`` and ``bon_pmf`` for K = 10⁶ outcomes over 64 values of n, with ~8k distinct reward levels and
   with all rewards distinct, two ways: (a) ``jax.jit(jax.vmap(f, in_axes=(None, None, 0)))`` — everything
@@ -13,6 +13,12 @@
 * a PyTorch column when torch is installed (``pip install -e .[bench]``): the same algorithm, vectorised, its
   ties grouped by ``torch.unique``.
 
+Memory: on some machines (seen on a 2-core VM) a fresh 8 MB buffer costs milliseconds in page faults and
+``munmap``; XLA allocates its outputs and temporaries per call, NumPy its results, and glibc returns large
+blocks to the system at once. ``--tuned-malloc`` re-runs the benchmark in a child process whose glibc keeps
+freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``), for every column alike, to show how much
+of a time is the allocator's.
+
 The NumPy reference groups ties first (``np.unique``) and then evaluates every n on the levels; its sampler
 is the same inverse-CDF algorithm. JAX functions are jitted with the arrays passed as arguments, compiled
 once before timing, and timed with ``block_until_ready``. Times are the median of ``--repeats`` runs.
@@ -21,6 +27,9 @@ once before timing, and timed with ``block_until_ready``. Times are the median o
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -136,7 +145,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--outcomes", type=int, default=1_000_000)
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--tuned-malloc", action="store_true", help="run in a child with glibc keeping freed memory")
     args = parser.parse_args()
+    if args.tuned_malloc:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(2**32), MALLOC_TRIM_THRESHOLD_=str(2**36))
+        argv = [a for a in sys.argv if a != "--tuned-malloc"]
+        print("glibc tuned to keep freed memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_):", flush=True)
+        raise SystemExit(subprocess.call([sys.executable, *argv], env=env))
     jax.config.update("jax_enable_x64", args.dtype == "float64")
 
     import jax.numpy as jnp
@@ -233,6 +248,19 @@ def main() -> None:
 
     tn = _median_time(np_many, half)
     rows.append(("bon_sample_exact_from_levels, 64 n x 1e5 draws, one sort", tj, tn, nan, nan))
+
+    # a batch of (p, r) pairs x 64 n must not cost more per pair than one pair: B pairs of K / B outcomes each
+    b = 16
+    pb = jnp.asarray(rng.dirichlet(np.ones(k // b), size=b), dtype)
+    rb = jnp.asarray(rng.integers(0, 8192 // b, size=(b, k // b)), dtype)
+    batch_fn = jax.jit(lambda p, r, n: bon_kl(p[:, None, :], r[:, None, :], n))  # (B, 64)
+    jax.block_until_ready(batch_fn(pb, rb, ns))
+    tb = _median_time(lambda: batch_fn(pb, rb, ns), args.repeats)
+    jax.block_until_ready(kl_fn(pb[0], rb[0], ns))
+    t1 = _median_time(lambda: [kl_fn(pb[i], rb[i], ns) for i in range(b)], args.repeats)
+    tn = _median_time(lambda: [np_bon_kl(np.asarray(pb[i]), np.asarray(rb[i]), ns_np) for i in range(b)], half)
+    rows.append((f"bon_kl, batch of {b} pairs x 64 n (K/{b} each), one call", tb, tn, nan, nan))
+    rows.append((f"bon_kl, the same {b} pairs, one jitted call per pair", t1, tn, nan, nan))
 
     torch_note = ", torch not installed"
     if th is not None:

@@ -111,3 +111,29 @@ def test_many_n_from_one_sort():
         exact = float(bt.bon_expected_reward(p, r, int(n)))
         got = np.asarray(r)[np.asarray(draws[:, j])]
         assert abs(got.mean() - exact) < 5 * got.std() / np.sqrt(len(got)) + 1e-12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_host_built_levels_equal_the_xla_construction(dtype):
+    """On CPU the levels come from one host call; their derivatives (and GPU/TPU) from the XLA construction.
+    The primal of ``jax.jvp`` is the XLA construction's value: both must agree field by field, on ties, all
+    distinct rewards, 1e-30 masses at the top, a level of 5 000 tied outcomes (summed pairwise on the host) and
+    zero-mass levels at the bottom, in a batch of rows (the callback loops over rows)."""
+    rows = [_case(kind, 6_000, seed=7) for kind in ("ties", "distinct", "tiny")]
+    p, r = _case("ties", 6_000, seed=8)
+    r[:5_000] = 5.0  # one long level
+    p[r == r.min()] = 0.0  # zero-mass levels at the bottom
+    rows.append((p / p.sum(), r))
+    ps = jnp.asarray(np.stack([a for a, _ in rows]), dtype)
+    rs = jnp.asarray(np.stack([b for _, b in rows]), dtype)
+    build = jax.jit(lambda a, b: bt.reward_levels(a, b, compact=False))
+    host = build(ps, rs)
+    xla, _ = jax.jvp(lambda a: bt.reward_levels(a, rs, compact=False), (ps,), (jnp.zeros_like(ps),))
+    tol = 1e-12 if dtype == "float64" else 2e-6
+    for field in host._fields:
+        a, b = np.asarray(getattr(host, field)), np.asarray(getattr(xla, field))
+        assert a.dtype == b.dtype, field
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), field
+        assert np.array_equal(a[~np.isfinite(a)], b[~np.isfinite(b)]), field
+        fin = np.isfinite(a)
+        np.testing.assert_allclose(a[fin], b[fin], rtol=tol, atol=tol * 1e-3, err_msg=field)

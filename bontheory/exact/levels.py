@@ -20,6 +20,11 @@ level next to the top.
 Shapes are fixed: with K outcomes there are at most K levels, and the level arrays are padded to length K
 (padding levels have zero mass, :math:`F = F^- = 1`, hence :math:`q_\ell(n) = 0`), so everything works under
 ``jit`` and ``vmap``.
+Where it is built: on CPU the whole structure comes from one host call (``host_levels``: NumPy's sort of
+packed words, one gather, one segmented sum, then O(L) work), because XLA's CPU sort is an order of magnitude
+slower than NumPy's and XLA would spend O(K) passes on the padded level arrays; on GPU/TPU it is built from XLA
+operations (``_levels_1d_xla``). Derivatives always come from the XLA construction (a ``custom_jvp`` whose rule
+is its JVP), so every order of differentiation works on every platform.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Float, Real
 
 from bontheory import numerics, validation
+from bontheory.exact import host_levels
 from bontheory.numerics import safe_log
 
 
@@ -88,68 +94,9 @@ def _sort_levels_xla(r: jax.Array) -> tuple[jax.Array, jax.Array]:
     return order, (jnp.cumsum(new.astype(jnp.int32)) - 1).astype(jnp.int32)
 
 
-def _ordered_bits(r: np.ndarray) -> tuple[np.ndarray, int]:
-    """Unsigned keys whose order is the order of ``r`` (equal keys exactly for equal values), and their width."""
-    if r.dtype == np.bool_ or (np.issubdtype(r.dtype, np.integer) and r.dtype.itemsize <= 4):
-        return (r.astype(np.int64) + 2**31).astype(np.uint64), 32
-    if np.issubdtype(r.dtype, np.integer):
-        return r.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63), 64
-    if r.dtype.itemsize <= 4:  # float16 / bfloat16 / float32: exact in float32
-        b = (r.astype(np.float32) + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0: -0.0 -> 0.0
-        return np.where(b >> np.uint64(31), b ^ np.uint64(0xFFFFFFFF), b | np.uint64(1 << 31)), 32
-    b = (r.astype(np.float64) + 0.0).view(np.uint64)
-    return np.where(b >> np.uint64(63), ~b, b | np.uint64(1 << 63)), 64
-
-
-def _host_sort_levels_row(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable argsort of one row and its level ids, by sorting packed ``key << 32 | index`` words (NumPy's
-    vectorised sort of 64-bit integers, several times faster than its argsort). A 64-bit key packs its high
-    32 bits; outcomes whose high halves tie but whose values differ (rare) are re-sorted in a second pass."""
-    k = r.shape[-1]
-    idx = np.arange(k, dtype=np.uint64)
-    low = np.uint64(0xFFFFFFFF)
-    u, bits = _ordered_bits(r)
-    if bits == 32:
-        words = np.sort((u << np.uint64(32)) | idx)
-        order = (words & low).astype(np.int64)
-        us = words >> np.uint64(32)
-    else:
-        words = np.sort(((u >> np.uint64(32)) << np.uint64(32)) | idx)
-        order = (words & low).astype(np.int64)
-        us = u[order]
-        hi = words >> np.uint64(32)
-        same_hi = hi[1:] == hi[:-1]
-        bad = same_hi & (us[1:] != us[:-1])
-        nbad = int(np.count_nonzero(bad))
-        if nbad > k // 64:  # many distinct values share their high halves (continuous rewards): plain argsort
-            order = np.argsort(r, kind="stable")
-            us = u[order]
-        elif nbad:
-            # re-sort the groups of equal high halves that hold distinct values; their values all lie between
-            # the neighbouring groups', so one stable sort of the selected values puts them in place
-            group = np.cumsum(np.concatenate([[True], ~same_hi]))
-            sel = np.flatnonzero(np.isin(group, group[1:][bad]))
-            sub = np.argsort(us[sel], kind="stable")
-            order[sel] = order[sel][sub]
-            us[sel] = us[sel][sub]
-    new = np.concatenate([[True], us[1:] != us[:-1]])
-    return order.astype(np.int32), (np.cumsum(new, dtype=np.int32) - 1).astype(np.int32)
-
-
-def _host_sort_levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(r)
-    k = r.shape[-1]
-    rows = r.reshape(-1, k)
-    order = np.empty(rows.shape, np.int32)
-    lid = np.empty(rows.shape, np.int32)
-    for i, row in enumerate(rows):
-        order[i], lid[i] = _host_sort_levels_row(row)
-    return order.reshape(r.shape), lid.reshape(r.shape)
-
-
 def _sort_levels_host(r: jax.Array) -> tuple[jax.Array, jax.Array]:
     out = jax.ShapeDtypeStruct(r.shape, jnp.int32)
-    return jax.pure_callback(_host_sort_levels, (out, out), r, vmap_method="broadcast_all")
+    return jax.pure_callback(host_levels.host_sort_levels, (out, out), r, vmap_method="broadcast_all")
 
 
 def sort_levels(r: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -163,10 +110,11 @@ def sort_levels(r: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jax.lax.platform_dependent(r, cpu=_sort_levels_host, default=_sort_levels_xla)
 
 
-def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
+def _levels_1d_xla(p: jax.Array, r: jax.Array, dtype: Any, sort=sort_levels) -> RewardLevels:
+    """The level structure of one ``(p, r)`` pair in XLA operations (GPU/TPU, and every derivative)."""
     k = p.shape[-1]
     p = jnp.maximum(p.astype(dtype), 0)
-    order, lid = sort_levels(r)
+    order, lid = sort(jax.lax.stop_gradient(r))
     hi, lo = numerics.compensated_cumsum(p[order])
     p = p / (hi[-1] + lo[-1])  # an accurate total, also for 10⁶ outcomes in float32
     rs = r[order]
@@ -227,6 +175,44 @@ def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
         count=count,
         log_probs=safe_log(p),
     )
+
+
+def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
+    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``)."""
+    k = p.shape[-1]
+    f, i = jax.ShapeDtypeStruct((k,), dtype), jax.ShapeDtypeStruct((k,), jnp.int32)
+    shapes = (i, i, jax.ShapeDtypeStruct((), jnp.int32), f, f, f, f, f, i, jax.ShapeDtypeStruct((), dtype))
+    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype))
+    p, r = jax.lax.stop_gradient((p.astype(dtype), r))
+    out = jax.pure_callback(build, shapes, p, r, vmap_method="broadcast_all")
+    order, lid, num_levels, reward, mass, log_cdf, log_ratio, tail, count, total = out
+    return RewardLevels(
+        order=order,
+        level_of=jnp.zeros((k,), jnp.int32).at[order].set(lid),
+        num_levels=num_levels,
+        reward=reward,
+        mass=mass,
+        log_mass=safe_log(mass),
+        log_cdf=log_cdf,
+        log_cdf_lower=log_cdf + log_ratio,  # log F⁻ = log F + log(F⁻/F), both ≤ 0: no cancellation
+        log_ratio=log_ratio,
+        tail=tail,
+        count=count,
+        log_probs=safe_log(jnp.maximum(p, 0) / total),
+    )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
+    """The level structure of one pair: built on the host on CPU (one callback, O(L) work past the sort and
+    one gather), in XLA elsewhere; derivatives always from the XLA construction (its JVP)."""
+    xla = functools.partial(_levels_1d_xla, dtype=dtype, sort=_sort_levels_xla)
+    return jax.lax.platform_dependent(p, r, cpu=functools.partial(_levels_1d_host, dtype=dtype), default=xla)
+
+
+@_levels_1d.defjvp
+def _levels_1d_jvp(dtype: Any, primals: tuple, tangents: tuple) -> tuple[RewardLevels, RewardLevels]:
+    return jax.jvp(functools.partial(_levels_1d_xla, dtype=dtype), primals, tangents)
 
 
 @validation.validate(ref_probs=validation.probs, rewards=validation.rewards)
