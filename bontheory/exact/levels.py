@@ -337,12 +337,26 @@ def _blocks(levels: RewardLevels, block: int) -> tuple[int, int, jax.Array]:
     return size, -(-size // block), jnp.max(levels.num_levels)
 
 
+def _head_chunks(block: int) -> list[tuple[int, int]]:
+    """Static ``(start, size)`` chunks covering the first ``block`` levels, growing geometrically from
+    ``block / 16`` (256, 256, 512, 1 024, 2 048 for 4 096): with few real levels under ``jit`` the work per n
+    is at most twice the real levels (at least ``block / 16``), not a whole block."""
+    chunks, start = [], 0
+    while start < block:
+        size = max(block // 16, start)
+        chunks.append((start, size))
+        start += size
+    return chunks
+
+
 def sum_over_levels(levels: RewardLevels, n: jax.Array, term, block: int = LEVEL_BLOCK) -> jax.Array:
     r""":math:`\sum_\ell t_\ell`, ``t = term(levels_block, log_q, shape)`` on blocks of ``block`` levels.
 
     Blocks past the last real level (the largest ``num_levels`` of the batch) are skipped by a ``lax.cond``
     whose predicate does not depend on ``n``: under ``jit`` (level arrays padded to K) and ``vmap`` over n,
-    the work per n is O(number of real levels), not O(K). Differentiable (``scan`` + ``cond``).
+    the work per n is O(number of real levels), not O(K). The first block is itself split into chunks that
+    grow geometrically (``_head_chunks``), so a few hundred real levels among many outcomes cost a few hundred.
+    Differentiable (``scan`` + ``cond``).
 
     Args:
       levels: batch shape ``B``; n: broadcasting with ``B`` (may be traced);
@@ -356,19 +370,26 @@ def sum_over_levels(levels: RewardLevels, n: jax.Array, term, block: int = LEVEL
     if nblocks <= 1:
         return jnp.sum(term(levels, _log_q(levels, nn, shape), shape), axis=-1)
 
+    def terms(start, width):
+        lv = _slice_levels(levels, start, width)
+        return term(lv, _log_q(lv, nn, shape), shape)
+
+    acc = jnp.zeros(shape, levels.log_cdf.dtype)
+    for start, width in _head_chunks(block):
+        add = lambda a, s=start, w=width: a + jnp.sum(terms(s, w), axis=-1)
+        acc = jax.lax.cond(start < top, add, lambda a: a, acc)
+
     def body(acc, i):
         lo = i * block
 
         def add(acc):
             start = jnp.minimum(lo, size - block)
-            lv = _slice_levels(levels, start, block)
-            t = term(lv, _log_q(lv, nn, shape), shape)
             keep = start + jnp.arange(block) >= lo  # the last block is shifted back: count its overlap once
-            return acc + jnp.sum(jnp.where(keep, t, 0), axis=-1)
+            return acc + jnp.sum(jnp.where(keep, terms(start, block), 0), axis=-1)
 
         return jax.lax.cond(lo < top, add, lambda a: a, acc), None
 
-    acc, _ = jax.lax.scan(body, jnp.zeros(shape, levels.log_cdf.dtype), jnp.arange(nblocks))
+    acc, _ = jax.lax.scan(body, acc, jnp.arange(1, nblocks))
     return acc
 
 
@@ -381,16 +402,18 @@ def map_over_levels(levels: RewardLevels, n: jax.Array, value, fill: float, bloc
         return value(levels, _log_q(levels, nn, shape), shape)
     dtype = levels.log_cdf.dtype
 
-    def body(i, out):
-        lo = i * block
-
-        def put(out):
-            start = jnp.minimum(lo, size - block)
-            lv = _slice_levels(levels, start, block)
-            v = value(lv, _log_q(lv, nn, shape), shape).astype(dtype)
-            return jax.lax.dynamic_update_slice_in_dim(out, v, start, axis=-1)
-
-        return jax.lax.cond(lo < top, put, lambda o: o, out)
+    def put_at(out, start, width):
+        lv = _slice_levels(levels, start, width)
+        v = value(lv, _log_q(lv, nn, shape), shape).astype(dtype)
+        return jax.lax.dynamic_update_slice_in_dim(out, v, start, axis=-1)
 
     out = jnp.full(shape + (size,), fill, dtype)
-    return jax.lax.fori_loop(0, nblocks, body, out)
+    for start, width in _head_chunks(block):
+        out = jax.lax.cond(start < top, lambda o, s=start, w=width: put_at(o, s, w), lambda o: o, out)
+
+    def body(i, out):
+        lo = i * block
+        put = lambda o: put_at(o, jnp.minimum(lo, size - block), block)
+        return jax.lax.cond(lo < top, put, lambda o: o, out)
+
+    return jax.lax.fori_loop(1, nblocks, body, out)
