@@ -118,7 +118,8 @@ def test_host_built_levels_equal_the_xla_construction(dtype):
     """On CPU the levels come from one host call; their derivatives (and GPU/TPU) from the XLA construction.
     The primal of ``jax.jvp`` is the XLA construction's value: both must agree field by field, on ties, all
     distinct rewards, 1e-30 masses at the top, a level of 5 000 tied outcomes (summed pairwise on the host) and
-    zero-mass levels at the bottom, in a batch of rows (the callback loops over rows)."""
+    zero-mass levels at the bottom, in a batch of rows (the callback loops over rows). A concrete call builds the
+    same levels on the host directly, compacted (past the real levels only padding is dropped)."""
     rows = [_case(kind, 6_000, seed=7) for kind in ("ties", "distinct", "tiny")]
     p, r = _case("ties", 6_000, seed=8)
     r[:5_000] = 5.0  # one long level
@@ -129,9 +130,19 @@ def test_host_built_levels_equal_the_xla_construction(dtype):
     build = jax.jit(lambda a, b: bt.reward_levels(a, b, compact=False))
     host = build(ps, rs)
     xla, _ = jax.jvp(lambda a: bt.reward_levels(a, rs, compact=False), (ps,), (jnp.zeros_like(ps),))
+    tied = np.array([0, 2, 3])  # the rows with fewer levels than outcomes
+    eager = bt.reward_levels(ps[tied], rs[tied])  # concrete: built on the host directly, level arrays compacted
+    size = eager.mass.shape[-1]
+    assert size < ps.shape[-1]
     tol = 1e-12 if dtype == "float64" else 2e-6
     for field in host._fields:
         a, b = np.asarray(getattr(host, field)), np.asarray(getattr(xla, field))
+        c, at = np.asarray(getattr(eager, field)), a[tied]
+        if field in ("order", "level_of", "num_levels", "log_probs"):
+            np.testing.assert_array_equal(c, at, err_msg=field)
+        else:  # a level array: the same levels, and only padding (equal to the last entry) dropped
+            np.testing.assert_array_equal(c, at[..., :size], err_msg=field)
+            assert np.all(at[..., size:] == at[..., -1:]), field
         assert a.dtype == b.dtype, field
         assert np.array_equal(np.isfinite(a), np.isfinite(b)), field
         assert np.array_equal(a[~np.isfinite(a)], b[~np.isfinite(b)]), field

@@ -140,8 +140,17 @@ def _level_row(p: np.ndarray, r: np.ndarray) -> tuple:
     return order, lid, r[order[starts]], r[order[-1]], *level, count, total
 
 
-def host_level_arrays(p: np.ndarray, r: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    """The level arrays of every row of ``(p, r)`` ``(..., K)``, padded to K.
+def compact_size(num_levels: int, k: int, min_outcomes: int = 4096) -> int:
+    """The level-array length kept by compaction: K below ``min_outcomes`` outcomes, else the number of levels
+    rounded up to a power of two (few distinct shapes are compiled), at most K."""
+    if k < min_outcomes:
+        return k
+    return min(k, 1 << max(0, num_levels - 1).bit_length())
+
+
+def host_level_arrays(p: np.ndarray, r: np.ndarray, dtype: np.dtype, compact: bool = False) -> tuple[np.ndarray, ...]:
+    """The level arrays of every row of ``(p, r)`` ``(..., K)``, padded to K (to :func:`compact_size` of the
+    largest number of levels with ``compact``).
 
     Returns ``(order, level id per sorted position, num_levels, reward, mass, log_cdf, log_ratio, tail, count,
     total)``: integers int32, floats in ``dtype``; ``total`` is the
@@ -157,17 +166,23 @@ def host_level_arrays(p: np.ndarray, r: np.ndarray, dtype: np.dtype) -> tuple[np
     order = np.empty((rows, k), np.int32)
     lid = np.empty((rows, k), np.int32)
     num = np.empty((rows,), np.int32)
-    fills = (None, 0.0, 0.0, 0.0, 0.0)  # reward (top), mass, log_cdf, log_ratio, tail
-    floats = np.empty((len(fills), rows, k), dtype)
-    count = np.zeros((rows, k), np.int32)
     total = np.empty((rows,), dtype)
+    per_row = []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for i, (pp, rr) in enumerate(zip(p.reshape(rows, k), r.reshape(rows, k))):
-            o, li, reward, top, *level, c, t = _level_row(pp, rr)
-            nl = len(c)
-            order[i], lid[i], num[i], count[i, :nl], total[i] = o, li, nl, c, t
-            for j, (values, fill) in enumerate(zip((reward, *level), fills)):
-                floats[j, i, :nl] = values
-                floats[j, i, nl:] = top if fill is None else fill
+            order[i], lid[i], *level, total[i] = _level_row(pp, rr)
+            num[i] = len(level[-1])
+            per_row.append(level)
+    size = compact_size(int(num.max(initial=1)), k) if compact else k
+    floats = np.empty((4, rows, size), dtype)  # mass, log F, log(F⁻/F), 1 - F
+    reward = np.empty((rows, size), dtype)
+    count = np.zeros((rows, size), np.int32)
+    for i, (values, top, *level, c) in enumerate(per_row):
+        nl = len(c)
+        reward[i, :nl], reward[i, nl:], count[i, :nl] = values, top, c
+        for j, v in enumerate(level):
+            floats[j, i, :nl] = v
+            floats[j, i, nl:] = 0.0  # padding: m = 0, F = F⁻ = 1
     shape = lambda a: a.reshape(batch + a.shape[1:])
-    return (shape(order), shape(lid), shape(num), *(shape(f) for f in floats), shape(count), shape(total))
+    return (shape(order), shape(lid), shape(num), shape(reward), *(shape(f) for f in floats), shape(count),
+            shape(total))

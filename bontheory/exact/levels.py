@@ -177,18 +177,13 @@ def _levels_1d_xla(p: jax.Array, r: jax.Array, dtype: Any, sort=sort_levels) -> 
     )
 
 
-def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
-    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``)."""
-    k = p.shape[-1]
-    f, i = jax.ShapeDtypeStruct((k,), dtype), jax.ShapeDtypeStruct((k,), jnp.int32)
-    shapes = (i, i, jax.ShapeDtypeStruct((), jnp.int32), f, f, f, f, f, i, jax.ShapeDtypeStruct((), dtype))
-    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype))
-    p, r = jax.lax.stop_gradient((p.astype(dtype), r))
-    out = jax.pure_callback(build, shapes, p, r, vmap_method="broadcast_all")
-    order, lid, num_levels, reward, mass, log_cdf, log_ratio, tail, count, total = out
+def _from_host_arrays(out: tuple, level_of: jax.Array, p: jax.Array) -> RewardLevels:
+    """:class:`RewardLevels` from ``host_levels.host_level_arrays``'s output, the level of each outcome and the
+    (unnormalised) probabilities: the two derived logs are taken here (see ``host_level_arrays``)."""
+    order, _, num_levels, reward, mass, log_cdf, log_ratio, tail, count, total = (jnp.asarray(a) for a in out)
     return RewardLevels(
         order=order,
-        level_of=jnp.zeros((k,), jnp.int32).at[order].set(lid),
+        level_of=jnp.asarray(level_of),
         num_levels=num_levels,
         reward=reward,
         mass=mass,
@@ -198,8 +193,37 @@ def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
         log_ratio=log_ratio,
         tail=tail,
         count=count,
-        log_probs=safe_log(jnp.maximum(p, 0) / total),
+        log_probs=safe_log(jnp.maximum(p, 0) / total[..., None]),
     )
+
+
+def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
+    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``)."""
+    k = p.shape[-1]
+    f, i = jax.ShapeDtypeStruct((k,), dtype), jax.ShapeDtypeStruct((k,), jnp.int32)
+    shapes = (i, i, jax.ShapeDtypeStruct((), jnp.int32), f, f, f, f, f, i, jax.ShapeDtypeStruct((), dtype))
+    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype))
+    p, r = jax.lax.stop_gradient((p.astype(dtype), r))
+    out = jax.pure_callback(build, shapes, p, r, vmap_method="broadcast_all")
+    order, lid = out[:2]
+    return _from_host_arrays(out, jnp.zeros((k,), jnp.int32).at[order].set(lid), p)
+
+
+def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
+    """:func:`reward_levels` of concrete inputs on CPU: the host construction called directly, its level
+    arrays compacted as they are built (no K-length padding is written or copied)."""
+    dtype = numerics.floating_dtype(p, r)
+    k = p.shape[-1]
+    pn = np.broadcast_to(np.asarray(p, dtype), batch + (k,))
+    rn = np.broadcast_to(np.asarray(r), batch + (k,))
+    out = host_levels.host_level_arrays(pn, rn, np.dtype(dtype), compact=True)
+    level_of = np.empty_like(out[0])
+    np.put_along_axis(level_of, out[0], out[1], axis=-1)
+    return _from_host_arrays(out, level_of, jnp.asarray(pn))
+
+
+def _on_cpu(*arrays: jax.Array) -> bool:
+    return all(d.platform == "cpu" for a in arrays for d in a.devices())
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -243,7 +267,10 @@ def reward_levels(
     :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
     """
     p, r = ref_probs, rewards
-    levels = _reward_levels(p, r, numerics.batch_shape(p, r))
+    batch = numerics.batch_shape(p, r)
+    if compact and validation.is_concrete(p, r) and _on_cpu(p, r):
+        return _host_reward_levels(p, r, batch)
+    levels = _reward_levels(p, r, batch)
     if compact and validation.is_concrete(p, r):
         levels = compact_levels(levels)
     return levels
