@@ -219,7 +219,7 @@ def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> R
     out = host_levels.host_level_arrays(pn, rn, np.dtype(dtype), compact=True)
     level_of = np.empty_like(out[0])
     np.put_along_axis(level_of, out[0], out[1], axis=-1)
-    return _from_host_arrays(out, level_of, jnp.asarray(pn))
+    return _from_host_arrays(out, level_of, numerics.broadcast_batch(p.astype(dtype), batch))  # p stays on device
 
 
 def _on_cpu(*arrays: jax.Array) -> bool:
