@@ -241,6 +241,25 @@ def _task(config: Config, policy_class: str):
     return ref, init, reward, seqs, lp, reward(seqs)
 
 
+def _train(config: Config, policy_class: str, task: tuple, key: jax.Array, method: str, n: int, settings=None, **kw):
+    """``train_toward_bon(key, method, ...)`` on a task of :func:`_task`, with the experiment's settings for the
+    policy class (``settings`` overrides some of them; ``kw``: further arguments, e.g. ``beta``)."""
+    ref, init, reward, seqs, lp, r = task
+    return train_toward_bon(
+        key,
+        method,
+        init,
+        ref_policy=ref,
+        reward=reward,
+        sequences=seqs,
+        ref_log_probs=lp,
+        rewards=r,
+        n=n,
+        settings=_settings(config, policy_class, **(settings or {})),
+        **kw,
+    )
+
+
 def _methods(config: Config, policy_class: str) -> tuple[str, ...]:
     return {"transformer": config.transformer_methods, "tabular_memoryless": config.memoryless_methods}.get(
         policy_class, config.methods
@@ -265,24 +284,14 @@ def _floats(d) -> dict:
 
 
 def _n_cell(config: Config, policy_class: str, n: int) -> dict:
-    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    task = _task(config, policy_class)
+    _, _, _, seqs, lp, r = task
     bon = vbon_target_log_probs(lp, r, n, "exact")
     out = {"bon": _floats(approximation_metrics(bon, lp, r, bon)), "tie": _floats(tie_effect(lp, r, n))}
     methods = _methods(config, policy_class)
     key = cell_key(jax.random.key(config.seed), policy_class, "n", n)
     for m in methods:
-        pol, info = train_toward_bon(
-            cell_key(key, m),
-            m,
-            init,
-            ref_policy=ref,
-            reward=reward,
-            sequences=seqs,
-            ref_log_probs=lp,
-            rewards=r,
-            n=n,
-            settings=_settings(config, policy_class),
-        )
+        pol, info = _train(config, policy_class, task, cell_key(key, m), m, n)
         out[m] = _floats(approximation_metrics(pol.log_prob(seqs), lp, r, bon))
         loss = np.asarray(info["loss"], dtype=float)
         out[m]["final_loss"] = float(loss[-1])
@@ -292,21 +301,10 @@ def _n_cell(config: Config, policy_class: str, n: int) -> dict:
 
 
 def _beta_cell(config: Config, policy_class: str, beta: float) -> dict:
-    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    task = _task(config, policy_class)
+    _, _, _, seqs, lp, r = task
     key = cell_key(jax.random.key(config.seed), policy_class, "kl_rl", f"beta={float(beta)!r}")
-    pol, _ = train_toward_bon(
-        key,
-        "kl_rl",
-        init,
-        ref_policy=ref,
-        reward=reward,
-        sequences=seqs,
-        ref_log_probs=lp,
-        rewards=r,
-        n=2,
-        beta=beta,
-        settings=_settings(config, policy_class),
-    )
+    pol, _ = _train(config, policy_class, task, key, "kl_rl", 2, beta=beta)
     lq = pol.log_prob(seqs)
     q = jnp.exp(lq)
     tilt = tilted_pmf(jnp.exp(lp), r, beta)
@@ -321,23 +319,13 @@ def _beta_cell(config: Config, policy_class: str, beta: float) -> dict:
 
 
 def _m_cell(config: Config, policy_class: str, m: int) -> dict:
-    ref, init, reward, seqs, lp, r = _task(config, policy_class)
+    task = _task(config, policy_class)
+    ref, _, reward, seqs, lp, r = task
     n = config.m_study_n
     bon = vbon_target_log_probs(lp, r, n, "exact")
     key = cell_key(jax.random.key(config.seed), policy_class, "M", m)
     kt, ke = jax.random.split(key)
-    pol, _ = train_toward_bon(
-        kt,
-        "vbon_sampled",
-        init,
-        ref_policy=ref,
-        reward=reward,
-        sequences=seqs,
-        ref_log_probs=lp,
-        rewards=r,
-        n=n,
-        settings=_settings(config, policy_class, num_reference_samples=m),
-    )
+    pol, _ = _train(config, policy_class, task, kt, "vbon_sampled", n, settings={"num_reference_samples": m})
     trained = float(reverse_kl(pol.log_prob(seqs), bon))
     # estimation error alone: the exact optimum for a given F̂, p·F̂₋^{n−1}/Z, against π_n
     est = []
