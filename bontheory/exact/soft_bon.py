@@ -106,8 +106,11 @@ def _min_gap(ref_probs: jax.Array, rewards: jax.Array) -> jax.Array:
     return jnp.min(jnp.where(d > 0, d, jnp.inf), axis=-1, initial=jnp.inf)
 
 
-def _limit_margin(n: jax.Array, dtype) -> jax.Array:
-    return jnp.log(n) + _LIMIT_MARGIN.get(jnp.dtype(dtype).itemsize, 37.0)
+def _temperature_floor(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array, dtype) -> jax.Array:
+    """The temperature ``gap / G`` at and below which soft BoN is BoN to float precision, per distribution
+    (``inf`` for one level); ``G = log n + _LIMIT_MARGIN[dtype]``."""
+    margin = jnp.log(n) + _LIMIT_MARGIN.get(jnp.dtype(dtype).itemsize, 37.0)
+    return _min_gap(ref_probs, rewards) / margin
 
 
 # Node spacing h of the automatic rule: the quadrature error is ≈ e^{-π²/h} ≈ 1e-14 at h = 0.3.
@@ -128,21 +131,17 @@ def auto_num_nodes(ref_probs: ArrayLike, rewards: ArrayLike, n: ArrayLike, tempe
 
     if not validation.is_concrete(ref_probs, rewards, n, temperature):
         return _TRACED_NODES
-    p = np.asarray(ref_probs, np.float64)
-    r = np.broadcast_to(np.asarray(rewards, np.float64), np.broadcast_shapes(p.shape, np.shape(rewards)))
-    p = np.broadcast_to(p, r.shape)
+    dtype = numerics.floating_dtype(ref_probs, rewards)
+    batch = np.broadcast_shapes(ref_probs.shape[:-1], rewards.shape[:-1], np.shape(n), np.shape(temperature))
+    p, r = (np.broadcast_to(np.asarray(a, np.float64), (*batch, ref_probs.shape[-1])) for a in (ref_probs, rewards))
+    nn, lam = (np.broadcast_to(np.asarray(a, np.float64), batch) for a in (n, temperature))
     sup = p > 0
-    hi = np.max(np.where(sup, r, -np.inf), axis=-1)
-    lo = np.min(np.where(sup, r, np.inf), axis=-1)
-    rs = np.sort(np.where(sup, r, np.nan), axis=-1)
-    d = np.diff(rs, axis=-1)
-    gap = np.min(np.where(d > 0, d, np.inf), axis=-1, initial=np.inf)
-    n_max = max(float(np.max(np.asarray(n, np.float64))), 1.0)
-    margin = math.log(n_max) + _LIMIT_MARGIN.get(np.dtype(np.result_type(ref_probs.dtype, float)).itemsize, 37.0)
-    # below λ = gap/margin the BoN limit is used (soft_bon_log_pmf), so the quadrature never needs smaller λ
-    lam = np.maximum(np.asarray(temperature, np.float64), np.where(np.isfinite(gap), gap / margin, 0.0)[..., None]
-                     if np.ndim(gap) else (gap / margin if np.isfinite(gap) else 0.0))
-    span = np.max(np.broadcast_to((hi - lo)[..., None] if np.ndim(hi) else hi - lo, np.shape(lam)) / lam)
+    span = np.max(np.where(sup, r, -np.inf), axis=-1) - np.min(np.where(sup, r, np.inf), axis=-1)
+    # at and below its floor the BoN limit is used (soft_bon_log_pmf): the quadrature never needs a smaller λ
+    floor = np.asarray(_temperature_floor(jnp.asarray(p, dtype), jnp.asarray(r, dtype), jnp.asarray(nn, dtype), dtype))
+    lam = np.maximum(lam, np.where(np.isfinite(floor), floor, 0.0))
+    n_max = max(float(np.max(nn)), 1.0)
+    span = float(np.max(span / lam))
     span += np.log(n_max) + _TAIL_LOG - math.log(_HEAD_EPS)
     need = math.ceil(span / _AUTO_SPACING) + 1
     nodes = max(256, 1 << (need - 1).bit_length())
@@ -188,13 +187,17 @@ def soft_bon_log_pmf(
     n = jnp.broadcast_to(n.astype(dtype), batch)
     temperature = jnp.broadcast_to(temperature.astype(dtype), batch)
     # λ → 0: where every reward gap is ≥ G·λ the pmf is BoN's (to float precision, see _LIMIT_MARGIN), at the
-    # cost of one BoN pmf; the quadrature then runs at the clamped temperature gap/G and its result is not used
-    floor = _min_gap(ref_probs, rewards) / _limit_margin(n, dtype)
+    # cost of one BoN pmf
+    floor = _temperature_floor(ref_probs, rewards, n, dtype)
     use_bon = temperature <= floor
     # (λ itself when it is above the floor; the quadrature's λ stays > 0 and finite, so no NaN reaches a gradient)
     lam = jnp.where(use_bon, jnp.where(jnp.isfinite(floor), floor, 1.0), temperature)
-    quad = _soft_bon_log_pmf(ref_probs, rewards, n, lam, num_nodes, min(block, num_nodes))
-    return jnp.where(use_bon[..., None], bon_log_pmf(ref_probs, rewards, n), quad)
+    # each of the two is computed only when some distribution needs it (under vmap, cond becomes select: both)
+    unused = lambda: jnp.full(shape, -jnp.inf, dtype)
+    quadrature = lambda: _soft_bon_log_pmf(ref_probs, rewards, n, lam, num_nodes, min(block, num_nodes))
+    quad = jax.lax.cond(jnp.all(use_bon), unused, quadrature)
+    bon = jax.lax.cond(jnp.any(use_bon), lambda: bon_log_pmf(ref_probs, rewards, n), unused)
+    return jnp.where(use_bon[..., None], bon, quad)
 
 
 @_soft_bon_inputs
