@@ -291,8 +291,7 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
     k = levels.mass.shape[-1]
     if k < min_outcomes:
         return levels
-    num = int(jnp.max(levels.num_levels))
-    size = min(k, 1 << max(0, num - 1).bit_length())
+    size = host_levels.compact_size(int(jnp.max(levels.num_levels)), k, min_outcomes)
     if size >= k:
         return levels
     return levels._replace(**{f: getattr(levels, f)[..., :size] for f in _LEVEL_FIELDS})
