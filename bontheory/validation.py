@@ -460,6 +460,16 @@ def one_of(x: Any, name: str, *, choices: Sequence[Any]) -> Any:
     return x
 
 
+def subset_of(x: Any, name: str, *, choices: Sequence[Any]) -> tuple[str, ...]:
+    """A sequence of names (not a single string), each one of ``choices``."""
+    if isinstance(x, str) or not isinstance(x, Sequence):
+        raise TypeError(f"{name} must be a sequence of names from {tuple(choices)}, got {type(x).__name__}")
+    bad = [v for v in x if not isinstance(v, str) or v not in tuple(choices)]
+    if bad:
+        raise ValueError(f"unknown {name} {bad!r}; each must be one of {tuple(choices)}")
+    return tuple(x)
+
+
 def static_number(x: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
                   open_min: bool = False) -> float:
     """A static Python float (a setting, not an array) within the bounds; refuses NaN, inf, str, None, bool."""

@@ -148,3 +148,34 @@ def test_host_built_levels_equal_the_xla_construction(dtype):
         assert np.array_equal(a[~np.isfinite(a)], b[~np.isfinite(b)]), field
         fin = np.isfinite(a)
         np.testing.assert_allclose(a[fin], b[fin], rtol=tol, atol=tol * 1e-3, err_msg=field)
+
+
+def test_requested_fields_equal_the_full_construction_and_the_rest_are_none():
+    """``reward_levels(..., fields=...)`` builds only those fields (the others are None), with the values of the
+    full construction — concrete (host, compacted), under jit (host callback) and through jax.jvp (XLA); the
+    scalar functionals, which ask for their few fields, agree with the same sums on the full levels."""
+    p, r = _case("ties", 6_000, seed=3)
+    ps, rs = jnp.asarray(p), jnp.asarray(r)
+    full = bt.reward_levels(ps, rs)
+    n = jnp.asarray([1, 7, 300])
+    for fields in [("log_cdf", "log_ratio", "log_mass"), ("order", "tail"), ("level_of", "log_probs", "count")]:
+        jitted = jax.jit(lambda a, b, f=fields: bt.reward_levels(a, b, compact=False, fields=f))(ps, rs)
+        jvp, _ = jax.jvp(lambda a, f=fields: bt.reward_levels(a, rs, compact=False, fields=f), (ps,), (ps * 0,))
+        for levels in (bt.reward_levels(ps, rs, fields=fields), jitted, jvp):
+            for name in full._fields:
+                value = getattr(levels, name)
+                if name not in fields and name != "num_levels":
+                    assert value is None, name
+                    continue
+                want = np.asarray(getattr(full, name))
+                got = np.asarray(value)[..., : want.shape[-1]] if want.ndim else np.asarray(value)
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300, err_msg=name)
+    for fn, from_levels in [(bt.bon_kl, bt.bon_kl_from_levels), (bt.bon_win_rate, bt.bon_win_rate_from_levels),
+                            (bt.bon_expected_reward, bt.bon_expected_reward_from_levels)]:
+        want = np.asarray(from_levels(full, n))
+        np.testing.assert_allclose(np.asarray(fn(ps, rs, n)), want, rtol=1e-13)
+        np.testing.assert_allclose(np.asarray(jax.jit(fn)(ps, rs, n)), want, rtol=1e-13)
+    with pytest.raises(ValueError, match="fields"):
+        bt.reward_levels(ps, rs, fields=("log_cdf", "no_such_field"))
+    with pytest.raises(TypeError, match="fields"):
+        bt.reward_levels(ps, rs, fields="log_cdf")

@@ -106,7 +106,7 @@ def _examples(checkpoint):
         "bon_win_rate_gap_bound": dict(ref_probs=P, n=3),
         **{f: dict(p=P, q=P[::-1].copy()) for f in ("chi2_divergence", "kl_divergence", "total_variation")},
         "win_rate": dict(policy_probs=P, ref_probs=P, rewards=R),
-        "reward_levels": dict(ref_probs=P, rewards=R),
+        "reward_levels": dict(ref_probs=P, rewards=R, fields=("log_cdf", "log_ratio")),
         "compact_levels": dict(levels=levels),
         "mid_cdf": dict(ref_probs=P, rewards=R),
         "chi2_coverage": dict(comparator_probs=P, ref_probs=P),
@@ -477,6 +477,7 @@ CHECKER_KINDS = {
     "sequences": "sequences",
     "static_shape": "shape",
     "one_of": "choice",
+    "subset_of": "choice",
     "log_densities": "log_densities",
     "array": "values",
     "static_number": "number",
@@ -781,6 +782,8 @@ ALLOWED = {
     ("chi2_pessimism_sampler_pmf", "n", "n=10**12"),
     # order=None is a valid value: the full-history (non-Markov) table
     ("expand_tabular_policy", "order", "None"),
+    # fields=None is the default: every field
+    ("reward_levels", "fields", "None"),
     # ref_policy and reward are needed only by the sampled methods; the example method (bon_sft) is exact
     ("train_toward_bon", "ref_policy", "None"),
     ("train_toward_bon", "reward", "None"),

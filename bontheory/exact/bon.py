@@ -138,8 +138,15 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 # Public API on (ref_probs, rewards)
 
 
-def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
-    return reward_levels(ref_probs, rewards), n  # validated by the caller's @_validated
+def _levels_and_n(ref_probs, rewards, n, fields=None) -> tuple[RewardLevels, jax.Array]:
+    return reward_levels(ref_probs, rewards, fields=fields), n  # validated by the caller's @_validated
+
+
+# the level fields each sum over levels reads (on CPU each K-length field costs a copy out of the host construction)
+_Q_FIELDS = ("log_cdf", "log_ratio")
+_KL_FIELDS = (*_Q_FIELDS, "log_mass")
+_REWARD_FIELDS = (*_Q_FIELDS, "reward")
+_LOSS_FIELDS = (*_Q_FIELDS, "tail", "mass")
 
 
 _validated = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
@@ -200,7 +207,7 @@ def bon_kl(
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
+    levels, n = _levels_and_n(ref_probs, rewards, n, _KL_FIELDS)
     return bon_kl_from_levels(levels, n)
 
 
@@ -213,7 +220,7 @@ def bon_expected_reward(
     Differentiable in ``ref_probs`` and in ``rewards`` (:math:`\partial E/\partial r(y) = \pi_n(y)`; with ties, along
     moves that keep them) (docs/theory.md §1.8).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
+    levels, n = _levels_and_n(ref_probs, rewards, n, _REWARD_FIELDS)
     return bon_expected_reward_from_levels(levels, n)
 
 
@@ -226,7 +233,7 @@ def bon_win_rate(
     Equals ``win_rate(bon_pmf(p, r, n), p, r)``; ≤ n/(n+1). Returns ``broadcast(batch, n.shape)``.
     Differentiable in ``ref_probs``; rewards enter only through their order (docs/theory.md §1.8).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
+    levels, n = _levels_and_n(ref_probs, rewards, n, _LOSS_FIELDS)
     return bon_win_rate_from_levels(levels, n)
 
 

@@ -21,48 +21,87 @@ Nothing here is differentiated: the JAX construction (``levels.py``) supplies th
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 _LOW = np.uint64(0xFFFFFFFF)
+_SIGN = np.uint64(1 << 63)
 #: Levels of at most this many outcomes keep the plain (sequential, float64) sum of their probabilities, within
 #: SHORT_LEVEL·eps ≈ 1e-12 of their own size; longer levels are summed pairwise.
 SHORT_LEVEL = 4096
+#: Work arrays up to this many bytes are kept per thread and reused by the next call of the same length.
+SCRATCH_BYTES = 1 << 27
+
+_scratch_arrays = threading.local()
+
+
+def _scratch(name: str, k: int, dtype: type) -> np.ndarray:
+    """A K-length work array of this thread, reused across calls (its contents are garbage). On small VMs a
+    fresh 8 MB array costs milliseconds of page faults, more than the sort; arrays over ``SCRATCH_BYTES`` are
+    fresh. Never returned to a caller: results are copied out."""
+    cache = _scratch_arrays.__dict__
+    a = cache.get(name)
+    if a is None or a.shape[0] != k or a.dtype != dtype:
+        a = np.empty(k, dtype)
+        if a.nbytes <= SCRATCH_BYTES:
+            cache[name] = a
+    return a
+
+
+def _index_words(k: int) -> np.ndarray:
+    """``arange(K)`` as uint64 (read-only, cached like a work array)."""
+    a = _scratch_arrays.__dict__.get("index")
+    if a is None or a.shape[0] != k:
+        a = np.arange(k, dtype=np.uint64)
+        if a.nbytes <= SCRATCH_BYTES:
+            _scratch_arrays.index = a
+    return a
 
 
 def _ordered_bits(r: np.ndarray) -> tuple[np.ndarray, int]:
-    """Unsigned keys (a new array) whose order is the order of ``r`` (equal keys exactly for equal values), and
-    their width in bits. Written with in-place operations: fresh K-length arrays cost page faults."""
+    """Unsigned keys (in a work array) whose order is the order of ``r`` (equal keys exactly for equal values),
+    and their width in bits. Written with in-place operations into work arrays (fresh arrays cost page faults)."""
+    k = r.shape[-1]
+    u = _scratch("keys", k, np.uint64)
     if r.dtype == np.bool_ or (np.issubdtype(r.dtype, np.integer) and r.dtype.itemsize <= 4):
-        u = r.astype(np.int64)
-        u += 2**31
-        return u.view(np.uint64), 32
+        np.add(r, 2**31, out=u.view(np.int64), dtype=np.int64)
+        return u, 32
     if np.issubdtype(r.dtype, np.integer):
-        u = r.astype(np.int64).view(np.uint64)
-        u ^= np.uint64(1 << 63)
+        np.copyto(u.view(np.int64), r, casting="unsafe")
+        u ^= _SIGN
         return u, 64
     if r.dtype.itemsize <= 4:  # float16 / bfloat16 / float32: exact in float32
         b = (r.astype(np.float32) + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0: -0.0 -> 0.0
-        return np.where(b >> np.uint64(31), b ^ np.uint64(0xFFFFFFFF), b | np.uint64(1 << 31)), 32
-    b = (r.astype(np.float64) + 0.0).view(np.uint64)  # + 0: -0.0 -> 0.0
-    flip = b >> np.uint64(63)
-    np.subtract(np.uint64(0), flip, out=flip)
-    flip |= np.uint64(1 << 63)
-    b ^= flip  # negative: all bits flipped; positive: the sign bit set
-    return b, 64
+        np.copyto(u, np.where(b >> np.uint64(31), b ^ np.uint64(0xFFFFFFFF), b | np.uint64(1 << 31)))
+        return u, 32
+    np.add(r, 0.0, out=u.view(np.float64), dtype=np.float64)  # + 0: -0.0 -> 0.0
+    flip = _scratch("flip", k, np.uint64)
+    np.right_shift(u.view(np.int64), 63, out=flip.view(np.int64))  # arithmetic: all ones where negative
+    flip |= _SIGN
+    u ^= flip  # negative: all bits flipped; positive: the sign bit set
+    return u, 64
 
 
-def sort_row(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable argsort of one row ``(K,)`` and the level id of each sorted position, by sorting packed
-    ``key << 32 | index`` words (NumPy's vectorised sort of 64-bit integers, several times faster than its
-    argsort). A 64-bit key packs its high 32 bits; outcomes whose high halves tie but whose values differ
-    (rare) are re-sorted in a second pass."""
+def _sort_keys(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable argsort of one row ``(K,)`` (int64) and the flags of the sorted positions that start a new level,
+    both in work arrays, by sorting packed ``key << 32 | index`` words (NumPy's vectorised sort of 64-bit
+    integers, several times faster than its argsort). A 64-bit key packs its high 32 bits; outcomes whose high
+    halves tie but whose values differ (rare) are re-sorted in a second pass."""
     k = r.shape[-1]
     u, bits = _ordered_bits(r)
-    exact = bits == 32 or not np.any(u & _LOW)  # every key fits in 32 bits (e.g. integer-valued rewards)
-    words = u << np.uint64(32) if bits == 32 else u & ~_LOW
-    words |= np.arange(k, dtype=np.uint64)
+    words = _scratch("words", k, np.uint64)
+    if bits == 32:
+        np.left_shift(u, np.uint64(32), out=words)
+        exact = True
+    else:
+        np.bitwise_and(u, _LOW, out=words)
+        exact = not words.any()  # every key fits in its high 32 bits (e.g. integer-valued rewards)
+        np.bitwise_and(u, ~_LOW, out=words)
+    words |= _index_words(k)
     words.sort()
-    order = (words & _LOW).astype(np.int64)
+    order = _scratch("order", k, np.int64)
+    np.bitwise_and(words, _LOW, out=order.view(np.uint64))
     words >>= np.uint64(32)  # the sorted keys (their high halves for 64-bit keys)
     if exact:
         us = words
@@ -83,24 +122,29 @@ def sort_row(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             sub = np.argsort(us[sel], kind="stable")
             order[sel] = order[sel][sub]
             us[sel] = us[sel][sub]
-    new = np.empty(k, bool)
+    new = _scratch("new", k, np.bool_)
     new[0] = True
     np.not_equal(us[1:], us[:-1], out=new[1:])
-    lid = np.cumsum(new, dtype=np.int32)
-    lid -= 1
-    return order, lid
+    return order, new
 
 
 def host_sort_levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sort_row` over every row of ``r`` ``(..., K)``: ``(order, level id per sorted position)``."""
+    """The stable sort of every row of ``r`` ``(..., K)`` into levels: ``(order, level id per sorted position)``."""
     r = np.asarray(r)
     k = r.shape[-1]
     rows = r.reshape(-1, k)
     order = np.empty(rows.shape, np.int32)
     lid = np.empty(rows.shape, np.int32)
     for i, row in enumerate(rows):
-        order[i], lid[i] = sort_row(row)  # order: int64 -> int32
+        _copy_sorted(_sort_keys(row), order[i], lid[i])
     return order.reshape(r.shape), lid.reshape(r.shape)
+
+
+def _copy_sorted(sorted_row: tuple[np.ndarray, np.ndarray], order: np.ndarray, lid: np.ndarray) -> None:
+    """Writes a row's order (int32) and level ids (``cumsum(new) - 1``) out of the work arrays."""
+    np.copyto(order, sorted_row[0], casting="unsafe")
+    np.cumsum(sorted_row[1], dtype=np.int32, out=lid)
+    lid -= 1
 
 
 def _log(x: np.ndarray) -> np.ndarray:
@@ -109,12 +153,12 @@ def _log(x: np.ndarray) -> np.ndarray:
     return np.where(pos, np.log(np.where(pos, x, 1.0)), -np.inf)
 
 
-def _level_row(p: np.ndarray, r: np.ndarray) -> tuple:
+def _level_row(p: np.ndarray, r: np.ndarray) -> dict[str, np.ndarray]:
     k = p.shape[-1]
-    order, lid = sort_row(r)
+    order, new = _sort_keys(r)
     ps = p[order].astype(np.float64, copy=False)  # int64 indices: the fastest gather
     np.maximum(ps, 0, out=ps)
-    starts = np.flatnonzero(np.concatenate([[True], lid[1:] != lid[:-1]]))
+    starts = np.flatnonzero(new)
     count = np.diff(np.append(starts, k))
     mass = np.add.reduceat(ps, starts)
     for j in np.flatnonzero(count > SHORT_LEVEL):  # at most K / SHORT_LEVEL long levels: pairwise sums
@@ -136,8 +180,9 @@ def _level_row(p: np.ndarray, r: np.ndarray) -> tuple:
     big = ratio > 0.5
     log_ratio = np.where(big, log_cdf_lower - log_cdf, np.log1p(-np.where(big, 0.0, ratio)))
     log_ratio = np.where(lowest, -np.inf, log_ratio)
-    level = (mass, log_cdf, log_ratio, tail)
-    return order, lid, r[order[starts]], r[order[-1]], *level, count, total
+    # "sorted": the order and new-level flags, in work arrays (overwritten by the next row)
+    return dict(sorted=(order, new), reward=r[order[starts]], top=r[order[-1]], mass=mass, log_mass=_log(mass),
+                log_cdf=log_cdf, log_ratio=log_ratio, tail=tail, count=count, total=total)
 
 
 def compact_size(num_levels: int, k: int, min_outcomes: int = 4096) -> int:
@@ -148,41 +193,51 @@ def compact_size(num_levels: int, k: int, min_outcomes: int = 4096) -> int:
     return min(k, 1 << max(0, num_levels - 1).bit_length())
 
 
-def host_level_arrays(p: np.ndarray, r: np.ndarray, dtype: np.dtype, compact: bool = False) -> tuple[np.ndarray, ...]:
+#: The arrays :func:`host_level_arrays` can return besides ``num_levels`` and ``total``: per sorted position
+#: (``order``, ``lid``) and per level (the rest).
+HOST_FIELDS = ("order", "lid", "reward", "mass", "log_mass", "log_cdf", "log_ratio", "tail", "count")
+
+
+def host_level_arrays(
+    p: np.ndarray, r: np.ndarray, dtype: np.dtype, compact: bool = False, fields: tuple[str, ...] = HOST_FIELDS
+) -> dict[str, np.ndarray]:
     """The level arrays of every row of ``(p, r)`` ``(..., K)``, padded to K (to :func:`compact_size` of the
     largest number of levels with ``compact``).
 
-    Returns ``(order, level id per sorted position, num_levels, reward, mass, log_cdf, log_ratio, tail, count,
-    total)``: integers int32, floats in ``dtype``; ``total`` is the
-    unnormalised mass :math:`\\sum_y \\max(p(y), 0)` ``(...)``. Padding levels (past ``num_levels``) have the
-    top reward, zero mass and count, :math:`\\log F = \\log(F^-/F) = 0`. (The caller derives
-    :math:`\\log m_\\ell` and :math:`\\log F^-_\\ell = \\log F_\\ell + \\log(F^-_\\ell/F_\\ell)`, a sum of two
-    non-positive numbers: every K-length array returned here costs a copy out of the callback.)
+    Returns a dict of ``num_levels``, ``total`` and the requested ``fields`` (of :data:`HOST_FIELDS`): ``order``
+    and ``lid`` (the level id of each sorted position), then ``reward``, ``mass``, ``log_cdf``, ``log_ratio``,
+    ``tail``, ``count``; integers int32, floats in ``dtype``; ``total`` is the unnormalised mass
+    :math:`\\sum_y \\max(p(y), 0)` ``(...)``. Padding levels (past ``num_levels``) have the top reward, zero mass
+    and count, :math:`\\log F = \\log(F^-/F) = 0`. (The caller derives :math:`\\log m_\\ell` and
+    :math:`\\log F^-_\\ell = \\log F_\\ell + \\log(F^-_\\ell/F_\\ell)`, a sum of two non-positive numbers: under
+    ``jit`` every K-length array returned here costs a copy out of the callback, so callers ask only for what
+    they read.)
     """
     p, r = np.asarray(p), np.asarray(r)
     k = p.shape[-1]
     batch = p.shape[:-1]
     rows = int(np.prod(batch, dtype=np.int64))
-    order = np.empty((rows, k), np.int32)
-    lid = np.empty((rows, k), np.int32)
-    num = np.empty((rows,), np.int32)
-    total = np.empty((rows,), dtype)
+    sorted_fields = [f for f in ("order", "lid") if f in fields]
+    out = {f: np.empty((rows, k), np.int32) for f in sorted_fields}
+    out["num_levels"] = np.empty((rows,), np.int32)
+    out["total"] = np.empty((rows,), dtype)
     per_row = []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for i, (pp, rr) in enumerate(zip(p.reshape(rows, k), r.reshape(rows, k))):
-            order[i], lid[i], *level, total[i] = _level_row(pp, rr)
-            num[i] = len(level[-1])
-            per_row.append(level)
-    size = compact_size(int(num.max(initial=1)), k) if compact else k
-    floats = np.empty((4, rows, size), dtype)  # mass, log F, log(F⁻/F), 1 - F
-    reward = np.empty((rows, size), dtype)
-    count = np.zeros((rows, size), np.int32)
-    for i, (values, top, *level, c) in enumerate(per_row):
-        nl = len(c)
-        reward[i, :nl], reward[i, nl:], count[i, :nl] = values, top, c
-        for j, v in enumerate(level):
-            floats[j, i, :nl] = v
-            floats[j, i, nl:] = 0.0  # padding: m = 0, F = F⁻ = 1
-    shape = lambda a: a.reshape(batch + a.shape[1:])
-    return (shape(order), shape(lid), shape(num), shape(reward), *(shape(f) for f in floats), shape(count),
-            shape(total))
+            row = _level_row(pp, rr)
+            sorted_row = row.pop("sorted")
+            if sorted_fields:
+                lid = out["lid"][i] if "lid" in out else np.empty(k, np.int32)
+                _copy_sorted(sorted_row, out["order"][i] if "order" in out else np.empty(k, np.int32), lid)
+            out["num_levels"][i] = len(row["count"])
+            out["total"][i] = row["total"]
+            per_row.append(row)
+    size = compact_size(int(out["num_levels"].max(initial=1)), k) if compact else k
+    for f in (f for f in HOST_FIELDS[2:] if f in fields):
+        a = np.empty((rows, size), np.int32 if f == "count" else dtype)
+        for i, row in enumerate(per_row):
+            nl = len(row["count"])
+            a[i, :nl] = row[f]
+            a[i, nl:] = {"reward": row["top"], "log_mass": -np.inf}.get(f, 0)  # padding: m = 0, F = F⁻ = 1
+        out[f] = a
+    return {f: a.reshape(batch + a.shape[1:]) for f, a in out.items()}

@@ -63,6 +63,9 @@ class RewardLevels(NamedTuple):
       tail: ``(..., K)``: :math:`1 - F_\\ell` (an exact reverse cumulative sum; accurate when small).
       count: int32 ``(..., K)``: the number of outcomes on each level (0 for padding).
       log_probs: ``(..., K)``: :math:`\\log p(y)` of the (renormalised) reference, original outcome order.
+
+    Built with ``reward_levels(..., fields=...)``, the fields not asked for are ``None`` (``num_levels`` is always
+    there).
     """
 
     order: jax.Array
@@ -84,7 +87,7 @@ class RewardLevels(NamedTuple):
 
     @property
     def num_outcomes(self) -> int:
-        return int(self.order.shape[-1])
+        return int(next(a for a in (self.order, self.level_of, self.log_probs) if a is not None).shape[-1])
 
 
 def _sort_levels_xla(r: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -177,71 +180,118 @@ def _levels_1d_xla(p: jax.Array, r: jax.Array, dtype: Any, sort=sort_levels) -> 
     )
 
 
-def _from_host_arrays(out: tuple, level_of: jax.Array, p: jax.Array) -> RewardLevels:
-    """:class:`RewardLevels` from ``host_levels.host_level_arrays``'s output, the level of each outcome and the
-    (unnormalised) probabilities: the two derived logs are taken here (see ``host_level_arrays``)."""
-    order, _, num_levels, reward, mass, log_cdf, log_ratio, tail, count, total = (jnp.asarray(a) for a in out)
-    return RewardLevels(
-        order=order,
-        level_of=jnp.asarray(level_of),
-        num_levels=num_levels,
-        reward=reward,
-        mass=mass,
-        log_mass=safe_log(mass),
-        log_cdf=log_cdf,
-        log_cdf_lower=log_cdf + log_ratio,  # log F⁻ = log F + log(F⁻/F), both ≤ 0: no cancellation
-        log_ratio=log_ratio,
-        tail=tail,
-        count=count,
-        log_probs=safe_log(jnp.maximum(p, 0) / total[..., None]),
-    )
+#: The host arrays (``host_levels.HOST_FIELDS``) each field of :class:`RewardLevels` is made from.
+_HOST_SOURCES = {
+    "order": ("order",),
+    "level_of": ("order", "lid"),
+    "num_levels": (),
+    "reward": ("reward",),
+    "mass": ("mass",),
+    "log_mass": ("log_mass",),
+    "log_cdf": ("log_cdf",),
+    "log_cdf_lower": ("log_cdf", "log_ratio"),
+    "log_ratio": ("log_ratio",),
+    "tail": ("tail",),
+    "count": ("count",),
+    "log_probs": (),
+}
 
 
-def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
-    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``)."""
+def _host_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
+    need = {h for f in fields for h in _HOST_SOURCES[f]}
+    return tuple(h for h in host_levels.HOST_FIELDS if h in need)
+
+
+def _select(levels: RewardLevels, fields: tuple[str, ...]) -> RewardLevels:
+    return levels._replace(**{f: None for f in RewardLevels._fields if f not in fields and f != "num_levels"})
+
+
+def _from_host_arrays(out: dict, level_of, p: jax.Array, fields: tuple[str, ...]) -> RewardLevels:
+    """:class:`RewardLevels` (the requested ``fields``) from ``host_levels.host_level_arrays``'s output, the
+    level of each outcome (a thunk) and the (unnormalised) probabilities: the derived logs are taken here."""
+    out = {f: jnp.asarray(a) for f, a in out.items()}
+    make = {
+        "order": lambda: out["order"],
+        "level_of": lambda: jnp.asarray(level_of()),
+        "reward": lambda: out["reward"],
+        "mass": lambda: out["mass"],
+        "log_mass": lambda: out["log_mass"],
+        "log_cdf": lambda: out["log_cdf"],
+        # log F⁻ = log F + log(F⁻/F), both ≤ 0: no cancellation
+        "log_cdf_lower": lambda: out["log_cdf"] + out["log_ratio"],
+        "log_ratio": lambda: out["log_ratio"],
+        "tail": lambda: out["tail"],
+        "count": lambda: out["count"],
+        "log_probs": lambda: safe_log(jnp.maximum(p, 0) / out["total"][..., None]),
+    }
+    values = {f: make[f]() if f in fields else None for f in make}
+    return RewardLevels(num_levels=out["num_levels"], **values)
+
+
+def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...]) -> RewardLevels:
+    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``): only the
+    arrays the requested ``fields`` need leave the callback (each K-length one costs a copy)."""
     k = p.shape[-1]
-    f, i = jax.ShapeDtypeStruct((k,), dtype), jax.ShapeDtypeStruct((k,), jnp.int32)
-    shapes = (i, i, jax.ShapeDtypeStruct((), jnp.int32), f, f, f, f, f, i, jax.ShapeDtypeStruct((), dtype))
-    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype))
+    host = _host_fields(fields)
+    shapes = {f: jax.ShapeDtypeStruct((k,), jnp.int32 if f in ("order", "lid", "count") else dtype) for f in host}
+    shapes |= {"num_levels": jax.ShapeDtypeStruct((), jnp.int32), "total": jax.ShapeDtypeStruct((), dtype)}
+    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype), fields=host)
     p, r = jax.lax.stop_gradient((p.astype(dtype), r))
     out = jax.pure_callback(build, shapes, p, r, vmap_method="broadcast_all")
-    order, lid = out[:2]
-    return _from_host_arrays(out, jnp.zeros((k,), jnp.int32).at[order].set(lid), p)
+    level_of = lambda: jnp.zeros((k,), jnp.int32).at[out["order"]].set(out["lid"])
+    return _from_host_arrays(out, level_of, p, fields)
 
 
-def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
+def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...], fields: tuple[str, ...]) -> RewardLevels:
     """:func:`reward_levels` of concrete inputs on CPU: the host construction called directly, its level
     arrays compacted as they are built (no K-length padding is written or copied)."""
     dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
     pn = np.broadcast_to(np.asarray(p, dtype), batch + (k,))
     rn = np.broadcast_to(np.asarray(r), batch + (k,))
-    out = host_levels.host_level_arrays(pn, rn, np.dtype(dtype), compact=True)
-    level_of = np.empty_like(out[0])
-    np.put_along_axis(level_of, out[0], out[1], axis=-1)
-    return _from_host_arrays(out, level_of, numerics.broadcast_batch(p.astype(dtype), batch))  # p stays on device
+    out = host_levels.host_level_arrays(pn, rn, np.dtype(dtype), compact=True, fields=_host_fields(fields))
+
+    def level_of():
+        lv = np.empty_like(out["order"])
+        np.put_along_axis(lv, out["order"], out["lid"], axis=-1)
+        return lv
+
+    p = numerics.broadcast_batch(p.astype(dtype), batch) if "log_probs" in fields else p  # p stays on device
+    return _from_host_arrays(out, level_of, p, fields)
 
 
 def _on_cpu(*arrays: jax.Array) -> bool:
     return all(d.platform == "cpu" for a in arrays for d in a.devices())
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any) -> RewardLevels:
-    """The level structure of one pair: built on the host on CPU (one callback, O(L) work past the sort and
-    one gather), in XLA elsewhere; derivatives always from the XLA construction (its JVP)."""
-    xla = functools.partial(_levels_1d_xla, dtype=dtype, sort=_sort_levels_xla)
-    return jax.lax.platform_dependent(p, r, cpu=functools.partial(_levels_1d_host, dtype=dtype), default=xla)
+def _levels_1d_selected(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], sort=sort_levels):
+    return _select(_levels_1d_xla(p, r, dtype, sort), fields)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...]) -> RewardLevels:
+    """The requested fields of the level structure of one pair: built on the host on CPU (one callback, O(L)
+    work past the sort and one gather), in XLA elsewhere; derivatives always from the XLA construction (its JVP)."""
+    xla = functools.partial(_levels_1d_selected, dtype=dtype, fields=fields, sort=_sort_levels_xla)
+    host = functools.partial(_levels_1d_host, dtype=dtype, fields=fields)
+    return jax.lax.platform_dependent(p, r, cpu=host, default=xla)
 
 
 @_levels_1d.defjvp
-def _levels_1d_jvp(dtype: Any, primals: tuple, tangents: tuple) -> tuple[RewardLevels, RewardLevels]:
-    return jax.jvp(functools.partial(_levels_1d_xla, dtype=dtype), primals, tangents)
+def _levels_1d_jvp(dtype: Any, fields: tuple[str, ...], primals: tuple, tangents: tuple):
+    return jax.jvp(functools.partial(_levels_1d_selected, dtype=dtype, fields=fields), primals, tangents)
 
 
-@validation.validate(ref_probs=validation.probs, rewards=validation.rewards)
+@validation.validate(
+    ref_probs=validation.probs, rewards=validation.rewards,
+    fields=functools.partial(validation.subset_of, choices=RewardLevels._fields),
+)
 def reward_levels(
-    ref_probs: Float[ArrayLike, "*batch K"], rewards: Real[ArrayLike, "*batch K"], *, compact: bool = True
+    ref_probs: Float[ArrayLike, "*batch K"],
+    rewards: Real[ArrayLike, "*batch K"],
+    *,
+    compact: bool = True,
+    fields: tuple[str, ...] | None = None,
 ) -> RewardLevels:
     r"""Sorts outcomes by reward once and groups ties into levels.
 
@@ -253,6 +303,10 @@ def reward_levels(
 
       compact: if the inputs are concrete (not traced), drop padding levels (see :func:`compact_levels`).
         Under ``jit`` the level arrays always have length K.
+      fields: the :class:`RewardLevels` fields to build (default all); the others are ``None``. On CPU each
+        K-length field costs a copy out of the host construction (under ``jit``) or an upload, so a caller that
+        reads few of them (e.g. ``("log_mass", "log_cdf", "log_ratio")`` for :func:`bon_kl_from_levels`) asks
+        for those only.
 
     Returns:
       A :class:`RewardLevels` with batch shape the broadcast batch shape; floating fields in the promoted
@@ -267,10 +321,11 @@ def reward_levels(
     :math:`\sum_y r(y) w_{\ell(y)} p(y)/m_{\ell(y)}`.
     """
     p, r = ref_probs, rewards
+    fields = RewardLevels._fields if fields is None else tuple(f for f in RewardLevels._fields if f in fields)
     batch = numerics.batch_shape(p, r)
     if compact and validation.is_concrete(p, r) and _on_cpu(p, r):
-        return _host_reward_levels(p, r, batch)
-    levels = _reward_levels(p, r, batch)
+        return _host_reward_levels(p, r, batch, fields)
+    levels = _reward_levels(p, r, batch, fields)
     if compact and validation.is_concrete(p, r):
         levels = compact_levels(levels)
     return levels
@@ -288,24 +343,33 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
     and K ≥ ``min_outcomes``; with few distinct rewards among many outcomes this makes every n-dependent
     evaluation O(L) instead of O(K) per n (e.g. 8k levels among 10⁶ outcomes).
     """
-    k = levels.mass.shape[-1]
+    k = level_count(levels)
     if k < min_outcomes:
         return levels
     size = host_levels.compact_size(int(jnp.max(levels.num_levels)), k, min_outcomes)
     if size >= k:
         return levels
-    return levels._replace(**{f: getattr(levels, f)[..., :size] for f in _LEVEL_FIELDS})
+    return _map_level_fields(levels, lambda a: a[..., :size])
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...]) -> RewardLevels:
+def level_count(levels: RewardLevels) -> int:
+    """The length of the level arrays (K, or fewer after compaction)."""
+    return next(a.shape[-1] for a in (getattr(levels, f) for f in _LEVEL_FIELDS) if a is not None)
+
+
+def _map_level_fields(levels: RewardLevels, fn) -> RewardLevels:
+    return levels._replace(**{f: fn(a) for f in _LEVEL_FIELDS if (a := getattr(levels, f)) is not None})
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...], fields: tuple[str, ...]) -> RewardLevels:
     dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
     p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
-    fn = lambda pp, rr: _levels_1d(pp, rr, dtype)
+    fn = lambda pp, rr: _levels_1d(pp, rr, dtype, fields)
     for _ in batch:
         fn = jax.vmap(fn)
-    return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype)
+    return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype, fields)
 
 
 def broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
@@ -347,9 +411,7 @@ LEVEL_BLOCK = 4096
 
 
 def _slice_levels(levels: RewardLevels, start: jax.Array, size: int) -> RewardLevels:
-    return levels._replace(
-        **{f: jax.lax.dynamic_slice_in_dim(getattr(levels, f), start, size, axis=-1) for f in _LEVEL_FIELDS}
-    )
+    return _map_level_fields(levels, lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=-1))
 
 
 def _log_q(levels: RewardLevels, nn: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -359,7 +421,7 @@ def _log_q(levels: RewardLevels, nn: jax.Array, shape: tuple[int, ...]) -> jax.A
 
 
 def _blocks(levels: RewardLevels, block: int) -> tuple[int, int, jax.Array]:
-    size = levels.mass.shape[-1]
+    size = level_count(levels)
     return size, -(-size // block), jnp.max(levels.num_levels)
 
 
