@@ -13,7 +13,7 @@ import pytest
 from references import reference_bon
 
 import bontheory as bt
-from bontheory.exact.levels import LEVEL_BLOCK, sort_levels
+from bontheory.exact.levels import FEW_LEVELS, LEVEL_BLOCK, sort_levels
 
 NS = np.array([1, 2, 7, 100, 10**4, 10**6])
 
@@ -179,3 +179,34 @@ def test_requested_fields_equal_the_full_construction_and_the_rest_are_none():
         bt.reward_levels(ps, rs, fields=("log_cdf", "no_such_field"))
     with pytest.raises(TypeError, match="fields"):
         bt.reward_levels(ps, rs, fields="log_cdf")
+
+
+@pytest.mark.parametrize("levels", [300, FEW_LEVELS + 1])
+def test_few_levels_first_under_jit_and_the_full_construction_past_them(levels):
+    """Under jit with K > FEW_LEVELS, the scalar functionals and the pmfs first evaluate on level arrays of length
+    FEW_LEVELS and fall back to length K when there are more levels: both sides (300 levels, and FEW_LEVELS + 1)
+    agree with the float64 reference; so does the gradient on the short arrays (finite differences)."""
+    k = FEW_LEVELS + 700
+    rng = np.random.default_rng(levels)
+    p = rng.dirichlet(np.full(k, 0.3))
+    r = np.concatenate([np.arange(levels), rng.integers(0, levels, k - levels)]).astype(float)
+    rng.shuffle(r)
+    ns = np.array([1, 3, 50, 10**4])
+    log_pmf0, kl0, er0, wr0 = (np.asarray(a) for a in reference_bon(p, r, ns))
+    fns = (bt.bon_pmf, bt.bon_kl, bt.bon_expected_reward, bt.bon_win_rate)
+    got = jax.jit(lambda pp, rr, nn: tuple(f(pp, rr, nn) for f in fns))(p, r, ns)
+    pmf0 = np.exp(log_pmf0)
+    np.testing.assert_allclose(np.asarray(got[0]), pmf0, rtol=1e-12, atol=1e-15 * pmf0.max())
+    for a, b in zip(got[1:], (kl0, er0, wr0), strict=True):
+        _close(a, b)
+    over_n = jax.jit(jax.vmap(bt.bon_kl, in_axes=(None, None, 0)))(p, r, ns)
+    _close(over_n, kl0)
+    if levels > FEW_LEVELS:
+        return
+    # the gradient through the short level arrays, against a central difference
+    z = jnp.log(jnp.asarray(p))
+    v = jnp.asarray(rng.normal(size=k))
+    f = jax.jit(lambda zz: bt.bon_kl(jax.nn.softmax(zz), r, 9))
+    eps = 1e-6
+    fd = (f(z + eps * v) - f(z - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.dot(jax.jit(jax.grad(f))(z), v)), float(fd), rtol=1e-6, atol=1e-9)

@@ -126,6 +126,17 @@ def test_vmap_over_n_sorts_once():
         found = [e for e in sorts(jaxpr.jaxpr, name) if e.invars[0].aval.shape == (k,)]
         assert len(found) == 1, name  # one sort of the K rewards, whatever the number of n
 
+    # K > FEW_LEVELS: on CPU the host construction returns FEW_LEVELS-long level arrays first; the K-long ones are
+    # built (a second sort) only inside the cond's fallback, taken when there are more levels than that: the CPU
+    # program holds two host calls, whatever the number of n
+    from bontheory.exact.levels import FEW_LEVELS
+
+    k = FEW_LEVELS + 10
+    p = jnp.full((k,), 1.0 / k)
+    r = jnp.arange(k) % 7 * 1.0
+    cpu_program = jax.jit(jax.vmap(bon_kl, in_axes=(None, None, 0))).lower(p, r, jnp.arange(1, 65)).as_text()
+    assert cpu_program.count("xla_ffi_python_cpu_callback") == 2
+
 
 def _sort_operand_shapes(fn, *args):
     def sorts(jx):

@@ -33,6 +33,7 @@ from bontheory.exact.levels import (
     broadcast_level_array,
     broadcast_levels_n,
     map_over_levels,
+    on_reward_levels,
     reward_levels,
     sum_over_levels,
 )
@@ -138,8 +139,8 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 # Public API on (ref_probs, rewards)
 
 
-def _levels_and_n(ref_probs, rewards, n, fields=None) -> tuple[RewardLevels, jax.Array]:
-    return reward_levels(ref_probs, rewards, fields=fields), n  # validated by the caller's @_validated
+def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
+    return reward_levels(ref_probs, rewards), n  # validated by the caller's @_validated
 
 
 # the level fields each sum over levels reads (on CPU each K-length field costs a copy out of the host construction)
@@ -147,6 +148,7 @@ _Q_FIELDS = ("log_cdf", "log_ratio")
 _KL_FIELDS = (*_Q_FIELDS, "log_mass")
 _REWARD_FIELDS = (*_Q_FIELDS, "reward")
 _LOSS_FIELDS = (*_Q_FIELDS, "tail", "mass")
+_LOG_PMF_FIELDS = (*_KL_FIELDS, "level_of", "log_probs")
 
 
 _validated = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
@@ -172,8 +174,7 @@ def bon_log_pmf(
 
     Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
-    return bon_log_pmf_from_levels(levels, n)
+    return on_reward_levels(ref_probs, rewards, n, bon_log_pmf_from_levels, _LOG_PMF_FIELDS)
 
 
 @_validated
@@ -187,8 +188,7 @@ def bon_pmf(
 
     Differentiable in ``ref_probs`` (docs/theory.md §1.8); rewards enter only through their order (zero gradient).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
-    return bon_pmf_from_levels(levels, n)
+    return on_reward_levels(ref_probs, rewards, n, bon_pmf_from_levels, _LOG_PMF_FIELDS)
 
 
 @_validated
@@ -207,8 +207,7 @@ def bon_kl(
     Returns:
       ``broadcast(batch, n.shape)``.
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n, _KL_FIELDS)
-    return bon_kl_from_levels(levels, n)
+    return on_reward_levels(ref_probs, rewards, n, bon_kl_from_levels, _KL_FIELDS)
 
 
 @_validated
@@ -220,8 +219,7 @@ def bon_expected_reward(
     Differentiable in ``ref_probs`` and in ``rewards`` (:math:`\partial E/\partial r(y) = \pi_n(y)`; with ties, along
     moves that keep them) (docs/theory.md §1.8).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n, _REWARD_FIELDS)
-    return bon_expected_reward_from_levels(levels, n)
+    return on_reward_levels(ref_probs, rewards, n, bon_expected_reward_from_levels, _REWARD_FIELDS)
 
 
 @_validated
@@ -233,8 +231,7 @@ def bon_win_rate(
     Equals ``win_rate(bon_pmf(p, r, n), p, r)``; ≤ n/(n+1). Returns ``broadcast(batch, n.shape)``.
     Differentiable in ``ref_probs``; rewards enter only through their order (docs/theory.md §1.8).
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n, _LOSS_FIELDS)
-    return bon_win_rate_from_levels(levels, n)
+    return on_reward_levels(ref_probs, rewards, n, bon_win_rate_from_levels, _LOSS_FIELDS)
 
 
 # ----------------------------------------------------------------------------------------------------

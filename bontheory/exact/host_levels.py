@@ -140,11 +140,16 @@ def host_sort_levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order.reshape(r.shape), lid.reshape(r.shape)
 
 
-def _copy_sorted(sorted_row: tuple[np.ndarray, np.ndarray], order: np.ndarray, lid: np.ndarray) -> None:
-    """Writes a row's order (int32) and level ids (``cumsum(new) - 1``) out of the work arrays."""
+def _copy_sorted(
+    sorted_row: tuple[np.ndarray, np.ndarray], order: np.ndarray, lid: np.ndarray, level_of: np.ndarray | None = None
+) -> None:
+    """Writes a row's order (int32), level ids per sorted position (``cumsum(new) - 1``) and, if asked, the level
+    of each outcome (``level_of[order] = lid``) out of the work arrays."""
     np.copyto(order, sorted_row[0], casting="unsafe")
     np.cumsum(sorted_row[1], dtype=np.int32, out=lid)
     lid -= 1
+    if level_of is not None:
+        level_of[sorted_row[0]] = lid
 
 
 def _log(x: np.ndarray) -> np.ndarray:
@@ -194,30 +199,35 @@ def compact_size(num_levels: int, k: int, min_outcomes: int = 4096) -> int:
 
 
 #: The arrays :func:`host_level_arrays` can return besides ``num_levels`` and ``total``: per sorted position
-#: (``order``, ``lid``) and per level (the rest).
-HOST_FIELDS = ("order", "lid", "reward", "mass", "log_mass", "log_cdf", "log_ratio", "tail", "count")
+#: (``order``, ``lid``), per outcome (``level_of``) and per level (the rest).
+HOST_FIELDS = ("order", "lid", "level_of", "reward", "mass", "log_mass", "log_cdf", "log_ratio", "tail", "count")
 
 
 def host_level_arrays(
-    p: np.ndarray, r: np.ndarray, dtype: np.dtype, compact: bool = False, fields: tuple[str, ...] = HOST_FIELDS
+    p: np.ndarray,
+    r: np.ndarray,
+    dtype: np.dtype,
+    compact: bool = False,
+    fields: tuple[str, ...] = HOST_FIELDS,
+    size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The level arrays of every row of ``(p, r)`` ``(..., K)``, padded to K (to :func:`compact_size` of the
-    largest number of levels with ``compact``).
+    largest number of levels with ``compact``; to ``size`` if given, keeping the first ``size`` levels).
 
-    Returns a dict of ``num_levels``, ``total`` and the requested ``fields`` (of :data:`HOST_FIELDS`): ``order``
-    and ``lid`` (the level id of each sorted position), then ``reward``, ``mass``, ``log_cdf``, ``log_ratio``,
-    ``tail``, ``count``; integers int32, floats in ``dtype``; ``total`` is the unnormalised mass
-    :math:`\\sum_y \\max(p(y), 0)` ``(...)``. Padding levels (past ``num_levels``) have the top reward, zero mass
-    and count, :math:`\\log F = \\log(F^-/F) = 0`. (The caller derives :math:`\\log m_\\ell` and
-    :math:`\\log F^-_\\ell = \\log F_\\ell + \\log(F^-_\\ell/F_\\ell)`, a sum of two non-positive numbers: under
-    ``jit`` every K-length array returned here costs a copy out of the callback, so callers ask only for what
-    they read.)
+    Returns a dict of ``num_levels``, ``total`` and the requested ``fields`` (of :data:`HOST_FIELDS`): ``order``,
+    ``lid`` (the level id of each sorted position), ``level_of`` (of each outcome), then ``reward``, ``mass``,
+    ``log_mass``, ``log_cdf``, ``log_ratio``, ``tail``, ``count``; integers int32, floats in ``dtype``; ``total``
+    is the unnormalised mass :math:`\\sum_y \\max(p(y), 0)` ``(...)``. Padding levels (past ``num_levels``) have
+    the top reward, zero mass and count, :math:`\\log m = -\\infty`, :math:`\\log F = \\log(F^-/F) = 0`. (The
+    caller derives :math:`\\log F^-_\\ell = \\log F_\\ell + \\log(F^-_\\ell/F_\\ell)`, a sum of two non-positive
+    numbers: under ``jit`` every array returned here costs a copy out of the callback, so callers ask only for
+    what they read.)
     """
     p, r = np.asarray(p), np.asarray(r)
     k = p.shape[-1]
     batch = p.shape[:-1]
     rows = int(np.prod(batch, dtype=np.int64))
-    sorted_fields = [f for f in ("order", "lid") if f in fields]
+    sorted_fields = [f for f in ("order", "lid", "level_of") if f in fields]
     out = {f: np.empty((rows, k), np.int32) for f in sorted_fields}
     out["num_levels"] = np.empty((rows,), np.int32)
     out["total"] = np.empty((rows,), dtype)
@@ -227,17 +237,18 @@ def host_level_arrays(
             row = _level_row(pp, rr)
             sorted_row = row.pop("sorted")
             if sorted_fields:
-                lid = out["lid"][i] if "lid" in out else np.empty(k, np.int32)
-                _copy_sorted(sorted_row, out["order"][i] if "order" in out else np.empty(k, np.int32), lid)
+                order_lid = (out[f][i] if f in out else np.empty(k, np.int32) for f in ("order", "lid"))
+                _copy_sorted(sorted_row, *order_lid, out["level_of"][i] if "level_of" in out else None)
             out["num_levels"][i] = len(row["count"])
             out["total"][i] = row["total"]
             per_row.append(row)
-    size = compact_size(int(out["num_levels"].max(initial=1)), k) if compact else k
-    for f in (f for f in HOST_FIELDS[2:] if f in fields):
+    if size is None:
+        size = compact_size(int(out["num_levels"].max(initial=1)), k) if compact else k
+    for f in (f for f in HOST_FIELDS[3:] if f in fields):
         a = np.empty((rows, size), np.int32 if f == "count" else dtype)
         for i, row in enumerate(per_row):
-            nl = len(row["count"])
-            a[i, :nl] = row[f]
+            nl = min(len(row["count"]), size)
+            a[i, :nl] = row[f][:nl]
             a[i, nl:] = {"reward": row["top"], "log_mass": -np.inf}.get(f, 0)  # padding: m = 0, F = F⁻ = 1
         out[f] = a
     return {f: a.reshape(batch + a.shape[1:]) for f, a in out.items()}

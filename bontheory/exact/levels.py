@@ -183,7 +183,7 @@ def _levels_1d_xla(p: jax.Array, r: jax.Array, dtype: Any, sort=sort_levels) -> 
 #: The host arrays (``host_levels.HOST_FIELDS``) each field of :class:`RewardLevels` is made from.
 _HOST_SOURCES = {
     "order": ("order",),
-    "level_of": ("order", "lid"),
+    "level_of": ("level_of",),
     "num_levels": (),
     "reward": ("reward",),
     "mass": ("mass",),
@@ -206,13 +206,13 @@ def _select(levels: RewardLevels, fields: tuple[str, ...]) -> RewardLevels:
     return levels._replace(**{f: None for f in RewardLevels._fields if f not in fields and f != "num_levels"})
 
 
-def _from_host_arrays(out: dict, level_of, p: jax.Array, fields: tuple[str, ...]) -> RewardLevels:
-    """:class:`RewardLevels` (the requested ``fields``) from ``host_levels.host_level_arrays``'s output, the
-    level of each outcome (a thunk) and the (unnormalised) probabilities: the derived logs are taken here."""
+def _from_host_arrays(out: dict, p: jax.Array, fields: tuple[str, ...]) -> RewardLevels:
+    """:class:`RewardLevels` (the requested ``fields``) from ``host_levels.host_level_arrays``'s output and the
+    (unnormalised) probabilities: the derived logs are taken here."""
     out = {f: jnp.asarray(a) for f, a in out.items()}
     make = {
         "order": lambda: out["order"],
-        "level_of": lambda: jnp.asarray(level_of()),
+        "level_of": lambda: out["level_of"],
         "reward": lambda: out["reward"],
         "mass": lambda: out["mass"],
         "log_mass": lambda: out["log_mass"],
@@ -228,18 +228,20 @@ def _from_host_arrays(out: dict, level_of, p: jax.Array, fields: tuple[str, ...]
     return RewardLevels(num_levels=out["num_levels"], **values)
 
 
-def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...]) -> RewardLevels:
-    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``): only the
-    arrays the requested ``fields`` need leave the callback (each K-length one costs a copy)."""
+def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], size: int) -> RewardLevels:
+    """The level structure of one ``(p, r)`` pair built on the host in one call (CPU; ``host_levels``), level
+    arrays of length ``size``: only the arrays the requested ``fields`` need leave the callback (each costs a
+    copy)."""
     k = p.shape[-1]
     host = _host_fields(fields)
-    shapes = {f: jax.ShapeDtypeStruct((k,), jnp.int32 if f in ("order", "lid", "count") else dtype) for f in host}
+    length = lambda f: k if f in ("order", "lid", "level_of") else size
+    integer = ("order", "lid", "level_of", "count")
+    shapes = {f: jax.ShapeDtypeStruct((length(f),), jnp.int32 if f in integer else dtype) for f in host}
     shapes |= {"num_levels": jax.ShapeDtypeStruct((), jnp.int32), "total": jax.ShapeDtypeStruct((), dtype)}
-    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype), fields=host)
+    build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype), fields=host, size=size)
     p, r = jax.lax.stop_gradient((p.astype(dtype), r))
     out = jax.pure_callback(build, shapes, p, r, vmap_method="broadcast_all")
-    level_of = lambda: jnp.zeros((k,), jnp.int32).at[out["order"]].set(out["lid"])
-    return _from_host_arrays(out, level_of, p, fields)
+    return _from_host_arrays(out, p, fields)
 
 
 def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...], fields: tuple[str, ...]) -> RewardLevels:
@@ -250,36 +252,34 @@ def _host_reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...], fiel
     pn = np.broadcast_to(np.asarray(p, dtype), batch + (k,))
     rn = np.broadcast_to(np.asarray(r), batch + (k,))
     out = host_levels.host_level_arrays(pn, rn, np.dtype(dtype), compact=True, fields=_host_fields(fields))
-
-    def level_of():
-        lv = np.empty_like(out["order"])
-        np.put_along_axis(lv, out["order"], out["lid"], axis=-1)
-        return lv
-
     p = numerics.broadcast_batch(p.astype(dtype), batch) if "log_probs" in fields else p  # p stays on device
-    return _from_host_arrays(out, level_of, p, fields)
+    return _from_host_arrays(out, p, fields)
 
 
 def _on_cpu(*arrays: jax.Array) -> bool:
     return all(d.platform == "cpu" for a in arrays for d in a.devices())
 
 
-def _levels_1d_selected(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], sort=sort_levels):
-    return _select(_levels_1d_xla(p, r, dtype, sort), fields)
+def _levels_1d_selected(
+    p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], size: int, sort=sort_levels
+) -> RewardLevels:
+    levels = _select(_levels_1d_xla(p, r, dtype, sort), fields)
+    return levels if size == p.shape[-1] else _map_level_fields(levels, lambda a: a[..., :size])
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...]) -> RewardLevels:
-    """The requested fields of the level structure of one pair: built on the host on CPU (one callback, O(L)
-    work past the sort and one gather), in XLA elsewhere; derivatives always from the XLA construction (its JVP)."""
-    xla = functools.partial(_levels_1d_selected, dtype=dtype, fields=fields, sort=_sort_levels_xla)
-    host = functools.partial(_levels_1d_host, dtype=dtype, fields=fields)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _levels_1d(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], size: int) -> RewardLevels:
+    """The requested fields of the level structure of one pair, level arrays of length ``size`` (the first
+    ``size`` levels): built on the host on CPU (one callback, O(L) work past the sort and one gather), in XLA
+    elsewhere; derivatives always from the XLA construction (its JVP)."""
+    xla = functools.partial(_levels_1d_selected, dtype=dtype, fields=fields, size=size, sort=_sort_levels_xla)
+    host = functools.partial(_levels_1d_host, dtype=dtype, fields=fields, size=size)
     return jax.lax.platform_dependent(p, r, cpu=host, default=xla)
 
 
 @_levels_1d.defjvp
-def _levels_1d_jvp(dtype: Any, fields: tuple[str, ...], primals: tuple, tangents: tuple):
-    return jax.jvp(functools.partial(_levels_1d_selected, dtype=dtype, fields=fields), primals, tangents)
+def _levels_1d_jvp(dtype: Any, fields: tuple[str, ...], size: int, primals: tuple, tangents: tuple):
+    return jax.jvp(functools.partial(_levels_1d_selected, dtype=dtype, fields=fields, size=size), primals, tangents)
 
 
 @validation.validate(
@@ -331,6 +331,43 @@ def reward_levels(
     return levels
 
 
+#: Under ``jit`` on CPU, :func:`on_reward_levels` first builds level arrays of this length; only with more
+#: distinct rewards does it build them with length K.
+FEW_LEVELS = 1 << 14
+
+
+def on_reward_levels(ref_probs: jax.Array, rewards: jax.Array, n: jax.Array, from_levels, fields: tuple[str, ...]):
+    """``from_levels(reward_levels(ref_probs, rewards, fields=fields), n)`` (arguments validated by the caller),
+    with level arrays as short as the levels also under ``jit``.
+
+    Concrete inputs get compacted levels (:func:`reward_levels`). Traced ones with K > ``FEW_LEVELS`` on CPU:
+    the host construction first returns level arrays of length ``FEW_LEVELS`` and ``from_levels`` runs on those
+    when every distinct reward fits (a ``lax.cond`` on the number of levels, which does not depend on ``n``);
+    otherwise the levels are built again with length K. Each K-length array out of the host construction costs
+    a copy, and per-n work runs over the real levels either way (``sum_over_levels``); on GPU/TPU the XLA
+    construction is used once, with length K. Under ``vmap`` over the distributions the ``cond`` becomes a
+    ``select`` and both run.
+    """
+    p, r = ref_probs, rewards
+    if validation.is_concrete(p, r) or p.shape[-1] <= FEW_LEVELS:
+        return from_levels(reward_levels(p, r, fields=fields), n)
+    return _on_few_levels(p, r, n, from_levels, fields)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _on_few_levels(p: jax.Array, r: jax.Array, n: jax.Array, from_levels, fields: tuple[str, ...]):
+    batch = numerics.batch_shape(p, r)
+    every = lambda p, r, n: from_levels(_reward_levels(p, r, batch, fields), n)
+
+    def few_first(p, r, n):
+        few = _reward_levels(p, r, batch, fields, FEW_LEVELS)
+        return jax.lax.cond(
+            jnp.max(few.num_levels) <= FEW_LEVELS, lambda: from_levels(few, n), lambda: every(p, r, n)
+        )
+
+    return jax.lax.platform_dependent(p, r, n, cpu=few_first, default=every)
+
+
 _LEVEL_FIELDS = ("reward", "mass", "log_mass", "log_cdf", "log_cdf_lower", "log_ratio", "tail", "count")
 
 
@@ -361,15 +398,18 @@ def _map_level_fields(levels: RewardLevels, fn) -> RewardLevels:
     return levels._replace(**{f: fn(a) for f in _LEVEL_FIELDS if (a := getattr(levels, f)) is not None})
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _reward_levels(p: jax.Array, r: jax.Array, batch: tuple[int, ...], fields: tuple[str, ...]) -> RewardLevels:
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _reward_levels(
+    p: jax.Array, r: jax.Array, batch: tuple[int, ...], fields: tuple[str, ...], size: int | None = None
+) -> RewardLevels:
     dtype = numerics.floating_dtype(p, r)
     k = p.shape[-1]
+    size = k if size is None else size
     p, r = (numerics.broadcast_batch(a, batch) for a in (p, r))
-    fn = lambda pp, rr: _levels_1d(pp, rr, dtype, fields)
+    fn = lambda pp, rr: _levels_1d(pp, rr, dtype, fields, size)
     for _ in batch:
         fn = jax.vmap(fn)
-    return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype, fields)
+    return fn(p, r) if batch else _levels_1d(p.reshape(k), r.reshape(k), dtype, fields, size)
 
 
 def broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
