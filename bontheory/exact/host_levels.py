@@ -71,12 +71,18 @@ def _ordered_bits(r: np.ndarray) -> tuple[np.ndarray, int]:
         np.copyto(u.view(np.int64), r, casting="unsafe")
         u ^= _SIGN
         return u, 64
+    flip = _scratch("flip", k, np.uint64)
     if r.dtype.itemsize <= 4:  # float16 / bfloat16 / float32: exact in float32
-        b = (r.astype(np.float32) + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0: -0.0 -> 0.0
-        np.copyto(u, np.where(b >> np.uint64(31), b ^ np.uint64(0xFFFFFFFF), b | np.uint64(1 << 31)))
+        f32 = _scratch("float32", k, np.float32)
+        np.copyto(f32, r, casting="unsafe")
+        f32 += np.float32(0)  # -0.0 -> 0.0
+        np.copyto(u, f32.view(np.uint32))
+        np.right_shift(u, np.uint64(31), out=flip)  # 1 where negative
+        flip *= np.uint64(0x7FFFFFFF)
+        flip |= np.uint64(1 << 31)
+        u ^= flip  # negative: the 32 bits flipped; positive: bit 31 set
         return u, 32
     np.add(r, 0.0, out=u.view(np.float64), dtype=np.float64)  # + 0: -0.0 -> 0.0
-    flip = _scratch("flip", k, np.uint64)
     np.right_shift(u.view(np.int64), 63, out=flip.view(np.int64))  # arithmetic: all ones where negative
     flip |= _SIGN
     u ^= flip  # negative: all bits flipped; positive: the sign bit set

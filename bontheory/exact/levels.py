@@ -380,7 +380,7 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
     and K ≥ ``min_outcomes``; with few distinct rewards among many outcomes this makes every n-dependent
     evaluation O(L) instead of O(K) per n (e.g. 8k levels among 10⁶ outcomes).
     """
-    k = level_count(levels)
+    k = _level_count(levels)
     if k < min_outcomes:
         return levels
     size = host_levels.compact_size(int(jnp.max(levels.num_levels)), k, min_outcomes)
@@ -389,7 +389,7 @@ def compact_levels(levels: RewardLevels, min_outcomes: int = 4096) -> RewardLeve
     return _map_level_fields(levels, lambda a: a[..., :size])
 
 
-def level_count(levels: RewardLevels) -> int:
+def _level_count(levels: RewardLevels) -> int:
     """The length of the level arrays (K, or fewer after compaction)."""
     return next(a.shape[-1] for a in (getattr(levels, f) for f in _LEVEL_FIELDS) if a is not None)
 
@@ -461,7 +461,7 @@ def _log_q(levels: RewardLevels, nn: jax.Array, shape: tuple[int, ...]) -> jax.A
 
 
 def _blocks(levels: RewardLevels, block: int) -> tuple[int, int, jax.Array]:
-    size = level_count(levels)
+    size = _level_count(levels)
     return size, -(-size // block), jnp.max(levels.num_levels)
 
 
