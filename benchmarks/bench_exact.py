@@ -4,8 +4,9 @@
 
 * ``bon_kl`` and ``bon_pmf`` for K = 10⁶ outcomes over 64 values of n, with ~8k distinct reward levels and
   with all rewards distinct, two ways: (a) ``jax.jit(jax.vmap(f, in_axes=(None, None, 0)))`` — everything
-  traced, so the level arrays keep length K; (b) an eager call with an array ``n`` — the concrete path,
-  which drops padding levels (``compact_levels``) so each n costs O(#levels);
+  traced, so the level arrays have a static length: 2^14 (``FEW_LEVELS``) when the rewards have that few
+  distinct values, else K; (b) an eager call with an array ``n`` — the concrete path, which keeps the real
+  levels only (``compact_levels``); either way each n costs O(#levels);
 * ``bon_sample_exact``: 10⁶ exact BoN draws at n = 1 and n = 10⁴, and 10⁵ draws at each of 64 n from one sort
   (``reward_levels`` once, then ``bon_sample_exact_from_levels``);
 * the floor: one sort of the rewards into levels (``sort_levels``; NumPy's ``np.sort`` beside it), and the

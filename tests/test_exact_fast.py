@@ -176,6 +176,8 @@ def test_requested_fields_equal_the_full_construction_and_the_rest_are_none():
         np.testing.assert_allclose(np.asarray(fn(ps, rs, n)), want, rtol=1e-13)
         np.testing.assert_allclose(np.asarray(jax.jit(fn)(ps, rs, n)), want, rtol=1e-13)
     with pytest.raises(ValueError, match="fields"):
+        bt.bon_pmf_from_levels(bt.reward_levels(ps, rs, fields=("log_cdf", "log_ratio", "log_mass")), 3)
+    with pytest.raises(ValueError, match="fields"):
         bt.reward_levels(ps, rs, fields=("log_cdf", "no_such_field"))
     with pytest.raises(TypeError, match="fields"):
         bt.reward_levels(ps, rs, fields="log_cdf")

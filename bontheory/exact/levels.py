@@ -420,7 +420,10 @@ def broadcast_levels_n(levels: RewardLevels, n: jax.Array) -> tuple[jax.Array, t
     return nf[..., None], shape
 
 
-def broadcast_level_array(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def broadcast_level_array(x: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
+    if x is None:
+        raise ValueError("levels lacks a field this function reads: build them with reward_levels(...) without "
+                         "fields=, or with the fields it needs")
     return jnp.broadcast_to(x, shape + x.shape[-1:])
 
 
