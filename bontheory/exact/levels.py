@@ -20,6 +20,9 @@ level next to the top.
 Shapes are fixed: with K outcomes there are at most K levels, and the level arrays are padded to length K
 (padding levels have zero mass, :math:`F = F^- = 1`, hence :math:`q_\ell(n) = 0`), so everything works under
 ``jit`` and ``vmap``.
+The functionals on ``(p, r)`` go through :func:`on_reward_levels`, which under ``jit`` on CPU first builds level
+arrays of length ``FEW_LEVELS`` (enough for every distinct reward in most uses) and length K only past that,
+and asks for the fields it reads only (``reward_levels(..., fields=...)``).
 Where it is built: on CPU the whole structure comes from one host call (``host_levels``: NumPy's sort of
 packed words, one gather, one segmented sum, then O(L) work), because XLA's CPU sort is an order of magnitude
 slower than NumPy's and XLA would spend O(K) passes on the padded level arrays; on GPU/TPU it is built from XLA
