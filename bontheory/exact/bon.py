@@ -69,9 +69,47 @@ def _ratio_values(lv: RewardLevels, log_q: jax.Array, shape) -> jax.Array:
     return jnp.exp(_log_ratio_values(lv, log_q, shape))
 
 
+def _gather_rows(values: jax.Array, index: jax.Array) -> jax.Array:
+    """``values[..., index]`` as one gather along the last axis with indices broadcast to every row:
+    ``S + (L,)``, ``(..., K)`` -> ``broadcast(S, ...) + (K,)``."""
+    shape = jnp.broadcast_shapes(values.shape[:-1], index.shape[:-1])
+    values = jnp.broadcast_to(values, shape + values.shape[-1:])
+    return jnp.take_along_axis(values, jnp.broadcast_to(index, shape + index.shape[-1:]), axis=-1)
+
+
+@jax.custom_batching.custom_vmap
+def _gather_batched_rows(values: jax.Array, index: jax.Array) -> jax.Array:
+    return _gather_rows(values, index)
+
+
+@_gather_batched_rows.def_vmap
+def _gather_batched_rows_vmap(axis_size: int, in_batched: list[bool], values: jax.Array, index: jax.Array):
+    # vmap (e.g. over n) adds a leading axis; gathering row by row keeps the result in that (row-major) layout,
+    # where JAX's generic rule gathers columns of the batched values and transposes (a K-long copy per n)
+    values_batched, index_batched = in_batched
+    if not values_batched:
+        values = jnp.broadcast_to(values, (axis_size, *values.shape))
+    if not index_batched:
+        index = jnp.broadcast_to(index, (axis_size, *index.shape))
+    pad = lambda a, rank: a.reshape(a.shape[:1] + (1,) * (rank - a.ndim) + a.shape[1:])
+    rank = max(values.ndim, index.ndim)
+    return _gather_rows(pad(values, rank), pad(index, rank)), True
+
+
+@jax.custom_jvp
+def _gather_levels(values: jax.Array, index: jax.Array) -> jax.Array:
+    return _gather_batched_rows(values, index)
+
+
+@_gather_levels.defjvp
+def _gather_levels_jvp(primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    values, index = primals
+    return _gather_levels(values, index), _gather_rows(tangents[0], index)  # linear in the values: transposable
+
+
 def _per_outcome(levels: RewardLevels, level_values: jax.Array) -> jax.Array:
-    shape = level_values.shape[:-1]
-    return jnp.take_along_axis(level_values, broadcast_level_array(levels.level_of, shape), axis=-1)
+    """``level_values[..., level_of]``: one value per outcome (``S + (L,)`` -> ``S + (K,)``)."""
+    return _gather_levels(level_values, broadcast_level_array(levels.level_of, level_values.shape[:-1]))
 
 
 @validation.validate(levels=validation.levels, n=validation.sample_size)
