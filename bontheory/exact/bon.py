@@ -177,16 +177,13 @@ def bon_win_rate_from_levels(levels: RewardLevels, n: jax.Array) -> jax.Array:
 # Public API on (ref_probs, rewards)
 
 
-def _levels_and_n(ref_probs, rewards, n) -> tuple[RewardLevels, jax.Array]:
-    return reward_levels(ref_probs, rewards), n  # validated by the caller's @_validated
-
-
-# the level fields each sum over levels reads (on CPU each K-length field costs a copy out of the host construction)
+# the level fields each function reads (on CPU each K-length field costs a copy out of the host construction)
 _Q_FIELDS = ("log_cdf", "log_ratio")
 _KL_FIELDS = (*_Q_FIELDS, "log_mass")
 _REWARD_FIELDS = (*_Q_FIELDS, "reward")
 _LOSS_FIELDS = (*_Q_FIELDS, "tail", "mass")
 _LOG_PMF_FIELDS = (*_KL_FIELDS, "level_of", "log_probs")
+_SAMPLE_FIELDS = ("log_cdf", "order", "level_of", "log_probs", "count")
 
 
 _validated = validation.validate(ref_probs=validation.probs, rewards=validation.rewards, n=validation.sample_size)
@@ -356,7 +353,7 @@ def bon_sample_exact(
     Returns:
       int32 outcome indices of shape ``tuple(shape) + batch``.
     """
-    levels, n = _levels_and_n(ref_probs, rewards, n)
+    levels = reward_levels(ref_probs, rewards, fields=_SAMPLE_FIELDS)  # validated by the decorator
     return _sample_batched(key, levels, n, shape)  # for many n from one sort: bon_sample_exact_from_levels
 
 
