@@ -203,6 +203,12 @@ def test_few_levels_first_under_jit_and_the_full_construction_past_them(levels):
         _close(a, b)
     over_n = jax.jit(jax.vmap(bt.bon_kl, in_axes=(None, None, 0)))(p, r, ns)
     _close(over_n, kl0)
+    # a batch of rows: the cond takes the largest number of levels of the batch (a row of 50 levels rides along)
+    p2, r2 = _case("ties", k, seed=levels + 1)
+    r2 = r2 % 50
+    batch = jax.jit(bt.bon_kl)(np.stack([p, p2]), np.stack([r, r2]), ns[:, None])
+    _close(batch[:, 0], kl0)
+    _close(batch[:, 1], bt.bon_kl(p2, r2, ns))
     if levels > FEW_LEVELS:
         return
     # the gradient through the short level arrays, against a central difference
