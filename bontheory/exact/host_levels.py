@@ -30,8 +30,9 @@ _SIGN = np.uint64(1 << 63)
 #: Levels of at most this many outcomes keep the plain (sequential, float64) sum of their probabilities, within
 #: SHORT_LEVEL·eps ≈ 1e-12 of their own size; longer levels are summed pairwise.
 SHORT_LEVEL = 4096
-#: Work arrays up to this many bytes are kept per thread and reused by the next call of the same length.
-SCRATCH_BYTES = 1 << 27
+#: Work arrays up to this many bytes (K ≤ 4·10⁶ outcomes) are kept per thread and reused by the next call of the
+#: same length: 45 bytes per outcome stay allocated in each thread that built levels (45 MB for K = 10⁶).
+SCRATCH_BYTES = 1 << 25
 
 _scratch_arrays = threading.local()
 
