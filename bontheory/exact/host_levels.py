@@ -37,26 +37,17 @@ SCRATCH_BYTES = 1 << 25
 _scratch_arrays = threading.local()
 
 
-def _scratch(name: str, k: int, dtype: type) -> np.ndarray:
-    """A K-length work array of this thread, reused across calls (its contents are garbage). On small VMs a
-    fresh 8 MB array costs milliseconds of page faults, more than the sort; arrays over ``SCRATCH_BYTES`` are
-    fresh. Never returned to a caller: results are copied out."""
+def _scratch(name: str, k: int, dtype: type, make=np.empty) -> np.ndarray:
+    """A K-length work array of this thread, ``make(k, dtype)``, reused across calls (``np.empty``: its contents
+    are garbage; anything else: kept read-only). On small VMs a fresh 8 MB array costs milliseconds of page faults,
+    more than the sort; arrays over ``SCRATCH_BYTES`` are fresh. Never returned to a caller: results are copied
+    out."""
     cache = _scratch_arrays.__dict__
     a = cache.get(name)
     if a is None or a.shape[0] != k or a.dtype != dtype:
-        a = np.empty(k, dtype)
+        a = make(k, dtype=dtype)
         if a.nbytes <= SCRATCH_BYTES:
             cache[name] = a
-    return a
-
-
-def _index_words(k: int) -> np.ndarray:
-    """``arange(K)`` as uint64 (read-only, cached like a work array)."""
-    a = _scratch_arrays.__dict__.get("index")
-    if a is None or a.shape[0] != k:
-        a = np.arange(k, dtype=np.uint64)
-        if a.nbytes <= SCRATCH_BYTES:
-            _scratch_arrays.index = a
     return a
 
 
@@ -105,7 +96,7 @@ def _sort_keys(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.bitwise_and(u, _LOW, out=words)
         exact = not words.any()  # every key fits in its high 32 bits (e.g. integer-valued rewards)
         np.bitwise_and(u, ~_LOW, out=words)
-    words |= _index_words(k)
+    words |= _scratch("index", k, np.uint64, make=np.arange)  # arange(K)
     words.sort()
     order = _scratch("order", k, np.int64)
     np.bitwise_and(words, _LOW, out=order.view(np.uint64))
@@ -148,11 +139,15 @@ def host_sort_levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _copy_sorted(
-    sorted_row: tuple[np.ndarray, np.ndarray], order: np.ndarray, lid: np.ndarray, level_of: np.ndarray | None = None
+    sorted_row: tuple[np.ndarray, np.ndarray],
+    order: np.ndarray | None,
+    lid: np.ndarray,
+    level_of: np.ndarray | None = None,
 ) -> None:
-    """Writes a row's order (int32), level ids per sorted position (``cumsum(new) - 1``) and, if asked, the level
-    of each outcome (``level_of[order] = lid``) out of the work arrays."""
-    np.copyto(order, sorted_row[0], casting="unsafe")
+    """Writes a row's order (int32, if asked), level ids per sorted position (``cumsum(new) - 1``) and, if asked,
+    the level of each outcome (``level_of[order] = lid``) out of the work arrays."""
+    if order is not None:
+        np.copyto(order, sorted_row[0], casting="unsafe")
     np.cumsum(sorted_row[1], dtype=np.int32, out=lid)
     lid -= 1
     if level_of is not None:
@@ -206,8 +201,8 @@ def compact_size(num_levels: int, k: int, min_outcomes: int = 4096) -> int:
 
 
 #: The arrays :func:`host_level_arrays` can return besides ``num_levels`` and ``total``: per sorted position
-#: (``order``, ``lid``), per outcome (``level_of``) and per level (the rest).
-HOST_FIELDS = ("order", "lid", "level_of", "reward", "mass", "log_mass", "log_cdf", "log_ratio", "tail", "count")
+#: (``order``), per outcome (``level_of``) and per level (the rest).
+HOST_FIELDS = ("order", "level_of", "reward", "mass", "log_mass", "log_cdf", "log_ratio", "tail", "count")
 
 
 def host_level_arrays(
@@ -221,8 +216,8 @@ def host_level_arrays(
     """The level arrays of every row of ``(p, r)`` ``(..., K)``, padded to K (to :func:`compact_size` of the
     largest number of levels with ``compact``; to ``size`` if given, keeping the first ``size`` levels).
 
-    Returns a dict of ``num_levels``, ``total`` and the requested ``fields`` (of :data:`HOST_FIELDS`): ``order``,
-    ``lid`` (the level id of each sorted position), ``level_of`` (of each outcome), then ``reward``, ``mass``,
+    Returns a dict of ``num_levels``, ``total`` and the requested ``fields`` (of :data:`HOST_FIELDS`): ``order``
+    (the outcome at each sorted position), ``level_of`` (the level of each outcome), then ``reward``, ``mass``,
     ``log_mass``, ``log_cdf``, ``log_ratio``, ``tail``, ``count``; integers int32, floats in ``dtype``; ``total``
     is the unnormalised mass :math:`\\sum_y \\max(p(y), 0)` ``(...)``. Padding levels (past ``num_levels``) have
     the top reward, zero mass and count, :math:`\\log m = -\\infty`, :math:`\\log F = \\log(F^-/F) = 0`. (The
@@ -234,7 +229,7 @@ def host_level_arrays(
     k = p.shape[-1]
     batch = p.shape[:-1]
     rows = int(np.prod(batch, dtype=np.int64))
-    sorted_fields = [f for f in ("order", "lid", "level_of") if f in fields]
+    sorted_fields = [f for f in ("order", "level_of") if f in fields]
     out = {f: np.empty((rows, k), np.int32) for f in sorted_fields}
     out["num_levels"] = np.empty((rows,), np.int32)
     out["total"] = np.empty((rows,), dtype)
@@ -244,14 +239,14 @@ def host_level_arrays(
             row = _level_row(pp, rr)
             sorted_row = row.pop("sorted")
             if sorted_fields:
-                order_lid = (out[f][i] if f in out else np.empty(k, np.int32) for f in ("order", "lid"))
-                _copy_sorted(sorted_row, *order_lid, out["level_of"][i] if "level_of" in out else None)
+                order, level_of = (out[f][i] if f in out else None for f in ("order", "level_of"))
+                _copy_sorted(sorted_row, order, np.empty(k, np.int32), level_of)
             out["num_levels"][i] = len(row["count"])
             out["total"][i] = row["total"]
             per_row.append(row)
     if size is None:
         size = compact_size(int(out["num_levels"].max(initial=1)), k) if compact else k
-    for f in (f for f in HOST_FIELDS[3:] if f in fields):
+    for f in (f for f in HOST_FIELDS[2:] if f in fields):
         a = np.empty((rows, size), np.int32 if f == "count" else dtype)
         for i, row in enumerate(per_row):
             nl = min(len(row["count"]), size)

@@ -183,25 +183,13 @@ def _levels_1d_xla(p: jax.Array, r: jax.Array, dtype: Any, sort=sort_levels) -> 
     )
 
 
-#: The host arrays (``host_levels.HOST_FIELDS``) each field of :class:`RewardLevels` is made from.
-_HOST_SOURCES = {
-    "order": ("order",),
-    "level_of": ("level_of",),
-    "num_levels": (),
-    "reward": ("reward",),
-    "mass": ("mass",),
-    "log_mass": ("log_mass",),
-    "log_cdf": ("log_cdf",),
-    "log_cdf_lower": ("log_cdf", "log_ratio"),
-    "log_ratio": ("log_ratio",),
-    "tail": ("tail",),
-    "count": ("count",),
-    "log_probs": (),
-}
+#: The fields of :class:`RewardLevels` not returned by the host construction as they are, and the host arrays
+#: (``host_levels.HOST_FIELDS``) they are made from; every other field is the host array of its name.
+_DERIVED_FROM = {"num_levels": (), "log_cdf_lower": ("log_cdf", "log_ratio"), "log_probs": ()}
 
 
 def _host_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
-    need = {h for f in fields for h in _HOST_SOURCES[f]}
+    need = {h for f in fields for h in _DERIVED_FROM.get(f, (f,))}
     return tuple(h for h in host_levels.HOST_FIELDS if h in need)
 
 
@@ -213,22 +201,13 @@ def _from_host_arrays(out: dict, p: jax.Array, fields: tuple[str, ...]) -> Rewar
     """:class:`RewardLevels` (the requested ``fields``) from ``host_levels.host_level_arrays``'s output and the
     (unnormalised) probabilities: the derived logs are taken here."""
     out = {f: jnp.asarray(a) for f, a in out.items()}
-    make = {
-        "order": lambda: out["order"],
-        "level_of": lambda: out["level_of"],
-        "reward": lambda: out["reward"],
-        "mass": lambda: out["mass"],
-        "log_mass": lambda: out["log_mass"],
-        "log_cdf": lambda: out["log_cdf"],
+    derived = {
         # log F⁻ = log F + log(F⁻/F), both ≤ 0: no cancellation
         "log_cdf_lower": lambda: out["log_cdf"] + out["log_ratio"],
-        "log_ratio": lambda: out["log_ratio"],
-        "tail": lambda: out["tail"],
-        "count": lambda: out["count"],
         "log_probs": lambda: safe_log(jnp.maximum(p, 0) / out["total"][..., None]),
     }
-    values = {f: make[f]() if f in fields else None for f in make}
-    return RewardLevels(num_levels=out["num_levels"], **values)
+    values = {f: (derived[f]() if f in derived else out[f]) if f in fields else None for f in RewardLevels._fields}
+    return RewardLevels(**values | {"num_levels": out["num_levels"]})
 
 
 def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, ...], size: int) -> RewardLevels:
@@ -237,8 +216,8 @@ def _levels_1d_host(p: jax.Array, r: jax.Array, dtype: Any, fields: tuple[str, .
     copy)."""
     k = p.shape[-1]
     host = _host_fields(fields)
-    length = lambda f: k if f in ("order", "lid", "level_of") else size
-    integer = ("order", "lid", "level_of", "count")
+    length = lambda f: k if f in ("order", "level_of") else size
+    integer = ("order", "level_of", "count")
     shapes = {f: jax.ShapeDtypeStruct((length(f),), jnp.int32 if f in integer else dtype) for f in host}
     shapes |= {"num_levels": jax.ShapeDtypeStruct((), jnp.int32), "total": jax.ShapeDtypeStruct((), dtype)}
     build = functools.partial(host_levels.host_level_arrays, dtype=np.dtype(dtype), fields=host, size=size)
